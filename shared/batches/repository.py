@@ -1,0 +1,68 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from shared.calls import status as st
+from shared.models import Batch, Call, utcnow
+
+INSERT_CHUNK = 5_000
+
+
+def insert_calls(session: Session, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), INSERT_CHUNK):
+        session.execute(insert(Call), rows[start : start + INSERT_CHUNK])
+
+
+def get_for_account(session: Session, account_id: str, batch_id: str) -> Batch | None:
+    return session.scalar(select(Batch).where(Batch.id == batch_id, Batch.account_id == account_id))
+
+
+def counts_by_status(session: Session, batch_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(Call.status, func.count()).where(Call.batch_id == batch_id).group_by(Call.status)
+    )
+    return {status: count for status, count in rows}
+
+
+def unhand_queued(session: Session, batch_id: str) -> None:
+    session.execute(
+        update(Call)
+        .where(Call.batch_id == batch_id, Call.status == st.QUEUED)
+        .values(handed_at=None)
+    )
+
+
+def cancel_unstarted(session: Session, batch_id: str) -> int:
+    now = utcnow()
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Call)
+        .where(
+            Call.batch_id == batch_id,
+            Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS)),
+        )
+        .values(status=st.CANCELED, ended_at=now, updated_at=now)
+    )
+    return result.rowcount
+
+
+def live_call_ids(session: Session, batch_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Call.id).where(
+                Call.batch_id == batch_id, Call.status.in_((st.DIALING, *st.LIVE))
+            )
+        )
+    )
+
+
+def dials_since(session: Session, batch_id: str, since: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Call)
+            .where(Call.batch_id == batch_id, Call.dial_started_at >= since)
+        )
+        or 0
+    )

@@ -1,0 +1,177 @@
+"""Stripe events: stored once when they arrive, applied by a worker, in any order.
+
+Credits follow the payment: a checkout session adds its credits once (whether
+checkout.session.completed, async_payment_succeeded or both arrive, however often); a refund or a
+dispute takes back its share once. A refund or dispute that arrives before its payment is known
+waits (pending) and is applied when the payment is.
+"""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.billing import jobs, ledger
+from shared.calls import service as calls_service
+from shared.models import Account, CheckoutSession, ExternalEvent, utcnow
+
+SOURCE = "stripe"
+
+
+class Pending(Exception):
+    """The event cannot be applied yet; it is kept and tried again."""
+
+
+def store(session: Session, event: dict[str, Any]) -> bool:
+    """Keep a verified event once; True when it is new (and a worker will apply it)."""
+    row = ExternalEvent(source=SOURCE, external_id=event["id"], type=event["type"], payload=event)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    jobs.apply_event(session, row.id)
+    return True
+
+
+def apply(session: Session, event_row_id: str) -> str:
+    row = session.get(ExternalEvent, event_row_id)
+    if row is None or row.handled_at is not None:
+        return "nothing to do"
+    handler = _HANDLERS.get(row.type)
+    if handler is None:
+        row.handled_at = utcnow()
+        return f"{row.type}: stored, nothing to apply"
+    try:
+        outcome = handler(session, row.payload["data"]["object"])
+    except Pending as exc:
+        row.pending_reason = str(exc)
+        return f"{row.type}: pending ({exc})"
+    row.handled_at = utcnow()
+    row.pending_reason = None
+    return f"{row.type}: {outcome}"
+
+
+def pending_ids(session: Session, limit: int = 500) -> list[str]:
+    return list(
+        session.scalars(
+            select(ExternalEvent.id)
+            .where(ExternalEvent.source == SOURCE, ExternalEvent.handled_at.is_(None))
+            .order_by(ExternalEvent.created_at)
+            .limit(limit)
+        )
+    )
+
+
+def _checkout_for_session(session: Session, stripe_session: dict[str, Any]) -> CheckoutSession:
+    checkout = session.scalar(
+        select(CheckoutSession).where(CheckoutSession.stripe_session_id == stripe_session["id"])
+    )
+    if checkout is None:
+        checkout_id = (stripe_session.get("metadata") or {}).get("checkout_id")
+        checkout = session.get(CheckoutSession, checkout_id) if checkout_id else None
+    if checkout is None:
+        raise Pending(f"checkout session {stripe_session['id']} is not one of ours yet")
+    return checkout
+
+
+def _checkout_for_payment(session: Session, payment_intent: str | None) -> CheckoutSession:
+    checkout = (
+        session.scalar(
+            select(CheckoutSession).where(CheckoutSession.payment_intent_id == payment_intent)
+        )
+        if payment_intent
+        else None
+    )
+    if checkout is None or checkout.status != "paid":
+        raise Pending(f"payment {payment_intent} is not credited yet")
+    return checkout
+
+
+def _credit(session: Session, stripe_session: dict[str, Any]) -> str:
+    checkout = _checkout_for_session(session, stripe_session)
+    entry = ledger.apply(
+        session,
+        ledger.Change(
+            checkout.account_id, checkout.credits, "checkout", "checkout_session", checkout.id,
+            reference=f"checkout:{checkout.id}", note=f"Stripe {stripe_session['id']}",
+        ),
+    )  # fmt: skip
+    checkout.status = "paid"
+    checkout.paid_at = checkout.paid_at or utcnow()
+    checkout.payment_intent_id = checkout.payment_intent_id or stripe_session.get("payment_intent")
+    checkout.failure_reason = None
+    session.flush()
+    if entry is None:
+        return "already credited"
+    calls_service.resume_waiting(session, checkout.account_id)
+    # Refunds or disputes that came before this payment can be applied now.
+    for event_id in pending_ids(session):
+        jobs.apply_event(session, event_id)
+    return f"credited {checkout.credits}"
+
+
+def _session_completed(session: Session, obj: dict[str, Any]) -> str:
+    if obj.get("payment_status") != "paid":
+        return "payment not settled yet (async); waiting for async_payment_succeeded"
+    return _credit(session, obj)
+
+
+def _async_payment_failed(session: Session, obj: dict[str, Any]) -> str:
+    checkout = _checkout_for_session(session, obj)
+    if checkout.status != "paid":
+        checkout.status = "failed"
+        checkout.failure_reason = "the asynchronous payment failed"
+    return "payment failed"
+
+
+def _share(checkout: CheckoutSession, amount_cents: int, paid_cents: int) -> int:
+    """The credits that `amount_cents` of a `paid_cents` payment bought (rounded up: money
+    taken back never leaves credits that were not paid for)."""
+    if paid_cents <= 0:
+        return checkout.credits
+    return min(checkout.credits, -(-checkout.credits * amount_cents // paid_cents))
+
+
+def _charge_refunded(session: Session, charge: dict[str, Any]) -> str:
+    checkout = _checkout_for_payment(session, charge.get("payment_intent"))
+    target = _share(checkout, int(charge["amount_refunded"]), int(charge["amount"]))
+    taken = -ledger.total_for_subject(session, "checkout_session", checkout.id, "refund")
+    if target <= taken:
+        return "refund already taken back"
+    ledger.apply(
+        session,
+        ledger.Change(
+            checkout.account_id, -(target - taken), "refund", "checkout_session", checkout.id,
+            reference=f"refund:{charge['id']}:{charge['amount_refunded']}",
+            note=f"{charge['id']}: {charge['amount_refunded']} of {charge['amount']} refunded",
+        ),
+    )  # fmt: skip
+    return f"took back {target - taken}"
+
+
+def _dispute_created(session: Session, dispute: dict[str, Any]) -> str:
+    checkout = _checkout_for_payment(session, dispute.get("payment_intent"))
+    credits = _share(checkout, int(dispute["amount"]), checkout.amount_cents)
+    entry = ledger.apply(
+        session,
+        ledger.Change(
+            checkout.account_id, -credits, "dispute", "checkout_session", checkout.id,
+            reference=f"dispute:{dispute['id']}", note=f"{dispute['id']}: {dispute.get('reason')}",
+        ),
+    )  # fmt: skip
+    account = session.get(Account, checkout.account_id)
+    assert account is not None
+    account.disputed = True
+    return f"took back {credits}" if entry else "dispute already applied"
+
+
+_HANDLERS = {
+    "checkout.session.completed": _session_completed,
+    "checkout.session.async_payment_succeeded": _credit,
+    "checkout.session.async_payment_failed": _async_payment_failed,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute_created,
+}

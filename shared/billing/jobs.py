@@ -1,0 +1,12 @@
+"""Task names for billing, and enqueueing them after the caller's commit."""
+
+from sqlalchemy.orm import Session
+
+from shared.queue import enqueue
+
+APPLY_EVENT = "billing.apply_event"
+RETRY_PENDING = "billing.retry_pending"
+
+
+def apply_event(session: Session, event_id: str) -> None:
+    enqueue(session, APPLY_EVENT, event_id)

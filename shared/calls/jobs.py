@@ -1,0 +1,32 @@
+"""Task names for calls, and enqueueing them after the caller's commit."""
+
+from sqlalchemy.orm import Session
+
+from shared.queue import enqueue
+
+DIAL = "calls.dial"
+RECONCILE = "calls.reconcile"
+RECONCILE_LIVE = "calls.reconcile_live"
+HANG_UP = "calls.hang_up"
+DISPATCH = "calls.dispatch"
+SWEEP = "calls.sweep"
+
+
+def dial(session: Session, call_id: str) -> None:
+    enqueue(session, DIAL, call_id)
+
+
+def reconcile(session: Session, call_id: str) -> None:
+    enqueue(session, RECONCILE, call_id)
+
+
+def reconcile_live(session: Session, call_id: str) -> None:
+    enqueue(session, RECONCILE_LIVE, call_id)
+
+
+def hang_up(session: Session, call_id: str) -> None:
+    enqueue(session, HANG_UP, call_id)
+
+
+def dispatch(session: Session) -> None:
+    enqueue(session, DISPATCH)

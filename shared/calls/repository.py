@@ -1,0 +1,231 @@
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.calls import status as st
+from shared.models import Batch, Call, CallEvent, Campaign, utcnow
+
+# Batches whose calls must not start.
+STOPPED_BATCHES = ("paused", "canceled")
+
+
+def _batch_may_dial() -> ColumnElement[bool]:
+    stopped = select(Batch.id).where(Batch.status.in_(STOPPED_BATCHES))
+    return or_(Call.batch_id.is_(None), Call.batch_id.not_in(stopped))
+
+
+def get(session: Session, call_id: str) -> Call | None:
+    return session.get(Call, call_id)
+
+
+def get_for_account(session: Session, account_id: str, ref: str) -> Call | None:
+    """By the product's call id or by Twilio's call SID, only within the account."""
+    column = Call.twilio_sid if ref.startswith("CA") else Call.id
+    return session.scalar(select(Call).where(column == ref, Call.account_id == account_id))
+
+
+def list_page(
+    session: Session,
+    account_id: str,
+    *,
+    campaign_id: str | None,
+    status: str | None,
+    batch_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Call], int]:
+    query = select(Call).where(Call.account_id == account_id)
+    if campaign_id is not None:
+        query = query.where(Call.campaign_id == campaign_id)
+    if status is not None:
+        query = query.where(Call.status == status)
+    if batch_id is not None:
+        query = query.where(Call.batch_id == batch_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Call.created_at.desc(), Call.id).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+def events(session: Session, call_id: str) -> list[CallEvent]:
+    return list(
+        session.scalars(
+            select(CallEvent)
+            .where(CallEvent.call_id == call_id)
+            .order_by(CallEvent.sequence_number, CallEvent.occurred_at)
+        )
+    )
+
+
+def has_event(session: Session, call_id: str, source: str, sequence_number: int) -> bool:
+    return (
+        session.scalar(
+            select(CallEvent.id).where(
+                CallEvent.call_id == call_id,
+                CallEvent.source == source,
+                CallEvent.sequence_number == sequence_number,
+            )
+        )
+        is not None
+    )
+
+
+def claim(session: Session, call_id: str, attempt: str) -> bool:
+    """Take a queued call for dialing; False when another worker has it, it is over, or its
+    batch is paused or canceled."""
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Call)
+        .where(Call.id == call_id, Call.status == st.QUEUED, _batch_may_dial())
+        .values(status=st.DIALING, attempt=attempt, dial_started_at=utcnow(), updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def update_attempt(session: Session, call_id: str, claimed: str, **values: object) -> bool:
+    """Change a claimed call only if the claim is still this attempt's."""
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Call)
+        .where(Call.id == call_id, Call.attempt == claimed, Call.status == st.DIALING)
+        .values(updated_at=utcnow(), **values)
+    )
+    return result.rowcount == 1
+
+
+def cancel_if_queued(session: Session, call_id: str) -> bool:
+    """Cancel a call Twilio never had: queued, or waiting for credits."""
+    now = utcnow()
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Call)
+        .where(Call.id == call_id, Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS)))
+        .values(status=st.CANCELED, ended_at=now, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def known_sids(session: Session, sids: Sequence[str]) -> set[str]:
+    if not sids:
+        return set()
+    return set(session.scalars(select(Call.twilio_sid).where(Call.twilio_sid.in_(sids))))
+
+
+def _owed(stale_before: datetime) -> ColumnElement[bool]:
+    """Queued calls no worker holds: never handed out, or handed so long ago the task is lost."""
+    return (
+        (Call.status == st.QUEUED)
+        & or_(Call.handed_at.is_(None), Call.handed_at < stale_before)
+        & _batch_may_dial()
+    )
+
+
+def owed_groups(session: Session, stale_before: datetime) -> list[tuple[str, str | None]]:
+    """(account, batch) pairs with calls owed; single calls form their account's None group."""
+    rows = session.execute(
+        select(Call.account_id, Call.batch_id).where(_owed(stale_before)).distinct()
+    )
+    return [(account_id, batch_id) for account_id, batch_id in rows]
+
+
+def owed_ids(
+    session: Session, stale_before: datetime, account_id: str, batch_id: str | None, limit: int
+) -> list[str]:
+    batch = Call.batch_id.is_(None) if batch_id is None else Call.batch_id == batch_id
+    return list(
+        session.scalars(
+            select(Call.id)
+            .where(_owed(stale_before), Call.account_id == account_id, batch)
+            .order_by(Call.created_at, Call.id)
+            .limit(limit)
+        )
+    )
+
+
+def count_in_flight(session: Session, handed_since: datetime, account_id: str | None = None) -> int:
+    """Calls handed to a worker that no worker has claimed yet."""
+    query = (
+        select(func.count())
+        .select_from(Call)
+        .where(Call.status == st.QUEUED, Call.handed_at >= handed_since)
+    )
+    if account_id is not None:
+        query = query.where(Call.account_id == account_id)
+    return session.scalar(query) or 0
+
+
+HOLDING_A_LINE = (st.DIALING, *st.LIVE)
+
+
+def count_live(session: Session, *, account_id: str, campaign_id: str | None = None) -> int:
+    """Calls holding a line: from hand-over to their final status."""
+    query = (
+        select(func.count())
+        .select_from(Call)
+        .where(Call.account_id == account_id, Call.status.in_(HOLDING_A_LINE))
+    )
+    if campaign_id is not None:
+        query = query.where(Call.campaign_id == campaign_id)
+    return session.scalar(query) or 0
+
+
+def unhand(session: Session, call_id: str) -> None:
+    session.execute(
+        update(Call).where(Call.id == call_id, Call.status == st.QUEUED).values(handed_at=None)
+    )
+
+
+def live_past(session: Session, started_before: datetime) -> list[str]:
+    """Live calls older than any time limit allows: their final callback never came."""
+    return list(
+        session.scalars(
+            select(Call.id).where(
+                Call.status.in_(st.LIVE),
+                Call.twilio_sid.is_not(None),
+                Call.dial_started_at < started_before,
+            )
+        )
+    )
+
+
+def mark_handed(session: Session, call_ids: Sequence[str]) -> None:
+    session.execute(
+        update(Call)
+        .where(Call.id.in_(call_ids), Call.status == st.QUEUED)
+        .values(handed_at=utcnow())
+    )
+
+
+def stuck_dialing_ids(session: Session, started_before: datetime) -> list[str]:
+    """Claimed calls with no SID long after the claim: the worker died or Twilio never answered."""
+    return list(
+        session.scalars(
+            select(Call.id).where(
+                Call.status == st.DIALING,
+                Call.twilio_sid.is_(None),
+                Call.dial_started_at < started_before,
+            )
+        )
+    )
+
+
+def waiting_for_credits(session: Session, account_id: str, limit: int) -> list[tuple[str, int]]:
+    """The account's calls waiting for credits, oldest first, with their campaign's longest
+    call in minutes."""
+    rows = session.execute(
+        select(Call.id, Campaign.max_call_minutes)
+        .join(Campaign, Campaign.id == Call.campaign_id)
+        .where(Call.account_id == account_id, Call.status == st.INSUFFICIENT_CREDITS)
+        .order_by(Call.created_at, Call.id)
+        .limit(limit)
+    )
+    return [(call_id, minutes) for call_id, minutes in rows]
+
+
+def requeue_waiting_for_credits(session: Session, call_ids: Sequence[str]) -> int:
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Call)
+        .where(Call.id.in_(call_ids), Call.status == st.INSUFFICIENT_CREDITS)
+        .values(status=st.QUEUED, handed_at=None, updated_at=utcnow())
+    )
+    return result.rowcount

@@ -1,0 +1,402 @@
+"""The call's life: accepted, claimed by one worker, handed to Twilio, moved by callbacks."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.billing import ledger, prices
+from shared.calls import jobs, repository
+from shared.calls import status as st
+from shared.config import get_settings
+from shared.models import Account, Batch, Call, CallEvent, Campaign, utcnow
+from shared.telephony import client as twilio
+from shared.telephony.numbers import to_e164
+
+log = logging.getLogger(__name__)
+
+
+class CallNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class DialPlan:
+    """What a worker needs to hand a claimed call to Twilio."""
+
+    call_id: str
+    attempt: str
+    to: str
+    from_: str
+    time_limit_seconds: int
+    batch_id: str | None = None
+
+
+def voice_url(call_id: str) -> str:
+    return f"{get_settings().PUBLIC_BASE_URL.rstrip('/')}/api/twilio/voice/{call_id}"
+
+
+def status_callback_url(call_id: str) -> str:
+    # The call id rides along so a callback that beats the worker's write of the SID still
+    # finds its call (and tells us the SID if the worker died before writing it).
+    base = get_settings().PUBLIC_BASE_URL.rstrip("/")
+    return f"{base}/api/twilio/call-status?callId={call_id}"
+
+
+def place_call(
+    session: Session, account: Account, campaign: Campaign, name: str, phone_number: str
+) -> Call:
+    """Accept one call and wake a worker for it once the caller commits."""
+    call = Call(
+        account_id=account.id,
+        campaign_id=campaign.id,
+        to_number=to_e164(phone_number, get_settings().DEFAULT_REGION),
+        from_number=campaign.caller_id,
+        name=name,
+        status=st.QUEUED,
+        handed_at=utcnow(),
+    )
+    session.add(call)
+    session.flush()
+    jobs.dial(session, call.id)
+    return call
+
+
+def get_for_account(session: Session, account_id: str, ref: str) -> Call:
+    call = repository.get_for_account(session, account_id, ref)
+    if call is None:
+        raise CallNotFound(ref)
+    return call
+
+
+# --- the worker's steps: claim, hand over, record ------------------------------------------
+
+
+def claim(session: Session, call_id: str) -> DialPlan | None:
+    """Take the call for this worker and reserve its longest length in credits, together.
+
+    None when another worker has it, it is over, or the balance does not cover it (the call
+    then waits as insufficient-credits until credits arrive).
+    """
+    call = repository.get(session, call_id)
+    if call is None or call.status != st.QUEUED:
+        return None
+    if not _has_free_line(session, call):
+        repository.unhand(session, call.id)  # the dispatcher hands it out again when a line frees
+        return None
+    attempt = str(uuid.uuid4())
+    if not repository.claim(session, call_id, attempt):
+        return None
+    session.refresh(call)
+    campaign = session.get(Campaign, call.campaign_id)
+    assert campaign is not None
+    reservation = prices.call_reservation(campaign.max_call_minutes)
+    try:
+        ledger.apply(
+            session,
+            ledger.Change(
+                call.account_id, -reservation, "call_reservation", "call", call.id,
+                reference=f"call:{call.id}:reserve:{attempt}",
+            ),
+            must_cover=True,
+        )  # fmt: skip
+    except ledger.InsufficientCredits:
+        call.status = st.INSUFFICIENT_CREDITS
+        call.attempt = None
+        session.flush()
+        return None
+    call.credits_reserved = reservation
+    session.flush()
+    return DialPlan(
+        call_id=call.id,
+        attempt=attempt,
+        to=call.to_number,
+        from_=call.from_number,
+        time_limit_seconds=campaign.max_call_minutes * 60,
+        batch_id=call.batch_id,
+    )
+
+
+def line_limit(account: Account) -> int:
+    return account.max_concurrent_calls or get_settings().MAX_CONCURRENT_CALLS
+
+
+def _has_free_line(session: Session, call: Call) -> bool:
+    """Whether the account (and the campaign, if it has its own limit) has a free line.
+
+    The account's row is locked first, so two workers cannot both take its last line; a line is
+    held from the claim until the call's final status, and freed by that status alone.
+    """
+    account = session.execute(
+        select(Account).where(Account.id == call.account_id).with_for_update()
+    ).scalar_one()
+    if repository.count_live(session, account_id=account.id) >= line_limit(account):
+        return False
+    campaign = session.get(Campaign, call.campaign_id)
+    assert campaign is not None
+    if campaign.max_concurrent_calls is None:
+        return True
+    live = repository.count_live(session, account_id=account.id, campaign_id=campaign.id)
+    return live < campaign.max_concurrent_calls
+
+
+def record_sid(session: Session, plan: DialPlan, sid: str) -> None:
+    """Store the SID the moment Twilio returns it; then honour a hang-up that came meanwhile."""
+    repository.update_attempt(
+        session, plan.call_id, plan.attempt, twilio_sid=sid, status=st.INITIATED
+    )
+    call = repository.get(session, plan.call_id)
+    if call is not None and call.twilio_sid is None:
+        # A status callback already moved the call on before this write: keep its status.
+        call.twilio_sid = sid
+    if call is not None and call.hangup_requested:
+        jobs.hang_up(session, call.id)
+    session.flush()
+
+
+def _release_reservation(session: Session, plan: DialPlan) -> None:
+    call = repository.get(session, plan.call_id)
+    if call is None or call.credits_reserved == 0:
+        return
+    ledger.apply(
+        session,
+        ledger.Change(
+            call.account_id, call.credits_reserved, "call_release", "call", call.id,
+            reference=f"call:{call.id}:release:{plan.attempt}",
+        ),
+    )  # fmt: skip
+    call.credits_reserved = 0
+    resume_waiting(session, call.account_id)
+    session.flush()
+
+
+def release(session: Session, plan: DialPlan) -> bool:
+    """Give the call back to the queue, and its credits back: Twilio did not place it."""
+    released = repository.update_attempt(
+        session, plan.call_id, plan.attempt, status=st.QUEUED, attempt=None, handed_at=utcnow()
+    )
+    if released:
+        _release_reservation(session, plan)
+    return released
+
+
+def stand_down(session: Session, plan: DialPlan) -> None:
+    """Its batch stopped while the call waited for its slot: back to the queue if paused,
+    canceled with the batch if canceled."""
+    if release(session, plan) and plan.batch_id is not None:
+        batch = session.get(Batch, plan.batch_id)
+        if batch is not None and batch.status == "canceled":
+            repository.cancel_if_queued(session, plan.call_id)
+
+
+def fail(session: Session, plan: DialPlan, code: str, message: str) -> None:
+    now = utcnow()
+    failed = repository.update_attempt(
+        session,
+        plan.call_id,
+        plan.attempt,
+        status=st.FAILED,
+        error_code=code,
+        error_message=message,
+        ended_at=now,
+        credits_charged=0,
+    )
+    if failed:
+        _release_reservation(session, plan)
+
+
+def settle(session: Session, call: Call) -> None:
+    """On the final status: charge the started minutes, give back the rest of the reservation.
+
+    Once per call (the reference is the call's): a repeated final callback changes nothing.
+    """
+    charged = min(call.credits_reserved, prices.call_cost(call.status, call.duration_seconds))
+    if call.credits_reserved:
+        ledger.apply(
+            session,
+            ledger.Change(
+                call.account_id, call.credits_reserved - charged, "call_settlement", "call",
+                call.id, reference=f"call:{call.id}:settle", note=f"charged {charged}",
+            ),
+        )  # fmt: skip
+    call.credits_charged = charged
+    if call.credits_reserved > charged:
+        resume_waiting(session, call.account_id)
+    call.credits_reserved = 0
+
+
+def resume_waiting(session: Session, account_id: str) -> int:
+    """Credits arrived (bought, granted, or given back by a settled call): as many waiting
+    calls as the balance can now reserve for go back to the queue, oldest first (the rest
+    would only be claimed to wait again)."""
+    balance = ledger.balance_of(session, account_id)
+    chosen: list[str] = []
+    for call_id, minutes in repository.waiting_for_credits(session, account_id, limit=500):
+        balance -= prices.call_reservation(minutes)
+        if balance < 0:
+            break
+        chosen.append(call_id)
+    count = repository.requeue_waiting_for_credits(session, chosen) if chosen else 0
+    if count:
+        jobs.dispatch(session)
+    return count
+
+
+def reconcile(session: Session, call_id: str) -> str:
+    """Settle a call whose hand-over to Twilio may or may not have happened.
+
+    Twilio is asked for calls to the same number since the claim: one we do not know yet is
+    this call, and its SID is adopted. None after the grace period means Twilio never placed
+    it, and the call goes back to the queue. Never re-dialled blindly.
+    """
+    call = repository.get(session, call_id)
+    if call is None or call.status != st.DIALING or call.twilio_sid is not None:
+        return "nothing to do"
+    assert call.dial_started_at is not None and call.attempt is not None
+    grace = timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS)
+    if utcnow() - call.dial_started_at < grace:
+        return "too early"
+    found = twilio.find_calls(
+        to=call.to_number, started_after=call.dial_started_at - timedelta(seconds=5)
+    )
+    known = repository.known_sids(session, [c.sid for c in found])
+    unknown = [c for c in found if c.sid not in known and c.from_ == call.from_number]
+    if unknown:
+        sid = min(unknown, key=lambda c: c.date_created or call.dial_started_at).sid
+        plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0)
+        record_sid(session, plan, sid)
+        return f"adopted {sid}"
+    plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0)
+    release(session, plan)
+    jobs.dial(session, call.id)
+    return "requeued"
+
+
+# --- status callbacks ----------------------------------------------------------------------
+
+
+def _timestamp(params: dict[str, str]) -> datetime:
+    raw = params.get("Timestamp")
+    if raw:
+        try:
+            return parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            pass
+    return utcnow()
+
+
+def apply_status_callback(
+    session: Session, call_id: str, params: dict[str, str], source: str = "twilio"
+) -> Call:
+    """Apply one Twilio status callback, once, in SequenceNumber order.
+
+    The event is stored once per (call, SequenceNumber); the call's status is the furthest any
+    event has reached, so a repeat changes nothing and a late "ringing" never overwrites
+    "completed", whatever order the callbacks arrive in.
+    """
+    call = repository.get(session, call_id)
+    if call is None:
+        raise CallNotFound(call_id)
+    sid = params.get("CallSid", "")
+    if call.twilio_sid is None and sid:
+        call.twilio_sid = sid
+    elif sid and call.twilio_sid != sid:
+        log.error("callback for %s names SID %s, the call has %s", call.id, sid, call.twilio_sid)
+        return call
+    sequence = int(params.get("SequenceNumber", "0") or 0)
+    new_status = st.from_twilio(params.get("CallStatus", ""))
+    if new_status is None or repository.has_event(session, call.id, source, sequence):
+        return call
+    occurred_at = _timestamp(params)
+    try:
+        with session.begin_nested():
+            session.add(
+                CallEvent(
+                    call_id=call.id,
+                    source=source,
+                    sequence_number=sequence,
+                    status=new_status,
+                    occurred_at=occurred_at,
+                    params=dict(params),
+                )
+            )
+    except IntegrityError:
+        return call  # the same callback, delivered twice at once
+    call.last_sequence = max(call.last_sequence, sequence)
+    if new_status == st.IN_PROGRESS:
+        call.answered_at = call.answered_at or occurred_at
+    if new_status in st.FINAL:
+        call.ended_at = occurred_at
+        if params.get("CallDuration"):
+            call.duration_seconds = int(params["CallDuration"])
+    if st.advances(call.status, new_status):
+        call.status = new_status
+        if new_status in st.FINAL:
+            settle(session, call)
+    session.flush()
+    return call
+
+
+# --- hang-up -------------------------------------------------------------------------------
+
+
+def request_hang_up(session: Session, account_id: str, ref: str) -> Call:
+    """Stop a call: at once if Twilio never had it, otherwise through a worker."""
+    call = get_for_account(session, account_id, ref)
+    if call.status in st.FINAL:
+        return call
+    if repository.cancel_if_queued(session, call.id):
+        session.refresh(call)
+        return call
+    call.hangup_requested = True
+    if call.twilio_sid is not None:
+        jobs.hang_up(session, call.id)
+    # Without a SID the dialing worker sees the flag when it stores the SID.
+    session.flush()
+    return call
+
+
+def hang_up_at_carrier(session: Session, call_id: str) -> str:
+    """Ask Twilio to end the call: canceled while it rings, completed once answered."""
+    call = repository.get(session, call_id)
+    if call is None or call.twilio_sid is None or call.status in st.FINAL:
+        return "nothing to do"
+    remote = twilio.fetch_call(call.twilio_sid)
+    if remote.status in ("queued", "initiated", "ringing"):
+        remote = twilio.update_call_status(call.twilio_sid, "canceled")
+    if remote.status == "in-progress":
+        remote = twilio.update_call_status(call.twilio_sid, "completed")
+    return remote.status
+
+
+def reconcile_live(session: Session, call_id: str) -> str:
+    """A call live past its time limit: its final callback was lost. Ask Twilio how it ended,
+    and apply that as the callback would have (freeing its line and settling its credits)."""
+    call = repository.get(session, call_id)
+    if call is None or call.status not in st.LIVE or call.twilio_sid is None:
+        return "nothing to do"
+    remote = twilio.fetch_call(call.twilio_sid)
+    if remote.status not in st.FINAL:
+        return f"still {remote.status} at Twilio"
+    params = {"CallSid": remote.sid, "CallStatus": remote.status, "SequenceNumber": "0"}
+    if remote.duration is not None:
+        params["CallDuration"] = str(remote.duration)
+    apply_status_callback(session, call.id, params, source="reconcile")
+    return f"ended {remote.status}"
+
+
+def timeline(session: Session, call: Call) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = [{"status": st.QUEUED, "at": call.created_at}]
+    steps += [
+        {"status": e.status, "at": e.occurred_at, "sequenceNumber": e.sequence_number}
+        for e in repository.events(session, call.id)
+    ]
+    if call.status in st.FINAL and steps[-1]["status"] != call.status:
+        steps.append({"status": call.status, "at": call.ended_at or call.updated_at})
+    return steps

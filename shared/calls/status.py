@@ -1,0 +1,41 @@
+"""A call's statuses and the one direction they move in."""
+
+QUEUED = "queued"
+# Waiting for credits: back to queued when the account's balance grows.
+INSUFFICIENT_CREDITS = "insufficient-credits"
+DIALING = "dialing"
+INITIATED = "initiated"
+RINGING = "ringing"
+IN_PROGRESS = "in-progress"
+COMPLETED = "completed"
+BUSY = "busy"
+NO_ANSWER = "no-answer"
+FAILED = "failed"
+CANCELED = "canceled"
+
+FINAL = frozenset({COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED})
+# Handed to Twilio and not yet over: the statuses a hang-up must reach Twilio for.
+LIVE = frozenset({INITIATED, RINGING, IN_PROGRESS})
+ALL = (QUEUED, INSUFFICIENT_CREDITS, DIALING, INITIATED, RINGING, IN_PROGRESS, *sorted(FINAL))
+
+_RANK = {QUEUED: 0, INSUFFICIENT_CREDITS: 0, DIALING: 1, INITIATED: 2, RINGING: 3, IN_PROGRESS: 4}
+# Twilio's own names for a call it has accepted but not yet started ringing.
+_TWILIO_ALIASES = {"queued": INITIATED, "initiated": INITIATED}
+
+
+def rank(status: str) -> int:
+    return 5 if status in FINAL else _RANK[status]
+
+
+def from_twilio(call_status: str) -> str | None:
+    """Our status for a Twilio CallStatus, None for one we do not know."""
+    if call_status in _TWILIO_ALIASES:
+        return _TWILIO_ALIASES[call_status]
+    if call_status in FINAL or call_status in (RINGING, IN_PROGRESS):
+        return call_status
+    return None
+
+
+def advances(current: str, new: str) -> bool:
+    """Statuses only move forward, and a final status absorbs everything after it."""
+    return current not in FINAL and rank(new) > rank(current)

@@ -1,0 +1,41 @@
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from shared.models import Call, Campaign
+
+
+def get_by_name(session: Session, account_id: str, name: str) -> Campaign | None:
+    return session.scalar(
+        select(Campaign).where(Campaign.account_id == account_id, Campaign.name == name)
+    )
+
+
+def get(session: Session, account_id: str, campaign_id: str) -> Campaign | None:
+    return session.scalar(
+        select(Campaign).where(Campaign.account_id == account_id, Campaign.id == campaign_id)
+    )
+
+
+def list_page(session: Session, account_id: str, limit: int, offset: int) -> list[Campaign]:
+    return list(
+        session.scalars(
+            select(Campaign)
+            .where(Campaign.account_id == account_id)
+            .order_by(Campaign.created_at, Campaign.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+
+
+def count(session: Session, account_id: str) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Campaign).where(Campaign.account_id == account_id)
+        )
+        or 0
+    )
+
+
+def has_calls(session: Session, campaign_id: str) -> bool:
+    return bool(session.scalar(select(exists().where(Call.campaign_id == campaign_id))))

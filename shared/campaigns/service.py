@@ -1,0 +1,93 @@
+"""Campaigns: a script with a {name} placeholder, a caller ID and a maximum call length."""
+
+from sqlalchemy.orm import Session
+
+from shared.campaigns import repository
+from shared.campaigns.schemas import CampaignCreate, CampaignUpdate
+from shared.config import get_settings
+from shared.models import Campaign
+from shared.telephony.numbers import to_e164
+
+
+class CampaignNotFound(LookupError):
+    pass
+
+
+class CampaignNameTaken(ValueError):
+    pass
+
+
+class CampaignInUse(ValueError):
+    """A campaign with calls keeps them attached: their history names it."""
+
+
+def render_script(script: str, name: str) -> str:
+    # Only {name} is a placeholder; any other brace is the customer's text and stays as it is.
+    return script.replace("{name}", name)
+
+
+def _caller_id(raw: str | None) -> str:
+    settings = get_settings()
+    return to_e164(raw, settings.DEFAULT_REGION) if raw else settings.TWILIO_FROM_NUMBER
+
+
+def get_by_name(session: Session, account_id: str, name: str) -> Campaign:
+    campaign = repository.get_by_name(session, account_id, name)
+    if campaign is None:
+        raise CampaignNotFound(name)
+    return campaign
+
+
+def get(session: Session, account_id: str, campaign_id: str) -> Campaign:
+    campaign = repository.get(session, account_id, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(campaign_id)
+    return campaign
+
+
+def create(session: Session, account_id: str, data: CampaignCreate) -> Campaign:
+    if repository.get_by_name(session, account_id, data.name) is not None:
+        raise CampaignNameTaken(data.name)
+    campaign = Campaign(
+        account_id=account_id,
+        name=data.name,
+        script=data.script,
+        caller_id=_caller_id(data.callerId),
+        max_call_minutes=data.maxCallMinutes,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def update(session: Session, campaign: Campaign, data: CampaignUpdate) -> Campaign:
+    if data.name is not None and data.name != campaign.name:
+        if repository.get_by_name(session, campaign.account_id, data.name) is not None:
+            raise CampaignNameTaken(data.name)
+        campaign.name = data.name
+    if data.script is not None:
+        campaign.script = data.script
+    if data.callerId is not None:
+        campaign.caller_id = _caller_id(data.callerId)
+    if data.maxCallMinutes is not None:
+        campaign.max_call_minutes = data.maxCallMinutes
+    session.flush()
+    return campaign
+
+
+def upsert_script(session: Session, account_id: str, name: str, script: str) -> Campaign:
+    """make_toingg_details: the named campaign with this script, made if it does not exist."""
+    campaign = repository.get_by_name(session, account_id, name)
+    if campaign is None:
+        return create(session, account_id, CampaignCreate(name=name, script=script))
+    if campaign.script != script:
+        campaign.script = script
+        session.flush()
+    return campaign
+
+
+def delete(session: Session, campaign: Campaign) -> None:
+    if repository.has_calls(session, campaign.id):
+        raise CampaignInUse(campaign.name)
+    session.delete(campaign)
+    session.flush()

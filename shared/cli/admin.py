@@ -1,0 +1,108 @@
+"""Admin commands: the schema, accounts and API keys."""
+
+import argparse
+import json
+
+from shared import migrate
+from shared.accounts import service as accounts_service
+from shared.billing import ledger
+from shared.calls import service as calls_service
+from shared.db import session_scope
+from shared.models import Account, new_id
+
+
+def db_upgrade(_args: argparse.Namespace) -> int:
+    migrate.upgrade()
+    print("database is at the latest migration")
+    return 0
+
+
+def accounts_create(args: argparse.Namespace) -> int:
+    migrate.upgrade()
+    with session_scope() as session:
+        account, key = accounts_service.create_account(session, args.name, args.credits)
+        out = {
+            "accountId": account.id,
+            "name": account.name,
+            "credits": account.credits,
+            "apiKey": key.secret,
+            "keyPrefix": key.api_key.prefix,
+        }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"account {out['accountId']} ({out['name']}), {out['credits']} credits")
+        print(f"API key (shown once): {out['apiKey']}")
+    return 0
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        try:
+            key = accounts_service.create_key(session, args.account)
+        except accounts_service.UnknownAccount:
+            print(f"no account {args.account!r}")
+            return 1
+        out = {"accountId": args.account, "apiKey": key.secret, "keyPrefix": key.api_key.prefix}
+    print(json.dumps(out) if args.json else f"API key (shown once): {out['apiKey']}")
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        try:
+            key = accounts_service.revoke_key(session, args.prefix)
+        except accounts_service.UnknownKey:
+            print(f"no API key with prefix {args.prefix!r}")
+            return 1
+        print(f"revoked {key.prefix} (account {key.account_id})")
+    return 0
+
+
+def credits_grant(args: argparse.Namespace) -> int:
+    if args.credits <= 0:
+        print("credits must be a positive number")
+        return 1
+    with session_scope() as session:
+        if session.get(Account, args.account) is None:
+            print(f"no account {args.account!r}")
+            return 1
+        entry = ledger.apply(
+            session,
+            ledger.Change(
+                args.account, args.credits, "manual_grant", "account", args.account,
+                reference=f"manual:{new_id()}", note=args.reason,
+            ),
+        )  # fmt: skip
+        assert entry is not None
+        calls_service.resume_waiting(session, args.account)
+        print(f"granted {args.credits}; balance {entry.balance_after}")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    db = commands.add_parser("db", help="the database schema").add_subparsers(required=True)
+    db.add_parser("upgrade", help="apply every migration").set_defaults(func=db_upgrade)
+
+    accounts = commands.add_parser("accounts", help="customer accounts")
+    create = accounts.add_subparsers(required=True).add_parser("create", help="a new account")
+    create.add_argument("--name", required=True)
+    create.add_argument("--credits", type=int, default=0)
+    create.add_argument("--json", action="store_true", help="print JSON")
+    create.set_defaults(func=accounts_create)
+
+    credits = commands.add_parser("credits", help="credits").add_subparsers(required=True)
+    grant = credits.add_parser("grant", help="give an account credits (support)")
+    grant.add_argument("account", help="account id")
+    grant.add_argument("credits", type=int)
+    grant.add_argument("--reason", required=True)
+    grant.set_defaults(func=credits_grant)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
+    key_create = keys.add_parser("create", help="a new key for an account")
+    key_create.add_argument("account", help="account id")
+    key_create.add_argument("--json", action="store_true")
+    key_create.set_defaults(func=keys_create)
+    key_revoke = keys.add_parser("revoke", help="revoke a key")
+    key_revoke.add_argument("prefix", help="the key's prefix (its first 12 characters)")
+    key_revoke.set_defaults(func=keys_revoke)

@@ -1,0 +1,205 @@
+"""The stack's processes: each one alone (as docker-compose runs them), or all at once on
+embedded defaults for development (`toingg run`)."""
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from api.main import MAX_CONCURRENT_REQUESTS
+from shared import embedded_redis, migrate
+from shared.accounts import service as accounts_service
+from shared.config import (
+    DEV_STRIPE_SECRET_KEY,
+    DEV_TWILIO_ACCOUNT_SID,
+    TWILIO_DEFAULT_API_BASE,
+    get_settings,
+)
+from shared.db import session_scope
+from shared.queue import QUEUES
+
+STATE_DIR = Path(".toingg")
+CELERY_APP = "workers.celery_app"
+
+
+def _exec(argv: list[str]) -> int:
+    os.execvp(argv[0], argv)
+
+
+def api_argv(host: str, port: int, workers: int = 1) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
+        "--host", host, "--port", str(port), "--workers", str(workers), "--no-access-log",
+        "--limit-concurrency", str(MAX_CONCURRENT_REQUESTS),
+    ]  # fmt: skip
+
+
+def worker_argv(concurrency: int, queues: str) -> list[str]:
+    # Dialing waits on Twilio's HTTP answers, not on the CPU: threads keep many requests in
+    # flight per process at a fraction of prefork's memory.
+    return [
+        sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "--loglevel=INFO",
+        "--pool=threads", f"--concurrency={concurrency}", f"--queues={queues}",
+        f"--hostname=worker-{secrets.token_hex(3)}@%h",
+    ]  # fmt: skip
+
+
+def beat_argv(schedule_file: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", CELERY_APP, "beat", "--loglevel=INFO",
+        f"--schedule={schedule_file}",
+    ]  # fmt: skip
+
+
+def flower_argv(address: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", CELERY_APP, "flower",
+        f"--address={address}", f"--port={port}",
+        f"--basic-auth={get_settings().FLOWER_BASIC_AUTH}",
+    ]  # fmt: skip
+
+
+def sandbox_argv() -> list[str]:
+    return [sys.executable, "-m", "sandbox"]
+
+
+def _ensure_demo_account() -> str:
+    """The demo account's API key, made on first start and kept in .toingg/ for later starts."""
+    key_file = STATE_DIR / "demo-api-key"
+    with session_scope() as session:
+        if key_file.exists() and accounts_service.authenticate(
+            session, key_file.read_text().strip()
+        ):
+            return key_file.read_text().strip()
+        _, key = accounts_service.create_account(session, "demo", credits=100)
+    key_file.write_text(key.secret)
+    key_file.chmod(0o600)
+    return key.secret
+
+
+def run(args: argparse.Namespace) -> int:
+    """Everything on embedded defaults; Ctrl-C stops every process."""
+    STATE_DIR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    if not env.get("REDIS_URL"):
+        redis_process, env["REDIS_URL"] = embedded_redis.start(
+            STATE_DIR / "redis", port=args.redis_port
+        )
+        children.append(("redis", redis_process))
+    settings = get_settings()
+    sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
+    # No Twilio credentials: the sandbox carrier. No Stripe key: the checkout stand-in.
+    sandbox_carrier = (
+        settings.TWILIO_API_BASE == TWILIO_DEFAULT_API_BASE
+        and settings.TWILIO_ACCOUNT_SID == DEV_TWILIO_ACCOUNT_SID
+    )
+    sandbox_checkout = not settings.STRIPE_SECRET_KEY
+    if sandbox_carrier:
+        env["TWILIO_API_BASE"] = sandbox_url
+    if sandbox_checkout:
+        env["STRIPE_SECRET_KEY"] = DEV_STRIPE_SECRET_KEY
+        env["STRIPE_API_BASE"] = f"{sandbox_url}/stripe"
+    env["SANDBOX_PORT"] = str(args.sandbox_port)
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{args.port}")
+    os.environ.update(env)
+    get_settings.cache_clear()
+
+    migrate.upgrade()
+    api_key = _ensure_demo_account()
+
+    plan: list[tuple[str, list[str]]] = [
+        ("api", api_argv("127.0.0.1", args.port)),
+        ("worker", worker_argv(args.concurrency, ",".join(QUEUES))),
+        ("beat", beat_argv(STATE_DIR / "celerybeat-schedule")),
+        ("flower", flower_argv("127.0.0.1", args.flower_port)),
+    ]
+    if sandbox_carrier or sandbox_checkout:
+        plan.insert(0, ("sandbox", sandbox_argv()))
+    for name, argv in plan:
+        children.append((name, subprocess.Popen(argv, env=env)))
+
+    user, _, _ = settings.FLOWER_BASIC_AUTH.partition(":")
+    print(
+        "\n"
+        f"  Toingg is starting (database {settings.DATABASE_URL}, redis {env['REDIS_URL']})\n"
+        f"  carrier:  {'sandbox at ' + sandbox_url if sandbox_carrier else 'Twilio'}\n"
+        f"  payments: {'checkout stand-in, ' + sandbox_url if sandbox_checkout else 'Stripe'}\n"
+        f"  API docs: http://127.0.0.1:{args.port}/api/docs\n"
+        f"  Flower:   http://127.0.0.1:{args.flower_port}  (user {user!r}, FLOWER_BASIC_AUTH)\n"
+        f"  demo API key: {api_key}\n"
+        "  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    return _supervise(children)
+
+
+def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, process in children:
+            if process.poll() is not None:
+                print(f"{name} exited with {process.returncode}; stopping the stack", flush=True)
+                exit_code = 1
+                stopping = True
+        time.sleep(0.2)
+    # Redis goes last, so the others can finish what they were doing with it.
+    for _, process in reversed(children[1:] if children[0][0] == "redis" else children):
+        if process.poll() is None:
+            process.terminate()
+    for name, process in children:
+        if name == "redis":
+            continue
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if children and children[0][0] == "redis":
+        children[0][1].terminate()
+        children[0][1].wait(timeout=10)
+    return exit_code
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run_cmd = commands.add_parser("run", help="the whole stack on embedded defaults")
+    run_cmd.add_argument("--port", type=int, default=8000)
+    run_cmd.add_argument("--flower-port", type=int, default=5555)
+    run_cmd.add_argument("--sandbox-port", type=int, default=8081)
+    run_cmd.add_argument("--redis-port", type=int, default=None)
+    run_cmd.add_argument("--concurrency", type=int, default=16)
+    run_cmd.set_defaults(func=run)
+
+    api = commands.add_parser("api", help="the HTTP API (uvicorn)")
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1)
+    api.set_defaults(func=lambda a: _exec(api_argv(a.host, a.port, a.workers)))
+
+    worker = commands.add_parser("worker", help="a Celery worker")
+    worker.add_argument("--concurrency", type=int, default=16)
+    worker.add_argument("--queues", default=",".join(QUEUES))
+    worker.set_defaults(func=lambda a: _exec(worker_argv(a.concurrency, a.queues)))
+
+    beat = commands.add_parser("beat", help="the scheduler that wakes the dispatcher")
+    beat.add_argument("--schedule", type=Path, default=Path("/tmp/celerybeat-schedule"))
+    beat.set_defaults(func=lambda a: _exec(beat_argv(a.schedule)))
+
+    flower = commands.add_parser("flower", help="Flower, the Celery monitor")
+    flower.add_argument("--address", default="0.0.0.0")
+    flower.add_argument("--port", type=int, default=5555)
+    flower.set_defaults(func=lambda a: _exec(flower_argv(a.address, a.port)))
+
+    sandbox = commands.add_parser("sandbox", help="the Twilio-compatible sandbox carrier")
+    sandbox.set_defaults(func=lambda a: _exec(sandbox_argv()))

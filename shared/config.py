@@ -1,0 +1,124 @@
+"""Settings for every process, read from flat UPPER_CASE environment variables."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development defaults: valid-looking Twilio credentials that only the sandbox carrier accepts,
+# and a webhook secret that only the development checkout stand-in signs with.
+DEV_TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_development"
+# The development checkout stand-in accepts this key; real Stripe never would.
+DEV_STRIPE_SECRET_KEY = "sk_test_sandbox"
+TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    ENVIRONMENT: Literal["development", "production"] = "development"
+
+    DATABASE_URL: str = "sqlite:///.toingg/toingg.db"
+    # Connections per process (PostgreSQL): size + overflow should cover a worker's threads,
+    # and every process's together must stay under the server's max_connections.
+    DATABASE_POOL_SIZE: int = 5
+    DATABASE_MAX_OVERFLOW: int = 15
+    # Unset: the development launcher starts an embedded redis-server and sets this for its
+    # children; the tests do the same.
+    REDIS_URL: str | None = None
+
+    TWILIO_ACCOUNT_SID: str = DEV_TWILIO_ACCOUNT_SID
+    TWILIO_AUTH_TOKEN: str = DEV_TWILIO_AUTH_TOKEN
+    TWILIO_FROM_NUMBER: str = "+15005550006"
+    TWILIO_API_BASE: str = TWILIO_DEFAULT_API_BASE
+    TWILIO_TIMEOUT_SECONDS: float = 10.0
+    CALL_RING_TIMEOUT_SECONDS: int = 30
+    MEDIA_STREAM_URL: str | None = None
+    DEFAULT_REGION: str = "US"
+
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+
+    STRIPE_SECRET_KEY: str | None = None
+    STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET
+    STRIPE_API_BASE: str | None = None
+
+    FLOWER_BASIC_AUTH: str = "admin:admin"
+
+    # Prices in credits, and what a credit costs in Checkout.
+    CREDITS_PER_CALL_MINUTE: int = 1
+    CREDITS_PER_SMS_SEGMENT: int = 1
+    CREDIT_PRICE_CENTS: int = 10
+    CURRENCY: str = "usd"
+    CREDIT_PACKS: dict[str, int] = {"small": 100, "medium": 500, "large": 2000}
+    DEFAULT_CHECKOUT_CREDITS: int = 100
+    CHECKOUT_SUCCESS_URL: str | None = None
+    CHECKOUT_CANCEL_URL: str | None = None
+
+    # Twilio places an account's calls at a fixed rate (1 per second unless raised) and queues
+    # the rest; these limits hold across every worker and host (leaky buckets in Redis).
+    DIAL_RATE_PER_SECOND: float = 1.0
+    DIAL_BURST: int = 1
+    SMS_RATE_PER_SECOND: float = 1.0
+    SMS_BURST: int = 1
+    # Each API key's leaky bucket (accounts may override), and each account's live calls.
+    API_RATE_PER_SECOND: float = 10.0
+    API_BURST: int = 20
+    MAX_CONCURRENT_CALLS: int = 50
+    # A worker waits at most this long for its slot; longer, the task is retried later.
+    RATE_MAX_WAIT_SECONDS: float = 5.0
+
+    # How long a call may sit handed to a worker without being claimed, or claimed without a
+    # SID, before the sweeper acts on it.
+    DISPATCH_STALE_SECONDS: int = 60
+    DIAL_AMBIGUOUS_SECONDS: int = 30
+    DISPATCH_WINDOW: int = 200
+
+    @model_validator(mode="after")
+    def _reconcile_after_any_live_hand_over(self) -> "Settings":
+        # A worker may still send a claimed call up to its slot wait plus Twilio's timeout after
+        # the claim; reconciling sooner could find nothing and queue a call that is being placed.
+        floor = self.RATE_MAX_WAIT_SECONDS + self.TWILIO_TIMEOUT_SECONDS
+        if floor >= self.DIAL_AMBIGUOUS_SECONDS:
+            raise ValueError(
+                f"DIAL_AMBIGUOUS_SECONDS must exceed RATE_MAX_WAIT_SECONDS + "
+                f"TWILIO_TIMEOUT_SECONDS ({floor:g})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> "Settings":
+        if self.ENVIRONMENT != "production":
+            return self
+        placeholders = {
+            "TWILIO_ACCOUNT_SID": self.TWILIO_ACCOUNT_SID == DEV_TWILIO_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": self.TWILIO_AUTH_TOKEN == DEV_TWILIO_AUTH_TOKEN,
+            "STRIPE_WEBHOOK_SECRET": self.STRIPE_WEBHOOK_SECRET == DEV_STRIPE_WEBHOOK_SECRET,
+            "STRIPE_SECRET_KEY": self.STRIPE_SECRET_KEY in (None, DEV_STRIPE_SECRET_KEY),
+            "FLOWER_BASIC_AUTH": self.FLOWER_BASIC_AUTH == "admin:admin",
+            "REDIS_URL": self.REDIS_URL is None,
+        }
+        bad = [name for name, is_placeholder in placeholders.items() if is_placeholder]
+        if bad:
+            raise ValueError(f"production needs real values for: {', '.join(bad)}")
+        return self
+
+    @property
+    def redis_url(self) -> str:
+        if self.REDIS_URL is None:
+            raise RuntimeError(
+                "REDIS_URL is not set: start the stack with `toingg run`, which starts an "
+                "embedded Redis, or point REDIS_URL at a Redis server"
+            )
+        return self.REDIS_URL
+
+    @property
+    def uses_sandbox_carrier(self) -> bool:
+        return self.TWILIO_API_BASE != TWILIO_DEFAULT_API_BASE
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

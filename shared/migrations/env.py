@@ -1,0 +1,37 @@
+from alembic import context
+from sqlalchemy import Connection
+
+import shared.models  # noqa: F401  (registers every table on Base.metadata)
+from shared.db import Base, build_engine
+from shared.models._columns import UTCDateTime
+
+config = context.config
+
+
+def _render_item(type_: str, obj: object, _context: object) -> str | bool:
+    # Migrations must not import the application's types: they outlive them.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        render_item=_render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    run_migrations(connection)
+else:
+    engine = build_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as conn:
+        run_migrations(conn)
+    engine.dispose()

@@ -1,0 +1,28 @@
+"""Every table, one module each; importing this package registers them all on Base.metadata."""
+
+from shared.models._columns import new_id, utcnow
+from shared.models.account import Account
+from shared.models.api_key import ApiKey
+from shared.models.batch import Batch
+from shared.models.call import Call
+from shared.models.call_event import CallEvent
+from shared.models.campaign import Campaign
+from shared.models.checkout_session import CheckoutSession
+from shared.models.credit_entry import CreditEntry
+from shared.models.external_event import ExternalEvent
+from shared.models.sms_message import SmsMessage
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Batch",
+    "Call",
+    "CallEvent",
+    "Campaign",
+    "CheckoutSession",
+    "CreditEntry",
+    "ExternalEvent",
+    "SmsMessage",
+    "new_id",
+    "utcnow",
+]

@@ -1,0 +1,43 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+from shared.models._columns import CreatedAt, IdPk, UpdatedAt, UTCDateTime
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_account_status", "account_id", "status"),
+        Index("ix_calls_batch_status", "batch_id", "status"),
+        Index("ix_calls_status_handed", "status", "handed_at"),
+    )
+
+    id: Mapped[IdPk]
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
+    to_number: Mapped[str] = mapped_column(String(32))
+    from_number: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(32), default="queued")
+    twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # A new value each time a worker claims the call, so a stale worker cannot overwrite a
+    # newer attempt's result.
+    attempt: Mapped[str | None] = mapped_column(String(36))
+    # When the call was last handed to a worker (a task sent) while queued.
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dial_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[int | None]
+    last_sequence: Mapped[int] = mapped_column(default=-1)
+    hangup_requested: Mapped[bool] = mapped_column(default=False)
+    credits_reserved: Mapped[int] = mapped_column(default=0)
+    credits_charged: Mapped[int | None]
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]

@@ -1,0 +1,30 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+from shared.models._columns import CreatedAt, IdPk, UpdatedAt, UTCDateTime
+
+
+class SmsMessage(Base):
+    __tablename__ = "sms_messages"
+    __table_args__ = (Index("ix_sms_status_handed", "status", "handed_at"),)
+
+    id: Mapped[IdPk]
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    to_number: Mapped[str] = mapped_column(String(32))
+    from_number: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), default="queued")
+    twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    attempt: Mapped[str | None] = mapped_column(String(36))
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    segments: Mapped[int | None]
+    credits_charged: Mapped[int] = mapped_column(default=0)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]

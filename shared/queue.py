@@ -1,0 +1,85 @@
+"""Sending tasks by name, only after the transaction that created their rows has committed.
+
+Services call `enqueue(session, name, *args)`; the jobs wait on the session and are sent when it
+commits, dropped when it rolls back. The API never imports worker code: a task name is all it
+needs.
+"""
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from shared.config import get_settings
+
+QUEUES = ("calls", "sms", "callbacks", "billing", "default")
+
+_PENDING = "pending_jobs"
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache
+def get_celery() -> Celery:
+    """The Celery app both sides share: the API sends with it, the workers run it."""
+    settings = get_settings()
+    app = Celery("toingg", broker=settings.redis_url)
+    app.conf.update(
+        task_default_queue="default",
+        task_create_missing_queues=False,
+        task_queues={name: {"routing_key": name} for name in QUEUES},
+        task_routes={
+            # A hang-up must not wait behind a backlog of dials, nor the dispatcher that hands
+            # the dials out.
+            "calls.hang_up": {"queue": "default"},
+            "calls.dispatch": {"queue": "default"},
+            "calls.sweep": {"queue": "default"},
+            "sms.sweep": {"queue": "default"},
+            "billing.retry_pending": {"queue": "default"},
+            "calls.*": {"queue": "calls"},
+            "sms.*": {"queue": "sms"},
+            "callbacks.*": {"queue": "callbacks"},
+            "billing.*": {"queue": "billing"},
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        # Far-future work is scheduled from the database, never with long ETAs on Redis, so
+        # the default hour is only the redelivery delay for a message whose worker died.
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        enable_utc=True,
+    )
+    return app
+
+
+def enqueue(session: Session, name: str, *args: Any) -> None:
+    session.info.setdefault(_PENDING, []).append((name, args))
+
+
+def send_now(name: str, *args: Any) -> None:
+    get_celery().send_task(name, args=list(args))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_after_commit(session: Session) -> None:
+    # The rows are committed: a wake-up that cannot be sent now is not lost work, because the
+    # sweeper hands out whatever the database says is still owed.
+    for name, args in session.info.pop(_PENDING, []):
+        try:
+            send_now(name, *args)
+        except Exception:
+            log.exception("could not send %s%r now; the sweeper will pick it up", name, args)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_on_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)

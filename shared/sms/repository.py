@@ -1,0 +1,83 @@
+from datetime import datetime
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.models import SmsMessage, utcnow
+from shared.sms import status as st
+
+
+def get(session: Session, sms_id: str) -> SmsMessage | None:
+    return session.get(SmsMessage, sms_id)
+
+
+def get_for_account(session: Session, account_id: str, ref: str) -> SmsMessage | None:
+    column = SmsMessage.twilio_sid if ref.startswith(("SM", "MM")) else SmsMessage.id
+    return session.scalar(
+        select(SmsMessage).where(column == ref, SmsMessage.account_id == account_id)
+    )
+
+
+def claim(session: Session, sms_id: str, attempt: str) -> bool:
+    now = utcnow()
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(SmsMessage)
+        .where(SmsMessage.id == sms_id, SmsMessage.status == st.QUEUED)
+        .values(status=st.SENDING, attempt=attempt, send_started_at=now, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def update_attempt(session: Session, sms_id: str, claimed: str, **values: object) -> bool:
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(SmsMessage)
+        .where(
+            SmsMessage.id == sms_id,
+            SmsMessage.attempt == claimed,
+            SmsMessage.status == st.SENDING,
+            SmsMessage.twilio_sid.is_(None),
+        )
+        .values(updated_at=utcnow(), **values)
+    )
+    return result.rowcount == 1
+
+
+def owed_ids(session: Session, stale_before: datetime, limit: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(SmsMessage.id)
+            .where(
+                SmsMessage.status == st.QUEUED,
+                or_(SmsMessage.handed_at.is_(None), SmsMessage.handed_at < stale_before),
+            )
+            .limit(limit)
+        )
+    )
+
+
+def mark_handed(session: Session, sms_ids: list[str]) -> None:
+    session.execute(
+        update(SmsMessage)
+        .where(SmsMessage.id.in_(sms_ids), SmsMessage.status == st.QUEUED)
+        .values(handed_at=utcnow())
+    )
+
+
+def stuck_sending_ids(session: Session, started_before: datetime) -> list[str]:
+    return list(
+        session.scalars(
+            select(SmsMessage.id).where(
+                SmsMessage.status == st.SENDING,
+                SmsMessage.twilio_sid.is_(None),
+                SmsMessage.send_started_at < started_before,
+            )
+        )
+    )
+
+
+def known_sids(session: Session, sids: list[str]) -> set[str]:
+    if not sids:
+        return set()
+    return set(
+        session.scalars(select(SmsMessage.twilio_sid).where(SmsMessage.twilio_sid.in_(sids)))
+    )

@@ -1,0 +1,32 @@
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SendSmsRequest(BaseModel):
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    name: str = Field(default="", max_length=200)
+    phoneNumber: str = Field(min_length=1, max_length=64)
+    message: str = Field(min_length=1, max_length=1600)
+
+
+class SmsAccepted(BaseModel):
+    smsId: str
+    status: str
+    phoneNumber: str
+
+
+class SmsOut(BaseModel):
+    id: str
+    messageSid: str | None
+    status: str
+    name: str
+    phoneNumber: str
+    fromNumber: str
+    message: str
+    segments: int | None
+    errorCode: str | None
+    errorMessage: str | None
+    createdAt: datetime
+    updatedAt: datetime

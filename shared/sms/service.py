@@ -1,0 +1,161 @@
+"""SMS: accepted, sent once through Twilio, moved on by Twilio's status callbacks."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from shared.billing import ledger, prices
+from shared.config import get_settings
+from shared.models import Account, SmsMessage, utcnow
+from shared.sms import jobs, repository
+from shared.sms import status as st
+from shared.telephony import client as twilio
+from shared.telephony.numbers import to_e164
+
+
+class SmsNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    sms_id: str
+    attempt: str
+    to: str
+    from_: str
+    body: str
+
+
+def status_callback_url(sms_id: str) -> str:
+    base = get_settings().PUBLIC_BASE_URL.rstrip("/")
+    return f"{base}/api/twilio/sms-status?smsId={sms_id}"
+
+
+def accept(
+    session: Session, account: Account, name: str, phone_number: str, body: str
+) -> SmsMessage:
+    settings = get_settings()
+    sms = SmsMessage(
+        account_id=account.id,
+        to_number=to_e164(phone_number, settings.DEFAULT_REGION),
+        from_number=settings.TWILIO_FROM_NUMBER,
+        name=name,
+        body=body,
+        status=st.QUEUED,
+        handed_at=utcnow(),
+    )
+    session.add(sms)
+    session.flush()
+    # Paid when accepted: raises InsufficientCredits (and the caller rolls back) when short.
+    cost = prices.sms_cost(body)
+    ledger.apply(
+        session,
+        ledger.Change(
+            account.id, -cost, "sms_charge", "sms", sms.id, reference=f"sms:{sms.id}:charge"
+        ),
+        must_cover=True,
+    )
+    sms.credits_charged = cost
+    sms.segments = prices.sms_segments(body)
+    jobs.send(session, sms.id)
+    return sms
+
+
+def get_for_account(session: Session, account_id: str, ref: str) -> SmsMessage:
+    sms = repository.get_for_account(session, account_id, ref)
+    if sms is None:
+        raise SmsNotFound(ref)
+    return sms
+
+
+def claim(session: Session, sms_id: str) -> SendPlan | None:
+    attempt = str(uuid.uuid4())
+    if not repository.claim(session, sms_id, attempt):
+        return None
+    sms = repository.get(session, sms_id)
+    assert sms is not None
+    return SendPlan(sms.id, attempt, sms.to_number, sms.from_number, sms.body)
+
+
+def record_sent(session: Session, plan: SendPlan, sid: str, segments: int) -> None:
+    repository.update_attempt(session, plan.sms_id, plan.attempt, twilio_sid=sid, segments=segments)
+
+
+def release(session: Session, plan: SendPlan) -> None:
+    repository.update_attempt(
+        session, plan.sms_id, plan.attempt, status=st.QUEUED, attempt=None, handed_at=utcnow()
+    )
+
+
+def fail(session: Session, plan: SendPlan, code: str, message: str) -> None:
+    """Twilio refused the message, and bills nothing for it: neither do we."""
+    failed = repository.update_attempt(
+        session, plan.sms_id, plan.attempt, status=st.FAILED, error_code=code, error_message=message
+    )
+    sms = repository.get(session, plan.sms_id)
+    if failed and sms is not None and sms.credits_charged:
+        ledger.apply(
+            session,
+            ledger.Change(
+                sms.account_id, sms.credits_charged, "sms_refund", "sms", sms.id,
+                reference=f"sms:{sms.id}:refund", note=f"Twilio refused it: {code}",
+            ),
+        )  # fmt: skip
+        sms.credits_charged = 0
+        session.flush()
+
+
+def reconcile(session: Session, sms_id: str) -> str:
+    """An SMS whose hand-over may have happened: adopt Twilio's copy, or queue it again."""
+    sms = repository.get(session, sms_id)
+    if sms is None or sms.status != st.SENDING or sms.twilio_sid is not None:
+        return "nothing to do"
+    assert sms.send_started_at is not None and sms.attempt is not None
+    if utcnow() - sms.send_started_at < timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS):
+        return "too early"
+    found = twilio.find_messages(
+        to=sms.to_number, sent_after=sms.send_started_at - timedelta(seconds=5)
+    )
+    known = repository.known_sids(session, [m.sid for m in found])
+    plan = SendPlan(sms.id, sms.attempt, sms.to_number, sms.from_number, sms.body)
+    for message in found:
+        if message.sid not in known and message.body == sms.body:
+            record_sent(session, plan, message.sid, message.segments)
+            return f"adopted {message.sid}"
+    release(session, plan)
+    jobs.send(session, sms.id)
+    return "requeued"
+
+
+def apply_status_callback(session: Session, sms_id: str, params: dict[str, str]) -> SmsMessage:
+    sms = repository.get(session, sms_id)
+    if sms is None:
+        raise SmsNotFound(sms_id)
+    sid = params.get("MessageSid", "")
+    if sms.twilio_sid is None and sid:
+        sms.twilio_sid = sid
+    elif sid and sid != sms.twilio_sid:
+        return sms
+    new_status = st.from_twilio(params.get("MessageStatus", ""))
+    if new_status is not None and st.advances(sms.status, new_status):
+        sms.status = new_status
+        if params.get("ErrorCode"):
+            sms.error_code = params["ErrorCode"]
+    session.flush()
+    return sms
+
+
+def hand_out(session: Session) -> int:
+    settings = get_settings()
+    stale_before = utcnow() - timedelta(seconds=settings.DISPATCH_STALE_SECONDS)
+    sms_ids = repository.owed_ids(session, stale_before, settings.DISPATCH_WINDOW)
+    if sms_ids:
+        repository.mark_handed(session, sms_ids)
+        for sms_id in sms_ids:
+            jobs.send(session, sms_id)
+    started_before = utcnow() - timedelta(seconds=settings.DIAL_AMBIGUOUS_SECONDS)
+    for sms_id in repository.stuck_sending_ids(session, started_before):
+        jobs.reconcile(session, sms_id)
+    return len(sms_ids)

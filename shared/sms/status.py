@@ -1,0 +1,29 @@
+"""An SMS's statuses: ours until Twilio has it, then Twilio's MessageStatus."""
+
+QUEUED = "queued"
+SENDING = "sending"
+SENT = "sent"
+DELIVERED = "delivered"
+UNDELIVERED = "undelivered"
+FAILED = "failed"
+
+FINAL = frozenset({DELIVERED, UNDELIVERED, FAILED})
+_RANK = {QUEUED: 0, SENDING: 1, SENT: 2}
+_FROM_TWILIO = {
+    "accepted": SENDING,
+    "queued": SENDING,
+    "sending": SENDING,
+    "sent": SENT,
+    "delivered": DELIVERED,
+    "undelivered": UNDELIVERED,
+    "failed": FAILED,
+}
+
+
+def from_twilio(message_status: str) -> str | None:
+    return _FROM_TWILIO.get(message_status)
+
+
+def advances(current: str, new: str) -> bool:
+    rank = lambda s: 3 if s in FINAL else _RANK[s]  # noqa: E731
+    return current not in FINAL and rank(new) > rank(current)
