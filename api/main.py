@@ -1,0 +1,48 @@
+"""The FastAPI app: parse, authorize, call a service, enqueue by name."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from api.routes import api_router
+
+# Requests served at once (uvicorn --limit-concurrency); more are answered 503 at once.
+MAX_CONCURRENT_REQUESTS = 200
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # A request hops between threads (dependencies, endpoint, the commit on exit) while its
+    # transaction holds locks. With more threads than requests, the lock holder always finds a
+    # thread for its next hop, so requests waiting on its lock cannot starve it.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = 2 * MAX_CONCURRENT_REQUESTS
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        lifespan=_lifespan,
+        title="Toingg API",
+        description="Automated phone calls and SMS, paid in credits.",
+        version="0.1.0",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.include_router(api_router)
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    async def redis_unreachable(_request: Request, exc: Exception) -> JSONResponse:
+        # Nothing was accepted: the client may retry. (Work already committed is not lost:
+        # the sweeper hands out whatever the database still owes.)
+        return JSONResponse({"detail": f"Redis unreachable: {exc}"}, status_code=503)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/api/docs")
+
+    return app

@@ -1,0 +1,9 @@
+"""Every router, collected in one place."""
+
+from fastapi import APIRouter
+
+from api.routes import batches, billing, calls, campaigns, health, sms, webhooks
+
+api_router = APIRouter(prefix="/api")
+for module in (calls, batches, sms, campaigns, billing, webhooks, health):
+    api_router.include_router(module.router)

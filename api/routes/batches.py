@@ -1,0 +1,126 @@
+"""Batches: many numbers for one campaign in one request."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.orm import Session
+
+from api.deps import CurrentAccount, SessionDep
+from api.errors import require_credits
+from shared.batches import service as batches_service
+from shared.batches.schemas import BatchAccepted, BatchCanceled, BatchOut, BatchRequest
+from shared.billing import prices
+from shared.campaigns import service as campaigns_service
+from shared.models import Account, Batch
+
+router = APIRouter(tags=["batches"])
+
+
+def accept_batch(session: Session, account: Account, body: BatchRequest) -> BatchAccepted:
+    try:
+        campaign = campaigns_service.get_by_name(session, account.id, body.campaign)
+    except campaigns_service.CampaignNotFound:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"campaign {body.campaign!r} not found"
+        ) from None
+    require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
+    try:
+        result = batches_service.create_batch(session, account, campaign, body.numberList)
+    except batches_service.NothingToCall as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["body", "numberList", row.index, "clientNumber"],
+                    "msg": row.reason,
+                    "type": "value_error",
+                }
+                for row in exc.rejected
+            ],
+        ) from None
+    return BatchAccepted(
+        batchId=result.batch.id,
+        status=result.batch.status,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=result.rejected,
+    )
+
+
+@router.post("/make_batch_toingg", response_model=BatchAccepted, summary="Call a list of numbers")
+def make_batch_toingg(
+    body: BatchRequest, session: SessionDep, account: CurrentAccount
+) -> BatchAccepted:
+    return accept_batch(session, account, body)
+
+
+def _batch(session: Session, account: Account, batch_id: str) -> Batch:
+    try:
+        return batches_service.get_for_account(session, account.id, batch_id)
+    except batches_service.BatchNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"batch {batch_id!r} not found") from None
+
+
+def batch_out(session: Session, account: Account, batch: Batch) -> BatchOut:
+    counts = batches_service.counts(session, batch)
+    campaign = campaigns_service.get(session, account.id, batch.campaign_id)
+    progress = batches_service.progress(session, batch, counts)
+    return BatchOut(
+        id=batch.id,
+        campaign=campaign.name,
+        status=batches_service.summary_status(batch, counts),
+        total=batch.total,
+        duplicates=batch.duplicates,
+        rejected=batch.rejected,
+        counts=counts,
+        dialRatePerSecond=progress.dial_rate,
+        estimatedFinishAt=progress.estimated_finish,
+        createdAt=batch.created_at,
+    )
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut, summary="A batch and its progress")
+def get_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+    return batch_out(session, account, _batch(session, account, batch_id))
+
+
+def _over(batch_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, f"batch {batch_id!r} is canceled")
+
+
+@router.post("/batches/{batch_id}/pause", response_model=BatchOut, summary="Start no new call")
+def pause_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+    batch = _batch(session, account, batch_id)
+    try:
+        batches_service.pause(session, batch)
+    except batches_service.BatchIsOver:
+        raise _over(batch_id) from None
+    return batch_out(session, account, batch)
+
+
+@router.post("/batches/{batch_id}/resume", response_model=BatchOut, summary="Go on dialing")
+def resume_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+    batch = _batch(session, account, batch_id)
+    try:
+        batches_service.resume(session, batch)
+    except batches_service.BatchIsOver:
+        raise _over(batch_id) from None
+    return batch_out(session, account, batch)
+
+
+@router.post(
+    "/batches/{batch_id}/cancel",
+    response_model=BatchCanceled,
+    summary="Cancel every call not yet placed (hangUp=true hangs up live ones too)",
+)
+def cancel_batch(
+    batch_id: str,
+    session: SessionDep,
+    account: CurrentAccount,
+    hangUp: Annotated[bool, Query(description="also hang up the batch's live calls")] = False,
+) -> BatchCanceled:
+    batch = _batch(session, account, batch_id)
+    canceled = batches_service.cancel(session, batch, hang_up=hangUp)
+    return BatchCanceled(
+        batchId=batch.id, status=batch.status, canceledCalls=canceled, hangingUp=hangUp
+    )

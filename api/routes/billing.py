@@ -1,0 +1,104 @@
+"""Credits: the balance and its ledger, buying more through Stripe Checkout, Stripe's webhook."""
+
+import json
+from typing import Annotated, Any
+
+import stripe
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import HTMLResponse
+
+from api.deps import CurrentAccount, SessionDep, limited_account
+from api.errors import invalid_field
+from shared.billing import checkout as checkout_service
+from shared.billing import events as billing_events
+from shared.billing import ledger, stripe_gateway
+from shared.billing.schemas import CheckoutCreated, CheckoutRequest, CreditsOut, LedgerRow
+
+router = APIRouter(tags=["billing"])
+
+
+@router.get("/credits", response_model=CreditsOut, summary="The balance and the latest changes")
+def get_credits(
+    session: SessionDep,
+    account: CurrentAccount,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CreditsOut:
+    entries, total = ledger.page(session, account.id, limit, offset)
+    return CreditsOut(
+        balance=ledger.balance_of(session, account.id),
+        disputed=account.disputed,
+        entries=[
+            LedgerRow(
+                id=e.id,
+                delta=e.delta,
+                balanceAfter=e.balance_after,
+                reason=e.reason,
+                subjectType=e.subject_type,
+                subjectId=e.subject_id,
+                note=e.note,
+                createdAt=e.created_at,
+            )
+            for e in entries
+        ],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/create-checkout-session", response_model=CheckoutCreated, summary="Buy credits (Stripe)"
+)
+def create_checkout_session(
+    body: CheckoutRequest, session: SessionDep, response: Response
+) -> CheckoutCreated:
+    account = limited_account(session, body.apikey, response)
+    try:
+        credits = checkout_service.credits_for(body.credits, body.pack)
+    except checkout_service.UnknownPack:
+        raise invalid_field(["pack"], f"unknown credit pack {body.pack!r}") from None
+    try:
+        checkout, url = checkout_service.start(session, account, credits)
+    except stripe_gateway.StripeUnavailable as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    return CheckoutCreated(
+        sessionId=checkout.stripe_session_id or "",
+        url=url,
+        checkoutId=checkout.id,
+        credits=checkout.credits,
+        amountCents=checkout.amount_cents,
+        currency=checkout.currency,
+    )
+
+
+async def verified_stripe_event(request: Request) -> dict[str, Any]:
+    payload = await request.body()
+    try:
+        stripe_gateway.verify_event(payload, request.headers.get("Stripe-Signature"))
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body is not a Stripe event") from None
+    except stripe.SignatureVerificationError as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"invalid Stripe-Signature: {exc.user_message or exc}"
+        ) from None
+    # Kept exactly as Stripe sent it.
+    return dict(json.loads(payload))
+
+
+@router.post("/webhook", summary="Stripe's events (Stripe-Signature checked)")
+def stripe_webhook(
+    event: Annotated[dict[str, Any], Depends(verified_stripe_event)], session: SessionDep
+) -> dict[str, Any]:
+    new = billing_events.store(session, event)
+    return {"received": True, "duplicate": not new}
+
+
+@router.get("/checkout/done", include_in_schema=False)
+def checkout_done(status: str = "paid") -> HTMLResponse:
+    text = (
+        "Payment received: your credits arrive in a moment."
+        if status == "paid"
+        else ("Checkout canceled: nothing was charged.")
+    )
+    return HTMLResponse(f"<!doctype html><title>Toingg</title><p>{text}</p>")

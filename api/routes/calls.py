@@ -1,0 +1,188 @@
+"""The seed call endpoints, hang-up, and reading calls back."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query, status
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from api.deps import CurrentAccount, SessionDep
+from api.errors import from_validation_error, invalid_field, require_credits
+from api.routes.batches import accept_batch
+from shared.batches.schemas import BatchAccepted, BatchRequest
+from shared.billing import prices
+from shared.calls import repository as calls_repository
+from shared.calls import service as calls_service
+from shared.calls import status as call_status
+from shared.calls.schemas import (
+    CallAccepted,
+    CallError,
+    CallOut,
+    CallPage,
+    CallSummary,
+    HangUpResult,
+    MakeCallDetailsRequest,
+    MakeCallRequest,
+)
+from shared.campaigns import service as campaigns_service
+from shared.config import get_settings
+from shared.models import Account, Call, Campaign
+from shared.telephony.numbers import InvalidNumber, to_e164
+
+router = APIRouter(tags=["calls"])
+
+
+def _campaign(session: Session, account: Account, name: str) -> Campaign:
+    try:
+        return campaigns_service.get_by_name(session, account.id, name)
+    except campaigns_service.CampaignNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {name!r} not found") from None
+
+
+def _place(session: Session, account: Account, body: MakeCallRequest) -> CallAccepted:
+    campaign = _campaign(session, account, body.campaign)
+    require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
+    try:
+        call = calls_service.place_call(session, account, campaign, body.name, body.phoneNumber)
+    except InvalidNumber as exc:
+        raise invalid_field(["phoneNumber"], str(exc)) from None
+    return CallAccepted(
+        callId=call.id, status=call.status, phoneNumber=call.to_number, campaign=campaign.name
+    )
+
+
+@router.post("/make_toingg/", response_model=CallAccepted, summary="Place one call")
+@router.post("/make_toingg", response_model=CallAccepted, include_in_schema=False)
+def make_toingg(
+    body: MakeCallRequest, session: SessionDep, account: CurrentAccount
+) -> CallAccepted:
+    return _place(session, account, body)
+
+
+@router.post(
+    "/make/toingg",
+    response_model=CallAccepted | BatchAccepted,
+    summary="Place one call, or a batch when the body has numberList",
+)
+def make_toingg_alias(
+    payload: Annotated[dict[str, Any], Body(description="MakeCallRequest or BatchRequest")],
+    session: SessionDep,
+    account: CurrentAccount,
+) -> CallAccepted | BatchAccepted:
+    model = BatchRequest if "numberList" in payload else MakeCallRequest
+    try:
+        body = model.model_validate(payload)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+    if isinstance(body, BatchRequest):
+        return accept_batch(session, account, body)
+    return _place(session, account, body)
+
+
+@router.post("/make_toingg_details", response_model=CallAccepted, summary="Call with a script")
+def make_toingg_details(
+    body: MakeCallDetailsRequest, session: SessionDep, account: CurrentAccount
+) -> CallAccepted:
+    try:  # a bad number must not leave the campaign changed
+        to_e164(body.phoneNumber, get_settings().DEFAULT_REGION)
+    except InvalidNumber as exc:
+        raise invalid_field(["phoneNumber"], str(exc)) from None
+    campaign = campaigns_service.upsert_script(
+        session, account.id, body.campaignName, body.campaignScript
+    )
+    return _place(
+        session,
+        account,
+        MakeCallRequest(campaign=campaign.name, name=body.name, phoneNumber=body.phoneNumber),
+    )
+
+
+@router.post("/hang_up_call", response_model=HangUpResult, summary="Hang up a call")
+def hang_up_call(
+    callSid: Annotated[str, Query(description="Twilio's call SID, or the call id")],
+    session: SessionDep,
+    account: CurrentAccount,
+) -> HangUpResult:
+    try:
+        call = calls_service.request_hang_up(session, account.id, callSid)
+    except calls_service.CallNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"call {callSid!r} not found") from None
+    return HangUpResult(
+        callId=call.id,
+        callSid=call.twilio_sid,
+        status=call.status,
+        hangupRequested=call.hangup_requested,
+    )
+
+
+def call_out(session: Session, call: Call) -> CallOut:
+    error = (
+        CallError(code=call.error_code, message=call.error_message)
+        if call.error_code or call.error_message
+        else None
+    )
+    return CallOut(
+        id=call.id,
+        callSid=call.twilio_sid,
+        status=call.status,
+        campaignId=call.campaign_id,
+        batchId=call.batch_id,
+        name=call.name,
+        phoneNumber=call.to_number,
+        fromNumber=call.from_number,
+        durationSeconds=call.duration_seconds,
+        hangupRequested=call.hangup_requested,
+        createdAt=call.created_at,
+        answeredAt=call.answered_at,
+        endedAt=call.ended_at,
+        error=error,
+        timeline=calls_service.timeline(session, call),  # type: ignore[arg-type]
+    )
+
+
+@router.get("/calls/{call_ref}", response_model=CallOut, summary="A call, by id or call SID")
+def get_call(call_ref: str, session: SessionDep, account: CurrentAccount) -> CallOut:
+    try:
+        call = calls_service.get_for_account(session, account.id, call_ref)
+    except calls_service.CallNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"call {call_ref!r} not found") from None
+    return call_out(session, call)
+
+
+@router.get("/calls", response_model=CallPage, summary="The account's calls, newest first")
+def list_calls(
+    session: SessionDep,
+    account: CurrentAccount,
+    campaign: Annotated[str | None, Query(description="campaign name")] = None,
+    status_: Annotated[
+        str | None, Query(alias="status", pattern="^(" + "|".join(call_status.ALL) + ")$")
+    ] = None,
+    batch: Annotated[str | None, Query(description="batch id")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CallPage:
+    campaign_id = _campaign(session, account, campaign).id if campaign is not None else None
+    calls, total = calls_repository.list_page(
+        session,
+        account.id,
+        campaign_id=campaign_id,
+        status=status_,
+        batch_id=batch,
+        limit=limit,
+        offset=offset,
+    )
+    items = [
+        CallSummary(
+            id=c.id,
+            callSid=c.twilio_sid,
+            status=c.status,
+            campaignId=c.campaign_id,
+            batchId=c.batch_id,
+            name=c.name,
+            phoneNumber=c.to_number,
+            durationSeconds=c.duration_seconds,
+            createdAt=c.created_at,
+        )
+        for c in calls
+    ]
+    return CallPage(items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,46 @@
+"""SMS: send one, read it back."""
+
+from fastapi import APIRouter, HTTPException, status
+
+from api.deps import CurrentAccount, SessionDep
+from api.errors import invalid_field, payment_required
+from shared.billing.ledger import InsufficientCredits
+from shared.sms import service as sms_service
+from shared.sms.schemas import SendSmsRequest, SmsAccepted, SmsOut
+from shared.telephony.numbers import InvalidNumber
+
+router = APIRouter(tags=["sms"])
+
+
+@router.post("/send_sms", response_model=SmsAccepted, summary="Send an SMS")
+@router.post("/send_sms/", response_model=SmsAccepted, include_in_schema=False)
+def send_sms(body: SendSmsRequest, session: SessionDep, account: CurrentAccount) -> SmsAccepted:
+    try:
+        sms = sms_service.accept(session, account, body.name, body.phoneNumber, body.message)
+    except InvalidNumber as exc:
+        raise invalid_field(["phoneNumber"], str(exc)) from None
+    except InsufficientCredits as exc:
+        raise payment_required(exc.balance, exc.price) from None
+    return SmsAccepted(smsId=sms.id, status=sms.status, phoneNumber=sms.to_number)
+
+
+@router.get("/sms/{sms_ref}", response_model=SmsOut, summary="An SMS, by id or message SID")
+def get_sms(sms_ref: str, session: SessionDep, account: CurrentAccount) -> SmsOut:
+    try:
+        sms = sms_service.get_for_account(session, account.id, sms_ref)
+    except sms_service.SmsNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"sms {sms_ref!r} not found") from None
+    return SmsOut(
+        id=sms.id,
+        messageSid=sms.twilio_sid,
+        status=sms.status,
+        name=sms.name,
+        phoneNumber=sms.to_number,
+        fromNumber=sms.from_number,
+        message=sms.body,
+        segments=sms.segments,
+        errorCode=sms.error_code,
+        errorMessage=sms.error_message,
+        createdAt=sms.created_at,
+        updatedAt=sms.updated_at,
+    )

@@ -1,0 +1,79 @@
+"""Twilio's requests into the API: the TwiML for a call, and status callbacks.
+
+Each is verified with X-Twilio-Signature (over the URL as PUBLIC_BASE_URL makes it) before
+anything in it is read; a missing or wrong signature gets 403 and changes nothing.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from api.deps import SessionDep
+from shared.calls import repository as calls_repository
+from shared.calls import service as calls_service
+from shared.campaigns import service as campaigns_service
+from shared.config import get_settings
+from shared.models import Campaign
+from shared.sms import service as sms_service
+
+router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
+
+
+async def twilio_params(request: Request) -> dict[str, str]:
+    settings = get_settings()
+    url = settings.PUBLIC_BASE_URL.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    form = await request.form()
+    params = {key: str(value) for key, value in form.items()}
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, params, signature):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid X-Twilio-Signature")
+    return params
+
+
+TwilioParams = Annotated[dict[str, str], Depends(twilio_params)]
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(content=str(response), media_type="application/xml")
+
+
+@router.post("/voice/{call_id}", summary="TwiML for a call: the campaign's script")
+def voice(call_id: str, params: TwilioParams, session: SessionDep) -> Response:
+    call = calls_repository.get(session, call_id)
+    response = VoiceResponse()
+    if call is None:
+        response.hangup()
+        return _twiml(response)
+    media_stream_url = get_settings().MEDIA_STREAM_URL
+    if media_stream_url:
+        connect = Connect()
+        stream = connect.stream(url=media_stream_url)
+        stream.parameter(name="callId", value=call.id)
+        response.append(connect)
+    else:
+        campaign = session.get(Campaign, call.campaign_id)
+        assert campaign is not None
+        response.say(campaigns_service.render_script(campaign.script, call.name))
+    return _twiml(response)
+
+
+@router.post("/call-status", status_code=status.HTTP_204_NO_CONTENT, summary="Call status")
+def call_status(callId: str, params: TwilioParams, session: SessionDep) -> Response:
+    try:
+        calls_service.apply_status_callback(session, callId, params)
+    except calls_service.CallNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"call {callId!r} not found") from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/sms-status", status_code=status.HTTP_204_NO_CONTENT, summary="SMS status")
+def sms_status(smsId: str, params: TwilioParams, session: SessionDep) -> Response:
+    try:
+        sms_service.apply_status_callback(session, smsId, params)
+    except sms_service.SmsNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"sms {smsId!r} not found") from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
