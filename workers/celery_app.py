@@ -1,0 +1,20 @@
+"""The Celery app the workers and beat run: queues, routes and schedule come from
+shared.queue (the API sends with the same app); this module adds the tasks and the beat
+schedule."""
+
+from shared.billing import jobs as billing_jobs
+from shared.calls import jobs as call_jobs
+from shared.queue import get_celery
+from shared.sms import jobs as sms_jobs
+
+app = get_celery()
+app.conf.include = ["workers.tasks.calls", "workers.tasks.sms", "workers.tasks.billing"]
+app.conf.beat_schedule = {
+    "hand out owed calls": {"task": call_jobs.DISPATCH, "schedule": 1.0},
+    "reconcile stuck dials": {"task": call_jobs.SWEEP, "schedule": 10.0},
+    "hand out owed sms": {"task": sms_jobs.SWEEP, "schedule": 5.0},
+    "retry stripe events waiting for their payment": {
+        "task": billing_jobs.RETRY_PENDING,
+        "schedule": 60.0,
+    },
+}

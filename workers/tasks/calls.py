@@ -1,0 +1,104 @@
+"""Call tasks: dial once, reconcile the ambiguous, hang up, and hand out what is owed."""
+
+import logging
+import time
+
+from celery import Task
+
+from shared.batches import stops as batch_stops
+from shared.calls import dispatcher, jobs
+from shared.calls import service as calls_service
+from shared.config import get_settings
+from shared.db import session_scope
+from shared.queue import get_celery
+from shared.ratelimit import carrier as carrier_limits
+from shared.redis_client import get_redis
+from shared.telephony import client as twilio
+from workers.tasks.retry import TWILIO_RETRY, backoff_seconds
+
+log = logging.getLogger(__name__)
+app = get_celery()
+
+
+@app.task(name=jobs.DIAL, bind=True, max_retries=None)
+def dial(self: Task, call_id: str) -> str:
+    settings = get_settings()
+    with session_scope() as session:
+        plan = calls_service.claim(session, call_id)
+    if plan is None:
+        return "not claimed: taken by another worker, over, paused, or waiting for credits"
+    # The slot right before the request, so the carrier sees the pace the bucket gives.
+    slot = carrier_limits.dial_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
+    if slot.allowed:
+        time.sleep(slot.wait_seconds)
+    if not slot.allowed:
+        with session_scope() as session:
+            calls_service.release(session, plan)
+        raise self.retry(countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2)
+    if batch_stops.is_stopped(plan.batch_id):
+        with session_scope() as session:
+            calls_service.stand_down(session, plan)
+        return "not placed: its batch was paused or canceled while it waited for its slot"
+    try:
+        remote = twilio.create_call(
+            to=plan.to,
+            from_=plan.from_,
+            url=calls_service.voice_url(plan.call_id),
+            status_callback=calls_service.status_callback_url(plan.call_id),
+            timeout=settings.CALL_RING_TIMEOUT_SECONDS,
+            time_limit=plan.time_limit_seconds,
+        )
+    except twilio.TwilioRejected as exc:
+        with session_scope() as session:
+            calls_service.fail(session, plan, exc.code, exc.message)
+        return f"failed: {exc}"
+    except twilio.TwilioUnavailable as exc:
+        if exc.maybe_sent:
+            # Twilio may have placed the call: ask it before dialing again.
+            app.send_task(
+                jobs.RECONCILE, args=[call_id], countdown=settings.DIAL_AMBIGUOUS_SECONDS + 1
+            )
+            return f"ambiguous, reconciling: {exc}"
+        with session_scope() as session:
+            calls_service.release(session, plan)
+        raise self.retry(countdown=backoff_seconds(self.request.retries), exc=exc) from exc
+    with session_scope() as session:
+        calls_service.record_sid(session, plan, remote.sid)
+    return remote.sid
+
+
+@app.task(name=jobs.RECONCILE, **TWILIO_RETRY)
+def reconcile(call_id: str) -> str:
+    with session_scope() as session:
+        return calls_service.reconcile(session, call_id)
+
+
+@app.task(name=jobs.RECONCILE_LIVE, **TWILIO_RETRY)
+def reconcile_live(call_id: str) -> str:
+    with session_scope() as session:
+        return calls_service.reconcile_live(session, call_id)
+
+
+@app.task(name=jobs.HANG_UP, **TWILIO_RETRY)
+def hang_up(call_id: str) -> str:
+    with session_scope() as session:
+        return calls_service.hang_up_at_carrier(session, call_id)
+
+
+@app.task(name=jobs.DISPATCH, acks_late=False)
+def dispatch() -> int:
+    # One dispatcher at a time: two would hand out the same calls (harmless, but wasteful).
+    lock = get_redis().lock("toingg:calls:dispatch", timeout=30, blocking=False)
+    if not lock.acquire():
+        return 0
+    try:
+        with session_scope() as session:
+            return dispatcher.hand_out(session)
+    finally:
+        lock.release()
+
+
+@app.task(name=jobs.SWEEP, acks_late=False)
+def sweep() -> int:
+    with session_scope() as session:
+        return dispatcher.sweep(session)
