@@ -1,0 +1,39 @@
+"""The carrier's behaviour: environment defaults (SANDBOX_*), changeable at run time."""
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.config import get_settings
+
+OUTCOMES = ("answer", "busy", "no-answer", "failed", "hold", "answer-hold")
+
+
+class Behaviour(BaseModel):
+    RING_SECONDS: float = 2.0
+    TALK_SECONDS: float = 5.0
+    P_BUSY: float = Field(default=0.0, ge=0, le=1)
+    P_NO_ANSWER: float = Field(default=0.0, ge=0, le=1)
+    P_FAILED: float = Field(default=0.0, ge=0, le=1)
+    LATENCY_MS: float = Field(default=0.0, ge=0)
+    ERROR_RATE_429: float = Field(default=0.0, ge=0, le=1)
+    ERROR_RATE_500: float = Field(default=0.0, ge=0, le=1)
+    SMS_DELIVERY_SECONDS: float = 1.0
+    # A forced outcome per To number: answer, busy, no-answer, failed, hold (ring until
+    # updated), answer-hold (stay in progress until updated).
+    outcomes: dict[str, str] = {}
+
+
+class CarrierSettings(BaseSettings, Behaviour):
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore")
+
+    HOST: str = "127.0.0.1"
+    PORT: int = 8081
+    SEED: int | None = None
+
+    def behaviour(self) -> Behaviour:
+        return Behaviour.model_validate(self.model_dump(include=set(Behaviour.model_fields)))
+
+
+def credentials() -> tuple[str, str]:
+    settings = get_settings()
+    return settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN

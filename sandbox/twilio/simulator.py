@@ -1,0 +1,268 @@
+"""Plays calls and messages in real time and sends their status callbacks, in order, signed."""
+
+import asyncio
+import logging
+import random
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from sandbox.twilio.config import OUTCOMES, Behaviour
+from sandbox.twilio.resources import API_VERSION, Call, Message, rfc2822
+
+log = logging.getLogger(__name__)
+
+FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
+# What each StatusCallbackEvent name reports.
+_EVENT_OF_STATUS = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Simulator:
+    def __init__(self, account_sid: str, auth_token: str, behaviour: Behaviour, seed: int | None):
+        self.account_sid = account_sid
+        self.validator = RequestValidator(auth_token)
+        self.defaults = behaviour
+        self.behaviour = behaviour.model_copy(deep=True)
+        self.random = random.Random(seed)
+        self.calls: dict[str, Call] = {}
+        self.messages: dict[str, Message] = {}
+        self._ended: dict[str, asyncio.Event] = {}
+        self._callbacks: dict[str, asyncio.Queue[dict[str, str] | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200))
+        return self._http
+
+    def reset(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        self.calls.clear()
+        self.messages.clear()
+        self._ended.clear()
+        self._callbacks.clear()
+        self.behaviour = self.defaults.model_copy(deep=True)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- calls ---------------------------------------------------------------------------
+
+    def start_call(self, call: Call) -> None:
+        self.calls[call.sid] = call
+        self._ended[call.sid] = asyncio.Event()
+        call.history.append({"status": "queued", "at": time.time()})
+        if call.params.get("StatusCallback"):
+            queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
+            self._callbacks[call.sid] = queue
+            self._spawn(self._deliver_call_callbacks(call, queue))
+        self._spawn(self._play(call))
+
+    def _outcome(self, call: Call) -> str:
+        forced = self.behaviour.outcomes.get(call.to)
+        if forced in OUTCOMES:
+            return forced
+        draw = self.random.random()
+        b = self.behaviour
+        for outcome, p in (
+            ("busy", b.P_BUSY),
+            ("no-answer", b.P_NO_ANSWER),
+            ("failed", b.P_FAILED),
+        ):
+            if draw < p:
+                return outcome
+            draw -= p
+        return "answer"
+
+    async def _pause(self, call: Call, seconds: float | None) -> bool:
+        """Wait, unless the call is ended meanwhile; True when it was."""
+        try:
+            await asyncio.wait_for(self._ended[call.sid].wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def _set_status(self, call: Call, status: str) -> None:
+        call.status = status
+        call.date_updated = _now()
+        call.history.append({"status": status, "at": time.time()})
+        event = _EVENT_OF_STATUS.get(status)
+        if event is not None:
+            self._callback(call, event)
+
+    def _callback(self, call: Call, event: str) -> None:
+        queue = self._callbacks.get(call.sid)
+        requested = call.params.get("StatusCallbackEvent") or []
+        if queue is None or (event != "completed" and event not in requested):
+            return
+        params = {
+            "AccountSid": call.account_sid,
+            "ApiVersion": API_VERSION,
+            "CallSid": call.sid,
+            "CallStatus": call.status,
+            "Called": call.to,
+            "Caller": call.from_,
+            "From": call.from_,
+            "To": call.to,
+            "Direction": "outbound-api",
+            "Timestamp": rfc2822(_now()) or "",
+            "CallbackSource": "call-progress-events",
+            "SequenceNumber": str(call.sequence),
+        }
+        call.sequence += 1
+        if event == "completed" and call.duration is not None:
+            params["CallDuration"] = str(call.duration)
+            params["Duration"] = str(-(-call.duration // 60))
+        queue.put_nowait(params)
+
+    def end_call(self, call: Call, status: str) -> None:
+        if call.status in FINAL:
+            return
+        call.end_time = _now()
+        call.status = status
+        call.date_updated = call.end_time
+        call.history.append({"status": status, "at": time.time()})
+        self._ended[call.sid].set()
+        self._callback(call, "completed")
+        queue = self._callbacks.get(call.sid)
+        if queue is not None:
+            queue.put_nowait(None)
+
+    async def _play(self, call: Call) -> None:
+        b = self.behaviour
+        timeout = float(call.params.get("Timeout") or 60)
+        time_limit = float(call.params.get("TimeLimit") or 4 * 3600)
+        outcome = self._outcome(call)
+        if await self._pause(call, 0.02):
+            return
+        self._set_status(call, "initiated")
+        if await self._pause(call, 0.1):
+            return
+        call.start_time = _now()
+        self._set_status(call, "ringing")
+        ring = min(b.RING_SECONDS, timeout)
+        if outcome == "hold":
+            await self._pause(call, None)
+            return
+        if outcome in ("busy", "failed"):
+            if not await self._pause(call, min(ring, 0.5)):
+                self.end_call(call, outcome)
+            return
+        if await self._pause(call, ring):
+            return
+        if outcome == "no-answer":
+            self.end_call(call, "no-answer")
+            return
+        call.answered_at = _now()
+        self._set_status(call, "in-progress")
+        if not await self._fetch_twiml(call):
+            self.end_call(call, "completed")  # "an application error has occurred"
+            return
+        talk = None if outcome == "answer-hold" else min(b.TALK_SECONDS, time_limit)
+        if not await self._pause(call, talk):
+            self.end_call(call, "completed")
+
+    async def _fetch_twiml(self, call: Call) -> bool:
+        url = call.params.get("Url")
+        if not url:
+            call.twiml = call.params.get("Twiml")
+            return call.twiml is not None
+        params = {
+            "AccountSid": call.account_sid,
+            "ApiVersion": API_VERSION,
+            "CallSid": call.sid,
+            "CallStatus": "in-progress",
+            "Called": call.to,
+            "Caller": call.from_,
+            "From": call.from_,
+            "To": call.to,
+            "Direction": "outbound-api",
+        }
+        headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
+        try:
+            if (call.params.get("Method") or "POST").upper() == "GET":
+                response = await self.http.get(url, params=params, headers=headers)
+            else:
+                response = await self.http.post(url, data=params, headers=headers)
+            response.raise_for_status()
+            root = ET.fromstring(response.text)
+        except (httpx.HTTPError, ET.ParseError) as exc:
+            call.errors.append(f"TwiML fetch from {url} failed: {exc}")
+            return False
+        if root.tag != "Response":
+            call.errors.append(f"TwiML from {url} has root <{root.tag}>, not <Response>")
+            return False
+        call.twiml = response.text
+        return True
+
+    async def _deliver_call_callbacks(
+        self, call: Call, queue: asyncio.Queue[dict[str, str] | None]
+    ) -> None:
+        url = call.params["StatusCallback"]
+        method = (call.params.get("StatusCallbackMethod") or "POST").upper()
+        while (params := await queue.get()) is not None:
+            call.callbacks.append(await self._send(url, method, params))
+
+    async def _send(self, url: str, method: str, params: dict[str, str]) -> dict[str, Any]:
+        signed_url = url
+        if method == "GET":
+            signed_url = str(httpx.URL(url).copy_merge_params(params))
+        signature = self.validator.compute_signature(signed_url, {} if method == "GET" else params)
+        record: dict[str, Any] = {"params": params, "status_code": None, "error": None}
+        for attempt in range(3):
+            try:
+                headers = {"X-Twilio-Signature": signature}
+                if method == "GET":
+                    response = await self.http.get(signed_url, headers=headers)
+                else:
+                    response = await self.http.post(url, data=params, headers=headers)
+                record["status_code"] = response.status_code
+                if response.status_code < 500:
+                    return record
+            except httpx.HTTPError as exc:
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(0.2 * (attempt + 1))
+        return record
+
+    # --- messages ------------------------------------------------------------------------
+
+    def start_message(self, message: Message) -> None:
+        self.messages[message.sid] = message
+        message.history.append({"status": "queued", "at": time.time()})
+        self._spawn(self._play_message(message))
+
+    async def _play_message(self, message: Message) -> None:
+        url = message.params.get("StatusCallback")
+        for status, delay in (("sent", 0.2), ("delivered", self.behaviour.SMS_DELIVERY_SECONDS)):
+            await asyncio.sleep(delay)
+            message.status = status
+            message.date_updated = _now()
+            if status == "sent":
+                message.date_sent = message.date_updated
+            message.history.append({"status": status, "at": time.time()})
+            if url:
+                params = {
+                    "AccountSid": message.account_sid,
+                    "ApiVersion": API_VERSION,
+                    "MessageSid": message.sid,
+                    "SmsSid": message.sid,
+                    "MessageStatus": status,
+                    "SmsStatus": status,
+                    "From": message.from_,
+                    "To": message.to,
+                }
+                message.callbacks.append(await self._send(url, "POST", params))
