@@ -1,0 +1,55 @@
+from tests import factories
+from tests.api.conftest import KeyedClient
+
+
+class TestMakeBatch:
+    def test_reports_invalid_rows_and_calls_a_repeated_number_once(self, api: KeyedClient) -> None:
+        numbers = [factories.phone_number() for _ in range(6)]
+        rows = [{"clientName": f"c{i}", "clientNumber": n} for i, n in enumerate(numbers)]
+        rows.insert(2, {"clientName": "bad", "clientNumber": "not a number"})
+        rows.append({"clientName": "again", "clientNumber": numbers[0]})
+        response = api.post(
+            "/api/make_batch_toingg", json={"campaign": "welcome", "numberList": rows}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["accepted"] == 6
+        assert body["duplicates"] == 1
+        assert body["rejected"] == [
+            {
+                "index": 2,
+                "clientNumber": "not a number",
+                "reason": "'not a number' is not a phone number",
+            }
+        ]
+        batch = api.get(f"/api/batches/{body['batchId']}").json()
+        assert batch["total"] == 6
+        assert batch["counts"] == {"queued": 6}
+        listed = api.get("/api/calls", batch=body["batchId"], limit=100).json()
+        assert sorted(c["phoneNumber"] for c in listed["items"]) == sorted(numbers)
+
+    def test_a_list_with_no_valid_number_is_422(self, api: KeyedClient) -> None:
+        response = api.post(
+            "/api/make_batch_toingg",
+            json={"campaign": "welcome", "numberList": [{"clientName": "x", "clientNumber": "1"}]},
+        )
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "numberList", 0, "clientNumber"]
+
+    def test_empty_list_and_unknown_campaign(self, api: KeyedClient) -> None:
+        empty = api.post("/api/make_batch_toingg", json={"campaign": "welcome", "numberList": []})
+        assert empty.status_code == 422
+        unknown = api.post(
+            "/api/make_batch_toingg",
+            json={"campaign": "nope", "numberList": [{"clientNumber": "+14155552671"}]},
+        )
+        assert unknown.status_code == 404
+
+    def test_another_accounts_batch_is_404(self, api: KeyedClient) -> None:
+        batch_id = api.post(
+            "/api/make_batch_toingg",
+            json={"campaign": "welcome", "numberList": [{"clientNumber": "+14155552671"}]},
+        ).json()["batchId"]
+        _, other_key = factories.account()
+        response = api.client.get(f"/api/batches/{batch_id}", params={"apiKey": other_key})
+        assert response.status_code == 404

@@ -1,0 +1,91 @@
+"""The sandbox carrier speaks Twilio's wire format: driven here with the official twilio SDK, as
+the workers drive it."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+
+from shared.config import get_settings
+from tests import factories
+from tests.stack import Carrier, wait_until
+
+FROM = "+15005550006"
+
+
+@pytest.fixture
+def client(carrier: Carrier, carrier_server: str) -> Client:
+    settings = get_settings()
+    twilio = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
+    twilio.api.base_url = carrier_server
+    return twilio
+
+
+def create(client: Client, to: str, **params: object):  # type: ignore[no-untyped-def]
+    return client.calls.create(
+        to=to, from_=FROM, twiml="<Response><Say>Hi</Say></Response>", **params
+    )
+
+
+class TestCalls:
+    def test_create_fetch_and_list_with_start_time_and_pages(self, client: Client) -> None:
+        number = factories.phone_number()
+        since = datetime.now(UTC) - timedelta(seconds=5)
+        sids = {create(client, number).sid for _ in range(5)}
+        call = client.calls(next(iter(sids))).fetch()
+        assert (call.to, call._from, call.direction) == (number, FROM, "outbound-api")
+        found = client.calls.list(to=number, start_time_after=since, page_size=2)
+        assert {c.sid for c in found} == sids  # three pages, followed by the SDK
+
+    def test_validation_errors_have_twilios_codes(self, client: Client) -> None:
+        cases = {
+            21211: lambda: create(client, "12"),
+            21205: lambda: client.calls.create(to="+14155552671", from_=FROM),
+            21612: lambda: create(client, "+15005550002"),
+            21610: lambda: create(client, "+15005550004"),
+        }
+        for code, request in cases.items():
+            with pytest.raises(TwilioRestException) as error:
+                request()
+            assert (error.value.status, error.value.code) == (400, code)
+
+    def test_wrong_credentials_are_401_20003(self, client: Client, carrier_server: str) -> None:
+        intruder = Client(get_settings().TWILIO_ACCOUNT_SID, "wrong-token")
+        intruder.api.base_url = carrier_server
+        with pytest.raises(TwilioRestException) as error:
+            create(intruder, "+14155552671")
+        assert (error.value.status, error.value.code) == (401, 20003)
+
+    def test_hold_then_cancel_and_answer_hold_then_complete(
+        self, client: Client, carrier: Carrier
+    ) -> None:
+        ringing, live = factories.phone_number(), factories.phone_number()
+        carrier.configure(outcomes={ringing: "hold", live: "answer-hold"})
+        held, answered = create(client, ringing), create(client, live)
+        wait_until(lambda: client.calls(answered.sid).fetch().status == "in-progress", 10)
+        assert client.calls(held.sid).fetch().status == "ringing"
+        assert client.calls(held.sid).update(status="canceled").status == "canceled"
+        assert client.calls(answered.sid).update(status="completed").status == "completed"
+        with pytest.raises(TwilioRestException) as error:
+            client.calls(answered.sid).update(status="completed")
+        assert error.value.code == 21220
+
+    def test_injected_throttling_creates_nothing(self, client: Client, carrier: Carrier) -> None:
+        carrier.configure(ERROR_RATE_429=1.0)
+        number = factories.phone_number()
+        with pytest.raises(TwilioRestException) as error:
+            create(client, number)
+        assert (error.value.status, error.value.code) == (429, 20429)
+        assert carrier.calls(to=number) == []
+
+
+class TestMessages:
+    def test_create_segments_and_delivery(self, client: Client, carrier: Carrier) -> None:
+        number = factories.phone_number()
+        message = client.messages.create(to=number, from_=FROM, body="x" * 161)
+        assert message.num_segments == "2"
+        wait_until(lambda: client.messages(message.sid).fetch().status == "delivered", 10)
+        with pytest.raises(TwilioRestException) as error:
+            client.messages.create(to="+15005550009", from_=FROM, body="hi")
+        assert error.value.code == 21614

@@ -1,0 +1,158 @@
+"""Pieces of the test stack: servers in threads, worker and beat processes, a clean database."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from sqlalchemy import create_engine, text
+
+from shared import migrate
+
+
+def reset_database(url: str) -> None:
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).unlink(missing_ok=True)
+    else:
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    migrate.upgrade(url)
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self, app: object, port: int, limit_concurrency: int | None = None) -> None:
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            limit_concurrency=limit_concurrency,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port = port
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class StackProcesses:
+    """Celery worker and beat processes, started the way `toingg` starts them."""
+
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.env = {**os.environ, **(env or {})}
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.beat: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, *args: str, log_name: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / log_name, "ab")  # noqa: SIM115 (the child keeps it)
+        return subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+
+    def start_worker(self, concurrency: int = 8) -> subprocess.Popen[bytes]:
+        process = self._spawn(
+            "worker", "--concurrency", str(concurrency), log_name=f"worker-{len(self.workers)}.log"
+        )
+        self.workers.append(process)
+        self._wait_for_workers(len([w for w in self.workers if w.poll() is None]))
+        return process
+
+    def _wait_for_workers(self, count: int) -> None:
+        from shared.queue import get_celery
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            replies = get_celery().control.ping(timeout=0.5) or []
+            if len(replies) >= count:
+                return
+        raise RuntimeError(f"{count} worker(s) did not answer a ping within 60 s")
+
+    def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def start_beat(self) -> None:
+        self.beat = self._spawn(
+            "beat", "--schedule", str(self.tmp / f"beat-{time.monotonic_ns()}"), log_name="beat.log"
+        )
+
+    def stop_all(self) -> None:
+        for process in [*self.workers, self.beat]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in [*self.workers, self.beat]:
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.workers.clear()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s: {message}")
+
+
+class Api:
+    """The API as a client sees it: HTTP with an API key."""
+
+    def __init__(self, base_url: str, api_key: str, account_id: str = "") -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.api_key = api_key
+        self.account_id = account_id
+
+    def post(self, path: str, json: object = None, **params: str) -> httpx.Response:
+        return self.http.post(path, json=json, params={"apiKey": self.api_key, **params})
+
+    def get(self, path: str, **params: object) -> httpx.Response:
+        return self.http.get(path, params={"apiKey": self.api_key, **params})
+
+
+class Carrier:
+    """The sandbox carrier's control API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+
+    def calls(self, to: str | None = None) -> list[dict]:  # type: ignore[type-arg]
+        calls = self.http.get("/sandbox/calls").json()
+        return [c for c in calls if to is None or c["to"] == to]
+
+    def messages(self) -> list[dict]:  # type: ignore[type-arg]
+        return self.http.get("/sandbox/messages").json()
+
+    def configure(self, **config: object) -> None:
+        self.http.post("/sandbox/config", json=config).raise_for_status()
+
+    def reset(self) -> None:
+        self.http.post("/sandbox/reset").raise_for_status()
