@@ -1,0 +1,100 @@
+"""Pacing: a 2,000-number batch at a limit of 20 calls/s with 4 worker processes, against the
+sandbox carrier. Prints the busiest one-second window at the carrier and the average rate
+against the limit, the same run with Celery's per-task rate_limit instead of the shared bucket,
+and the pause latency (from POST /pause to the last new call creation at the carrier).
+
+    .venv/bin/python -m benchmarks.pacing      # PostgreSQL and Redis on this machine by default
+"""
+
+import time
+from collections import Counter
+
+import httpx
+
+from benchmarks.harness import Stack, numbers
+
+LIMIT, BURST, WORKERS, COUNT = 20, 2, 4, 2000
+
+
+def _run(shared_bucket: bool) -> dict[str, float]:
+    settings = (
+        {"DIAL_RATE_PER_SECOND": str(LIMIT), "DIAL_BURST": str(BURST)}
+        if shared_bucket
+        else {"DIAL_RATE_PER_SECOND": "100000", "DIAL_BURST": "100000"}
+    )
+    # Four threads a worker: sixteen dials in flight cover 20/s; more only crowd two cores.
+    stack = Stack(workers=WORKERS, concurrency=4, **settings)
+    try:
+        stack.start(worker_app=None if shared_bucket else "benchmarks.celery_rate_limit")
+        key = stack.account()
+        api = httpx.Client(base_url=stack.api_url, params={"apiKey": key}, timeout=120)
+        api.post("/api/campaigns", json={"name": "bench", "script": "Hello {name}"})
+        wanted = numbers(COUNT)
+        rows = [{"clientName": "n", "clientNumber": n} for n in wanted]
+        batch_id = api.post(
+            "/api/make_batch_toingg", json={"campaign": "bench", "numberList": rows}
+        ).json()["batchId"]
+        pause_latency = float("nan")
+        deadline = time.monotonic() + COUNT / LIMIT + 90
+        paused = False
+        while time.monotonic() < deadline:
+            calls = [c for c in stack.carrier_calls() if c["to"] in set(wanted)]
+            if shared_bucket and not paused and len(calls) >= COUNT // 2:
+                paused_at = time.time()
+                api.post(f"/api/batches/{batch_id}/pause")
+                time.sleep(3)
+                created = [c["created_at"] for c in stack.carrier_calls()]
+                pause_latency = max(0.0, max(created) - paused_at)
+                api.post(f"/api/batches/{batch_id}/resume")
+                paused = True
+                pause_gap = (paused_at, time.time())
+            if len(calls) >= COUNT:
+                break
+            time.sleep(1)
+        times = sorted(c["created_at"] for c in calls)
+        if shared_bucket:
+            # The pause is not pacing: measure the two stretches around it.
+            before = [t for t in times if t <= pause_gap[0] + pause_latency]
+            after = [t for t in times if t > pause_gap[1]]
+            stretches = [s for s in (before, after) if len(s) > LIMIT]
+        else:
+            stretches = [times]
+        per_second = [Counter(int(t - s[0]) for t in s) for s in stretches]
+        busiest = max(max(counts.values()) for counts in per_second)
+        print(
+            "calls per second:",
+            [sorted(counts.values(), reverse=True)[:5] for counts in per_second],
+        )
+        dialled = sum(len(s) - 1 for s in stretches)
+        elapsed = sum(s[-1] - s[0] for s in stretches)
+        repeats = len(calls) - len({c["to"] for c in calls})
+        return {
+            "calls": len(calls),
+            "repeats": repeats,
+            "busiest_second": busiest,
+            "average_per_second": dialled / elapsed,
+            "pause_latency_s": pause_latency,
+        }
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    bucket = _run(shared_bucket=True)
+    celery = _run(shared_bucket=False)
+    print(f"limit {LIMIT}/s, burst {BURST}, {WORKERS} worker processes, {COUNT} numbers")
+    for name, figures in (("shared bucket", bucket), ("celery rate_limit", celery)):
+        print(f"{name:>18}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+    print(
+        f"pause latency (POST /pause to the last new call at the carrier): "
+        f"{bucket['pause_latency_s']:.2f} s"
+    )
+    print(
+        f"ratio: shared bucket average/limit {bucket['average_per_second'] / LIMIT:.3f}, "
+        f"busiest second/(limit+burst) {bucket['busiest_second'] / (LIMIT + BURST):.2f}; "
+        f"celery rate_limit average/limit {celery['average_per_second'] / LIMIT:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
