@@ -56,7 +56,6 @@ def _configure_environment() -> None:
     os.environ["DIAL_RATE_PER_SECOND"] = "200"
     os.environ["DIAL_BURST"] = "20"
     os.environ["SMS_RATE_PER_SECOND"] = "200"
-    os.environ["SMS_BURST"] = "20"
     os.environ["SANDBOX_RING_SECONDS"] = "0.3"
     os.environ["SANDBOX_TALK_SECONDS"] = "0.5"
     os.environ["SANDBOX_SMS_DELIVERY_SECONDS"] = "0.3"
@@ -66,7 +65,7 @@ _configure_environment()
 
 from shared.config import get_settings  # noqa: E402
 from shared.db import get_engine  # noqa: E402
-from tests.stack import Carrier, ServerThread, StackProcesses, reset_database  # noqa: E402
+from tests.stack import Carrier, ServerProcess, ServerThread, StackProcesses, reset_database  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -97,11 +96,10 @@ def api_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def carrier_server() -> Iterator[str]:
-    from sandbox.server import create_app
-
-    server = ServerThread(create_app(), int(os.environ["TEST_CARRIER_PORT"]))
+    url = get_settings().TWILIO_API_BASE
+    server = ServerProcess(["sandbox"], f"{url}/sandbox/health", _TMP / "sandbox.log")
     server.start()
-    yield get_settings().TWILIO_API_BASE
+    yield url
     server.stop()
 
 

@@ -55,6 +55,41 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
+class ServerProcess:
+    """A server in its own process, started the way `toingg` starts it, so it does not share a
+    GIL with the tests and the API (the carrier plays every call's life and its callbacks)."""
+
+    def __init__(self, args: list[str], health_url: str, log: Path) -> None:
+        self.args, self.health_url, self.log = args, health_url, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", *self.args],
+            stdout=open(self.log, "ab"),  # noqa: SIM115 (the child keeps it)
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.args} exited; see {self.log}")
+            try:
+                if httpx.get(self.health_url, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.health_url} did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 class StackProcesses:
     """Celery worker and beat processes, started the way `toingg` starts them."""
 
