@@ -58,11 +58,12 @@ class Settings(BaseSettings):
     CHECKOUT_CANCEL_URL: str | None = None
 
     # Twilio places an account's calls at a fixed rate (1 per second unless raised) and queues
-    # the rest; these limits hold across every worker and host (leaky buckets in Redis).
+    # the rest; these limits hold across every worker and host (leaky buckets in Redis). Slots
+    # are evenly spaced; DIAL_BURST is how many more than the rate the carrier may count in one
+    # second, the room left for requests that arrive a little after their slot.
     DIAL_RATE_PER_SECOND: float = 1.0
     DIAL_BURST: int = 1
     SMS_RATE_PER_SECOND: float = 1.0
-    SMS_BURST: int = 1
     # Each API key's leaky bucket (accounts may override), and each account's live calls.
     API_RATE_PER_SECOND: float = 10.0
     API_BURST: int = 20

@@ -91,6 +91,7 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
 
     @app.post(f"{base}/Calls.json")
     async def create_call(AccountSid: str, request: Request) -> JSONResponse:
+        received_at = time.time()  # Twilio counts its calls per second on arrival
         await latency()
         if (denied := authorized(request, AccountSid)) is not None:
             return denied
@@ -108,7 +109,7 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if (error := injected_error()) is not None:
             return error
-        call = Call(new_sid("CA"), account_sid, to, from_, params, created_at=time.time())
+        call = Call(new_sid("CA"), account_sid, to, from_, params, created_at=received_at)
         sim.start_call(call)
         return JSONResponse(call.resource(), status_code=201)
 

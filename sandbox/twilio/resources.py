@@ -39,7 +39,7 @@ class Call:
     to: str
     from_: str
     params: dict[str, Any]
-    created_at: float  # unix seconds, when the create request was accepted
+    created_at: float  # unix seconds, when the create request arrived
     status: str = "queued"
     date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
     date_updated: datetime = field(default_factory=lambda: datetime.now(UTC))

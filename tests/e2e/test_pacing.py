@@ -89,15 +89,13 @@ class TestRateAtTheCarrier:
         batch(api, numbers)
         wait_until(lambda: len(created_at(carrier, numbers)) >= 200, 90, message="all dialled")
         times = created_at(carrier, numbers)
-        average = (len(times) - BURST) / (times[-1] - times[0])
+        average = (len(times) - 1) / (times[-1] - times[0])
         # Unpaced, this worker dials several times faster than the limit.
         assert average <= 1.05 * RATE
         assert average >= 0.5 * RATE
-        # The carrier here shares the test process (and its GIL) with the API, so its clock
-        # stamps arrivals with jitter; the strict per-second bound is checked by the limiter's
-        # own multi-process test and by benchmarks/pacing.py, with the carrier in its own process.
-        per_second = Counter(int(t - times[0]) for t in times)
-        assert max(per_second.values()) <= RATE + BURST + 5, per_second
+        # Every sliding one-second window, as the carrier counts arrivals.
+        busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
+        assert busiest <= RATE + BURST
 
 
 class TestFairness:
