@@ -11,6 +11,9 @@ class CampaignCreate(BaseModel):
     script: str = Script
     callerId: str | None = Field(default=None, description="E.164; default TWILIO_FROM_NUMBER")
     maxCallMinutes: int = Field(default=5, ge=1, le=240)
+    maxConcurrentCalls: int | None = Field(
+        default=None, ge=1, description="live calls at once; default: the account's limit"
+    )
 
 
 class CampaignUpdate(BaseModel):
@@ -18,6 +21,7 @@ class CampaignUpdate(BaseModel):
     script: str | None = Field(default=None, min_length=1, max_length=10_000)
     callerId: str | None = None
     maxCallMinutes: int | None = Field(default=None, ge=1, le=240)
+    maxConcurrentCalls: int | None = Field(default=None, ge=1)
 
 
 class CampaignOut(BaseModel):
@@ -28,6 +32,7 @@ class CampaignOut(BaseModel):
     script: str
     callerId: str = Field(validation_alias="caller_id")
     maxCallMinutes: int = Field(validation_alias="max_call_minutes")
+    maxConcurrentCalls: int | None = Field(validation_alias="max_concurrent_calls")
     createdAt: datetime = Field(validation_alias="created_at")
     updatedAt: datetime = Field(validation_alias="updated_at")
 

@@ -54,6 +54,7 @@ def create(session: Session, account_id: str, data: CampaignCreate) -> Campaign:
         script=data.script,
         caller_id=_caller_id(data.callerId),
         max_call_minutes=data.maxCallMinutes,
+        max_concurrent_calls=data.maxConcurrentCalls,
     )
     session.add(campaign)
     session.flush()
@@ -71,6 +72,8 @@ def update(session: Session, campaign: Campaign, data: CampaignUpdate) -> Campai
         campaign.caller_id = _caller_id(data.callerId)
     if data.maxCallMinutes is not None:
         campaign.max_call_minutes = data.maxCallMinutes
+    if data.maxConcurrentCalls is not None:
+        campaign.max_concurrent_calls = data.maxConcurrentCalls
     session.flush()
     return campaign
 

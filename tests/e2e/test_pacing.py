@@ -137,3 +137,23 @@ class TestLinesPerAccount:
         wait_until(lambda: len(created_at(carrier, numbers)) == 4, 20, message="a freed line")
         time.sleep(1.5)
         assert len(created_at(carrier, numbers)) == 4
+
+    def test_a_campaign_may_have_fewer_lines_than_its_account(
+        self, api: Api, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        created = api.post(
+            "/api/campaigns",
+            json={"name": "two lines", "script": "Hi {name}", "maxConcurrentCalls": 2},
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["maxConcurrentCalls"] == 2
+        numbers = [factories.phone_number() for _ in range(4)]
+        carrier.configure(outcomes=dict.fromkeys(numbers, "answer-hold"))
+        rows = [{"clientName": "c", "clientNumber": n} for n in numbers]
+        response = api.post(
+            "/api/make_batch_toingg", json={"campaign": "two lines", "numberList": rows}
+        )
+        assert response.status_code == 200, response.text
+        wait_until(lambda: len(created_at(carrier, numbers)) == 2, 20, message="two lines")
+        time.sleep(2)
+        assert len(created_at(carrier, numbers)) == 2
