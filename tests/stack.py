@@ -126,6 +126,11 @@ class StackProcesses:
                 return
         raise RuntimeError(f"{count} worker(s) did not answer a ping within 60 s")
 
+    def stop_worker(self, process: subprocess.Popen[bytes]) -> None:
+        """A warm shutdown, as an orchestrator scaling workers down sends it."""
+        process.terminate()
+        process.wait(timeout=60)
+
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)

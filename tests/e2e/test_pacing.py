@@ -97,6 +97,23 @@ class TestRateAtTheCarrier:
         busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
         assert busiest <= RATE + BURST
 
+    def test_the_rate_holds_while_workers_join_and_leave(
+        self, api: Api, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        numbers = [factories.phone_number() for _ in range(250)]
+        batch(api, numbers)
+        wait_until(lambda: len(created_at(carrier, numbers)) >= 20, 30, message="20 dialled")
+        joined = stack.start_worker()
+        wait_until(lambda: len(created_at(carrier, numbers)) >= 150, 60, message="150 dialled")
+        stack.stop_worker(joined)
+        wait_until(lambda: len(created_at(carrier, numbers)) >= 250, 90, message="all dialled")
+        times = created_at(carrier, numbers)
+        busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
+        assert busiest <= RATE + BURST
+        dialled = Counter(c["to"] for c in carrier.calls() if c["to"] in set(numbers))
+        assert set(dialled) == set(numbers)
+        assert max(dialled.values()) == 1
+
 
 class TestFairness:
     def test_two_accounts_batches_started_together_progress_together(
