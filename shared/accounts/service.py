@@ -48,6 +48,28 @@ def create_account(session: Session, name: str, credits: int = 0) -> tuple[Accou
     return account, create_key(session, account.id)
 
 
+def set_limits(
+    session: Session,
+    account_id: str,
+    *,
+    api_rate_per_second: float | None = None,
+    api_burst: int | None = None,
+    max_concurrent_calls: int | None = None,
+) -> Account:
+    """Override the settings' defaults for one account; a limit not given stays as it is."""
+    account = repository.get_account(session, account_id)
+    if account is None:
+        raise UnknownAccount(account_id)
+    if api_rate_per_second is not None:
+        account.api_rate_per_second = api_rate_per_second
+    if api_burst is not None:
+        account.api_burst = api_burst
+    if max_concurrent_calls is not None:
+        account.max_concurrent_calls = max_concurrent_calls
+    session.flush()
+    return account
+
+
 def create_key(session: Session, account_id: str) -> NewKey:
     if repository.get_account(session, account_id) is None:
         raise UnknownAccount(account_id)

@@ -9,6 +9,7 @@ from shared.billing import ledger
 from shared.calls import service as calls_service
 from shared.db import session_scope
 from shared.models import Account, new_id
+from shared.ratelimit import api as api_limits
 
 
 def db_upgrade(_args: argparse.Namespace) -> int:
@@ -33,6 +34,52 @@ def accounts_create(args: argparse.Namespace) -> int:
     else:
         print(f"account {out['accountId']} ({out['name']}), {out['credits']} credits")
         print(f"API key (shown once): {out['apiKey']}")
+    return 0
+
+
+def _positive(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number")
+    return value
+
+
+def _positive_whole(raw: str) -> int:
+    if not raw.isdigit() or int(raw) == 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
+    return int(raw)
+
+
+def accounts_limits(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        try:
+            account = accounts_service.set_limits(
+                session,
+                args.account,
+                api_rate_per_second=args.api_rate,
+                api_burst=args.api_burst,
+                max_concurrent_calls=args.max_concurrent_calls,
+            )
+        except accounts_service.UnknownAccount:
+            print(f"no account {args.account!r}")
+            return 1
+        rate, burst = api_limits.limits(account)
+        out = {
+            "accountId": account.id,
+            "apiRatePerSecond": rate,
+            "apiBurst": burst,
+            "maxConcurrentCalls": calls_service.line_limit(account),
+        }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"account {out['accountId']}: API {rate:g} requests/s, burst {burst}; "
+            f"{out['maxConcurrentCalls']} live calls at once"
+        )
     return 0
 
 
@@ -85,11 +132,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     db.add_parser("upgrade", help="apply every migration").set_defaults(func=db_upgrade)
 
     accounts = commands.add_parser("accounts", help="customer accounts")
-    create = accounts.add_subparsers(required=True).add_parser("create", help="a new account")
+    account_commands = accounts.add_subparsers(required=True)
+    create = account_commands.add_parser("create", help="a new account")
     create.add_argument("--name", required=True)
     create.add_argument("--credits", type=int, default=0)
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(func=accounts_create)
+    limits = account_commands.add_parser(
+        "limits", help="show an account's limits, or override the defaults for it"
+    )
+    limits.add_argument("account", help="account id")
+    limits.add_argument("--api-rate", type=_positive, help="API requests per second")
+    limits.add_argument("--api-burst", type=_positive_whole, help="API requests at once")
+    limits.add_argument("--max-concurrent-calls", type=_positive_whole, help="live calls at once")
+    limits.add_argument("--json", action="store_true", help="print JSON")
+    limits.set_defaults(func=accounts_limits)
 
     credits = commands.add_parser("credits", help="credits").add_subparsers(required=True)
     grant = credits.add_parser("grant", help="give an account credits (support)")

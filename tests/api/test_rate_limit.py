@@ -1,6 +1,9 @@
 """The API's leaky bucket per key: over it, 429 with Retry-After and RateLimit headers, and the
 request has no effect."""
 
+import json
+import subprocess
+import sys
 import time
 
 from fastapi.testclient import TestClient
@@ -39,6 +42,30 @@ class TestApiRateLimit:
         assert calls.status_code in (200, 429)
         time.sleep(1.1)
         assert client.get("/api/calls", params={"apiKey": key}).json()["total"] == 2
+
+    def test_an_operator_sets_an_accounts_limits_with_the_toingg_command(
+        self, client: TestClient
+    ) -> None:
+        account_id, key = factories.account(credits=1000)
+        factories.campaign(account_id)
+        shown = subprocess.run(
+            [sys.executable, "-m", "shared.cli", "accounts", "limits", account_id,
+             "--api-rate", "1", "--api-burst", "2", "--max-concurrent-calls", "7", "--json"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert json.loads(shown.stdout) == {
+            "accountId": account_id, "apiRatePerSecond": 1.0, "apiBurst": 2,
+            "maxConcurrentCalls": 7,
+        }  # fmt: skip
+        responses = [client.get("/api/credits", params={"apiKey": key}) for _ in range(3)]
+        assert [r.status_code for r in responses] == [200, 200, 429]
+        refused = subprocess.run(
+            [sys.executable, "-m", "shared.cli", "accounts", "limits", account_id,
+             "--api-burst", "0"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert "'0' is not a positive whole number" in refused.stderr
 
     def test_three_times_the_rate_never_gets_more_than_the_bucket_allows(
         self, client: TestClient
