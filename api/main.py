@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import redis
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
@@ -40,6 +41,17 @@ def create_app() -> FastAPI:
         # Nothing was accepted: the client may retry. (Work already committed is not lost:
         # the sweeper hands out whatever the database still owes.)
         return JSONResponse({"detail": f"Redis unreachable: {exc}"}, status_code=503)
+
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    async def database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+        # Down, out of connections, or locked past the timeout: the transaction rolled back,
+        # and the client may retry (the details stay in the server's log).
+        return JSONResponse(
+            {"detail": "the database is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -59,8 +59,10 @@ class ServerProcess:
     """A server in its own process, started the way `toingg` starts it, so it does not share a
     GIL with the tests and the API (the carrier plays every call's life and its callbacks)."""
 
-    def __init__(self, args: list[str], health_url: str, log: Path) -> None:
-        self.args, self.health_url, self.log = args, health_url, log
+    def __init__(
+        self, args: list[str], health_url: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.args, self.health_url, self.log, self.env = args, health_url, log, env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -68,6 +70,7 @@ class ServerProcess:
             [sys.executable, "-m", "shared.cli", *self.args],
             stdout=open(self.log, "ab"),  # noqa: SIM115 (the child keeps it)
             stderr=subprocess.STDOUT,
+            env=self.env,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
