@@ -73,15 +73,29 @@ def has_event(session: Session, call_id: str, source: str, sequence_number: int)
     )
 
 
-def claim(session: Session, call_id: str, attempt: str) -> bool:
+def claim(session: Session, call_id: str, attempt: str, credits_reserved: int) -> bool:
     """Take a queued call for dialing; False when another worker has it, it is over, or its
     batch is paused or canceled."""
+    now = utcnow()
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Call)
         .where(Call.id == call_id, Call.status == st.QUEUED, _batch_may_dial())
-        .values(status=st.DIALING, attempt=attempt, dial_started_at=utcnow(), updated_at=utcnow())
+        .values(
+            status=st.DIALING,
+            attempt=attempt,
+            credits_reserved=credits_reserved,
+            dial_started_at=now,
+            updated_at=now,
+        )
     )
     return result.rowcount == 1
+
+
+def unclaim(session: Session, call_id: str, attempt: str, status: str) -> None:
+    """Undo a claim in its own transaction: no line or no credits for the call after all."""
+    update_attempt(
+        session, call_id, attempt, status=status, attempt=None, credits_reserved=0, handed_at=None
+    )
 
 
 def update_attempt(session: Session, call_id: str, claimed: str, **values: object) -> bool:
@@ -167,12 +181,6 @@ def count_live(session: Session, *, account_id: str, campaign_id: str | None = N
     if campaign_id is not None:
         query = query.where(Call.campaign_id == campaign_id)
     return session.scalar(query) or 0
-
-
-def unhand(session: Session, call_id: str) -> None:
-    session.execute(
-        update(Call).where(Call.id == call_id, Call.status == st.QUEUED).values(handed_at=None)
-    )
 
 
 def live_past(session: Session, started_before: datetime) -> list[str]:

@@ -79,24 +79,26 @@ def get_for_account(session: Session, account_id: str, ref: str) -> Call:
 
 
 def claim(session: Session, call_id: str) -> DialPlan | None:
-    """Take the call for this worker and reserve its longest length in credits, together.
+    """Take the call for this worker, with a line and its longest length in credits, together.
 
-    None when another worker has it, it is over, or the balance does not cover it (the call
-    then waits as insufficient-credits until credits arrive).
+    Every claim of an account queues for the account's row, so the row is locked last and held
+    only for the line count, the reservation and the commit: the call itself is claimed first.
+    None when another worker has it or it is over; when the account has no free line (the call
+    goes back to the queue, handed out again when a line frees); or when the balance does not
+    cover it (the call then waits as insufficient-credits until credits arrive).
     """
     call = repository.get(session, call_id)
     if call is None or call.status != st.QUEUED:
         return None
-    if not _has_free_line(session, call):
-        repository.unhand(session, call.id)  # the dispatcher hands it out again when a line frees
-        return None
-    attempt = str(uuid.uuid4())
-    if not repository.claim(session, call_id, attempt):
-        return None
-    session.refresh(call)
     campaign = session.get(Campaign, call.campaign_id)
     assert campaign is not None
     reservation = prices.call_reservation(campaign.max_call_minutes)
+    attempt = str(uuid.uuid4())
+    if not repository.claim(session, call_id, attempt, reservation):
+        return None
+    if not _has_free_line(session, call, campaign):
+        repository.unclaim(session, call_id, attempt, st.QUEUED)
+        return None
     try:
         ledger.apply(
             session,
@@ -107,12 +109,8 @@ def claim(session: Session, call_id: str) -> DialPlan | None:
             must_cover=True,
         )  # fmt: skip
     except ledger.InsufficientCredits:
-        call.status = st.INSUFFICIENT_CREDITS
-        call.attempt = None
-        session.flush()
+        repository.unclaim(session, call_id, attempt, st.INSUFFICIENT_CREDITS)
         return None
-    call.credits_reserved = reservation
-    session.flush()
     return DialPlan(
         call_id=call.id,
         attempt=attempt,
@@ -127,8 +125,9 @@ def line_limit(account: Account) -> int:
     return account.max_concurrent_calls or get_settings().MAX_CONCURRENT_CALLS
 
 
-def _has_free_line(session: Session, call: Call) -> bool:
-    """Whether the account (and the campaign, if it has its own limit) has a free line.
+def _has_free_line(session: Session, call: Call, campaign: Campaign) -> bool:
+    """Whether the account (and the campaign, if it has its own limit) has a line for this
+    call, which is claimed already and so counts among the live.
 
     The account's row is locked first, so two workers cannot both take its last line; a line is
     held from the claim until the call's final status, and freed by that status alone.
@@ -136,14 +135,12 @@ def _has_free_line(session: Session, call: Call) -> bool:
     account = session.execute(
         select(Account).where(Account.id == call.account_id).with_for_update()
     ).scalar_one()
-    if repository.count_live(session, account_id=account.id) >= line_limit(account):
+    if repository.count_live(session, account_id=account.id) > line_limit(account):
         return False
-    campaign = session.get(Campaign, call.campaign_id)
-    assert campaign is not None
     if campaign.max_concurrent_calls is None:
         return True
     live = repository.count_live(session, account_id=account.id, campaign_id=campaign.id)
-    return live < campaign.max_concurrent_calls
+    return live <= campaign.max_concurrent_calls
 
 
 def record_sid(session: Session, plan: DialPlan, sid: str) -> None:
