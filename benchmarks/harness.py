@@ -119,7 +119,8 @@ class Stack:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if not os.environ.get("TOINGG_KEEP_BENCH_DIR"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def numbers(count: int, start: int = 2_000_000) -> list[str]:

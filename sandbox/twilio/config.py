@@ -18,6 +18,9 @@ class Behaviour(BaseModel):
     ERROR_RATE_429: float = Field(default=0.0, ge=0, le=1)
     ERROR_RATE_500: float = Field(default=0.0, ge=0, le=1)
     SMS_DELIVERY_SECONDS: float = 1.0
+    # False: accept calls and leave them queued, with no TwiML fetch and no callbacks, so a
+    # benchmark measures the dial path alone.
+    PLAY_CALLS: bool = True
     # A forced outcome per To number: answer, busy, no-answer, failed, hold (ring until
     # updated), answer-hold (stay in progress until updated).
     outcomes: dict[str, str] = {}

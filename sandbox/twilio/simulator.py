@@ -66,6 +66,8 @@ class Simulator:
         self.calls[call.sid] = call
         self._ended[call.sid] = asyncio.Event()
         call.history.append({"status": "queued", "at": time.time()})
+        if not self.behaviour.PLAY_CALLS:
+            return
         if call.params.get("StatusCallback"):
             queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
             self._callbacks[call.sid] = queue
