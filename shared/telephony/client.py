@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import requests
+
+# The SDK loads the 2010-04-01 API's ~100 modules on the first request; loaded here, at worker
+# start, instead: under Python's import lock that first request would hold back every thread's
+# first dial and release them at once, a burst at the carrier however the slots were spaced.
+import twilio.rest.api.v2010.account  # noqa: F401
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
