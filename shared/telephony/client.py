@@ -1,6 +1,7 @@
 """The one way to Twilio: the official SDK, pointed at TWILIO_API_BASE, so Twilio itself, the
 sandbox carrier and a contract mock are the same code path."""
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,10 @@ from twilio.rest import Client
 from shared.config import get_settings
 
 CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+# The SDK logs every request's and response's headers at INFO, three lines a dial that drown a
+# worker's log; Celery's own line for each task says how the dial ended.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 
 class TwilioUnavailable(Exception):
