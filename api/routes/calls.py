@@ -133,6 +133,7 @@ def call_out(session: Session, call: Call) -> CallOut:
         durationSeconds=call.duration_seconds,
         hangupRequested=call.hangup_requested,
         createdAt=call.created_at,
+        dialedAt=call.dialed_at,
         answeredAt=call.answered_at,
         endedAt=call.ended_at,
         error=error,
@@ -182,6 +183,7 @@ def list_calls(
             phoneNumber=c.to_number,
             durationSeconds=c.duration_seconds,
             createdAt=c.created_at,
+            dialedAt=c.dialed_at,
         )
         for c in calls
     ]

@@ -62,7 +62,7 @@ def dials_since(session: Session, batch_id: str, since: datetime) -> int:
         session.scalar(
             select(func.count())
             .select_from(Call)
-            .where(Call.batch_id == batch_id, Call.dial_started_at >= since)
+            .where(Call.batch_id == batch_id, Call.dialed_at >= since)
         )
         or 0
     )

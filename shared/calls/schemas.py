@@ -50,6 +50,7 @@ class CallOut(BaseModel):
     durationSeconds: int | None
     hangupRequested: bool
     createdAt: datetime
+    dialedAt: datetime | None = Field(description="when the call was handed to Twilio")
     answeredAt: datetime | None
     endedAt: datetime | None
     error: CallError | None
@@ -66,6 +67,7 @@ class CallSummary(BaseModel):
     phoneNumber: str
     durationSeconds: int | None
     createdAt: datetime
+    dialedAt: datetime | None
 
 
 class CallPage(BaseModel):

@@ -143,15 +143,18 @@ def _has_free_line(session: Session, call: Call, campaign: Campaign) -> bool:
     return live <= campaign.max_concurrent_calls
 
 
-def record_sid(session: Session, plan: DialPlan, sid: str) -> None:
-    """Store the SID the moment Twilio returns it; then honour a hang-up that came meanwhile."""
+def record_sid(session: Session, plan: DialPlan, sid: str, dialed_at: datetime | None) -> None:
+    """Store the SID the moment Twilio returns it, and when the request went out; then honour
+    a hang-up that came meanwhile."""
     repository.update_attempt(
-        session, plan.call_id, plan.attempt, twilio_sid=sid, status=st.INITIATED
-    )
+        session, plan.call_id, plan.attempt, twilio_sid=sid, status=st.INITIATED,
+        dialed_at=dialed_at,
+    )  # fmt: skip
     call = repository.get(session, plan.call_id)
     if call is not None and call.twilio_sid is None:
         # A status callback already moved the call on before this write: keep its status.
         call.twilio_sid = sid
+        call.dialed_at = dialed_at
     if call is not None and call.hangup_requested:
         jobs.hang_up(session, call.id)
     session.flush()
@@ -265,10 +268,10 @@ def reconcile(session: Session, call_id: str) -> str:
     known = repository.known_sids(session, [c.sid for c in found])
     unknown = [c for c in found if c.sid not in known and c.from_ == call.from_number]
     if unknown:
-        sid = min(unknown, key=lambda c: c.date_created or call.dial_started_at).sid
+        remote = min(unknown, key=lambda c: c.date_created or call.dial_started_at)
         plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0)
-        record_sid(session, plan, sid)
-        return f"adopted {sid}"
+        record_sid(session, plan, remote.sid, remote.date_created)
+        return f"adopted {remote.sid}"
     plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0)
     release(session, plan)
     jobs.dial(session, call.id)

@@ -29,7 +29,10 @@ class Call(Base):
     attempt: Mapped[str | None] = mapped_column(String(36))
     # When the call was last handed to a worker (a task sent) while queued.
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Claimed (a worker took the call) and dialed (its create request went to Twilio, after
+    # the slot in the dial rate): the carrier counts its rate by the second.
     dial_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dialed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_seconds: Mapped[int | None]

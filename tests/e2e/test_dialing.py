@@ -34,6 +34,9 @@ class TestSingleCall:
         ]  # fmt: skip
         assert call["durationSeconds"] >= 1
         assert call["answeredAt"] and call["endedAt"]
+        # Twilio's callback timestamps are whole seconds.
+        assert call["createdAt"] < call["dialedAt"]
+        assert call["dialedAt"][:19] <= call["answeredAt"][:19]
 
     def test_busy_number_ends_busy(self, api: Api, carrier: Carrier, stack: StackProcesses) -> None:
         number = factories.phone_number()

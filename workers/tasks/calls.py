@@ -10,6 +10,7 @@ from shared.calls import dispatcher, jobs
 from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.db import session_scope
+from shared.models import utcnow
 from shared.queue import get_celery
 from shared.ratelimit import carrier as carrier_limits
 from shared.redis_client import get_redis
@@ -39,6 +40,7 @@ def dial(self: Task, call_id: str) -> str:
         with session_scope() as session:
             calls_service.stand_down(session, plan)
         return "not placed: its batch was paused or canceled while it waited for its slot"
+    dialed_at = utcnow()
     try:
         remote = twilio.create_call(
             to=plan.to,
@@ -63,7 +65,7 @@ def dial(self: Task, call_id: str) -> str:
             calls_service.release(session, plan)
         raise self.retry(countdown=backoff_seconds(self.request.retries), exc=exc) from exc
     with session_scope() as session:
-        calls_service.record_sid(session, plan, remote.sid)
+        calls_service.record_sid(session, plan, remote.sid, dialed_at)
     return remote.sid
 
 
