@@ -120,7 +120,11 @@ def _run(shared_bucket: bool) -> dict[str, float]:
 def main() -> None:
     bucket = _run(shared_bucket=True)
     celery = _run(shared_bucket=False)
-    print(f"limit {LIMIT}/s, burst {BURST}, {WORKERS} worker processes, {COUNT} numbers")
+    priority = " ".join(Stack.carrier_priority()) or "none (not root)"
+    print(
+        f"limit {LIMIT}/s, burst {BURST}, {WORKERS} worker processes, {COUNT} numbers; "
+        f"carrier priority: {priority}"
+    )
     for name, figures in (("shared bucket", bucket), ("celery rate_limit", celery)):
         print(f"{name:>18}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
     print(
