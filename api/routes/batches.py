@@ -1,5 +1,6 @@
 """Batches: many numbers for one campaign in one request."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -88,24 +89,25 @@ def _over(batch_id: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, f"batch {batch_id!r} is canceled")
 
 
-@router.post("/batches/{batch_id}/pause", response_model=BatchOut, summary="Start no new call")
-def pause_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+def _control(
+    session: Session, account: Account, batch_id: str, change: Callable[[Session, Batch], object]
+) -> BatchOut:
     batch = _batch(session, account, batch_id)
     try:
-        batches_service.pause(session, batch)
+        change(session, batch)
     except batches_service.BatchIsOver:
         raise _over(batch_id) from None
     return batch_out(session, account, batch)
+
+
+@router.post("/batches/{batch_id}/pause", response_model=BatchOut, summary="Start no new call")
+def pause_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+    return _control(session, account, batch_id, batches_service.pause)
 
 
 @router.post("/batches/{batch_id}/resume", response_model=BatchOut, summary="Go on dialing")
 def resume_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
-    batch = _batch(session, account, batch_id)
-    try:
-        batches_service.resume(session, batch)
-    except batches_service.BatchIsOver:
-        raise _over(batch_id) from None
-    return batch_out(session, account, batch)
+    return _control(session, account, batch_id, batches_service.resume)
 
 
 @router.post(
