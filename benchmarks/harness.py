@@ -131,6 +131,14 @@ class Stack:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def owed(api: httpx.Client, batch_id: str) -> int:
+    """The batch's calls not yet handed to the carrier: waiting to be dialled, or being dialled."""
+    shown = api.get(f"/api/batches/{batch_id}")
+    shown.raise_for_status()
+    counts = shown.json()["counts"]
+    return int(counts.get("queued", 0) + counts.get("dialing", 0))
+
+
 def numbers(count: int, start: int = 2_000_000) -> list[str]:
     import phonenumbers
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import httpx
 
-from benchmarks.harness import Stack, numbers
+from benchmarks.harness import Stack, numbers, owed
 
 LIMIT, BURST, WORKERS, COUNT = 20, 2, 4, 2000
 
@@ -22,12 +22,6 @@ LIMIT, BURST, WORKERS, COUNT = 20, 2, 4, 2000
 def _busiest_window(times: list[float]) -> int:
     """The most arrivals in any sliding one-second window (one starting at each arrival)."""
     return max(bisect.bisect_left(times, start + 1) - i for i, start in enumerate(times))
-
-
-def _placed(api: httpx.Client, batch_id: str) -> int:
-    """Calls handed to the carrier: neither waiting to be dialled nor being dialled."""
-    counts = api.get(f"/api/batches/{batch_id}").json()["counts"]
-    return COUNT - counts.get("queued", 0) - counts.get("dialing", 0)
 
 
 def _dialed_at(api: httpx.Client, batch_id: str) -> list[float]:
@@ -73,7 +67,7 @@ def _run(shared_bucket: bool) -> dict[str, float]:
         # Progress from the API's batch counts: the carrier's whole call list, fetched every
         # second, would stall the carrier's loop and bunch the arrivals it stamps.
         while time.monotonic() < deadline:
-            placed = _placed(api, batch_id)
+            placed = COUNT - owed(api, batch_id)
             if shared_bucket and not paused and placed >= COUNT // 2:
                 paused_at = time.time()
                 api.post(f"/api/batches/{batch_id}/pause")

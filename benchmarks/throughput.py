@@ -24,7 +24,7 @@ import time
 
 import httpx
 
-from benchmarks.harness import Stack, numbers
+from benchmarks.harness import Stack, numbers, owed
 
 TARGET, LATENCY_S, COUNT = 100, 0.3, 4000
 WORKERS, THREADS = 2, 32
@@ -58,7 +58,7 @@ def _run(play_calls: bool, count: int, accounts: int) -> dict[str, float]:
             )
             batches.append((api, batch.json()["batchId"]))
         deadline = time.monotonic() + count / 10 + 60
-        while time.monotonic() < deadline and any(_owed(api, batch) for api, batch in batches):
+        while time.monotonic() < deadline and any(owed(api, batch) for api, batch in batches):
             time.sleep(1)
         calls = [c for c in stack.carrier_calls() if c["to"] in set(wanted)]
         times = sorted(c["created_at"] for c in calls)
@@ -71,13 +71,6 @@ def _run(play_calls: bool, count: int, accounts: int) -> dict[str, float]:
         }
     finally:
         stack.stop()
-
-
-def _owed(api: httpx.Client, batch_id: str) -> int:
-    shown = api.get(f"/api/batches/{batch_id}")
-    shown.raise_for_status()
-    counts = shown.json()["counts"]
-    return int(counts.get("queued", 0) + counts.get("dialing", 0))
 
 
 def main() -> None:
