@@ -7,7 +7,7 @@ webhook delivered twice) rolls back to the savepoint and changes nothing either.
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -69,6 +69,48 @@ def apply(session: Session, change: Change, *, must_cover: bool = False) -> Cred
     if account is not None:
         session.expire(account, ["credits"])
     return entry
+
+
+def debit_together(session: Session, account_id: str, changes: list[Change]) -> None:
+    """Debits of one account at once (a window's call reservations): one balance update and
+    one insert. The balance must cover them all, or nothing changes (InsufficientCredits).
+
+    Each reference must be new: unlike `apply`, a repeat is an error, not a no-op.
+    """
+    total = sum(change.delta for change in changes)
+    assert total <= 0 and all(change.account_id == account_id for change in changes)
+    if not changes:
+        return
+    with session.begin_nested():
+        balance = session.execute(
+            update(Account)
+            .where(Account.id == account_id, Account.credits >= -total)
+            .values(credits=Account.credits + total)
+            .returning(Account.credits)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if balance is None:
+            raise InsufficientCredits(balance_of(session, account_id), -total)
+        running = balance - total
+        rows = []
+        for change in changes:
+            running += change.delta
+            rows.append(
+                {
+                    "account_id": account_id,
+                    "delta": change.delta,
+                    "balance_after": running,
+                    "reason": change.reason,
+                    "subject_type": change.subject_type,
+                    "subject_id": change.subject_id,
+                    "reference": change.reference,
+                    "note": change.note,
+                }
+            )
+        session.execute(insert(CreditEntry), rows)
+    account = session.get(Account, account_id)
+    if account is not None:
+        session.expire(account, ["credits"])
 
 
 def balance_of(session: Session, account_id: str) -> int:

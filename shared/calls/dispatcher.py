@@ -1,14 +1,16 @@
 """The database knows what is owed; the broker only carries wake-ups.
 
-`hand_out` gives workers the queued calls that no worker holds, just in time: a window of about
-two seconds of the dial rate, shared round-robin between every (account, batch) with calls owed
-so one huge batch does not starve the rest, and never more than an account's free lines. A lost
-message (a killed worker, a broker restart) only delays a call: after DISPATCH_STALE_SECONDS it is
-handed out again. `sweep` reconciles calls stuck between claim and SID, and live calls whose final
-callback never came.
+`hand_out` claims queued calls for workers just in time: a window of about a second and a half
+of the dial rate, shared round-robin between every (account, batch) with calls owed so one huge
+batch does not starve the rest. Each account's share is claimed in one transaction (its lines
+and credits checked once, its reservations written together), and each call goes to a dial task
+that only has to take its claim. A lost message (a killed worker, a broker restart) only delays
+a call: after DISPATCH_STALE_SECONDS its task is sent again. `sweep` reconciles calls a worker
+took but never got a SID for, and live calls whose final callback never came.
 """
 
 import math
+from dataclasses import asdict
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session
 from shared.calls import jobs, repository
 from shared.calls import service as calls_service
 from shared.config import get_settings
-from shared.models import Account, Batch, Campaign, utcnow
+from shared.models import Batch, Campaign, utcnow
 
 
 def window() -> int:
@@ -29,44 +31,33 @@ def window() -> int:
 
 def hand_out(session: Session) -> int:
     stale_before = utcnow() - timedelta(seconds=get_settings().DISPATCH_STALE_SECONDS)
-    free = window() - repository.count_in_flight(session, stale_before)
+    calls_service.resend_untaken(session, stale_before)
+    free = window() - repository.count_unsent(session, stale_before)
     groups = repository.owed_groups(session, stale_before) if free > 0 else []
-    if not groups:
-        return 0
-    lines: dict[str, int] = {}
-    for account_id in {account_id for account_id, _ in groups}:
-        account = session.get(Account, account_id)
-        assert account is not None
-        lines[account_id] = (
-            calls_service.line_limit(account)
-            - repository.count_live(session, account_id=account_id)
-            - repository.count_in_flight(session, stale_before, account_id)
-        )
-    handed: list[str] = []
-    batches: set[str] = set()
+    plans: list[calls_service.DialPlan] = []
     # Two rounds: an equal share each, then what the smaller groups left to the others.
     for _ in range(2):
-        share = max(1, math.ceil(free / len(groups)))
+        share = max(1, math.ceil(free / max(1, len(groups))))
         for account_id, batch_id in groups:
-            take = min(share, free, lines[account_id])
+            take = min(share, free)
             if take <= 0:
                 continue
             call_ids = repository.owed_ids(session, stale_before, account_id, batch_id, take)
-            repository.mark_handed(session, call_ids)
-            handed += call_ids
-            free -= len(call_ids)
-            lines[account_id] -= len(call_ids)
-            if call_ids and batch_id is not None:
-                batches.add(batch_id)
-    for call_id in handed:
-        jobs.dial(session, call_id)
+            if not call_ids:
+                continue
+            claimed = calls_service.claim(session, account_id, call_ids)
+            plans += claimed
+            free -= len(claimed)
+    for plan in plans:
+        jobs.dial(session, plan.call_id, asdict(plan))
+    batches = {plan.batch_id for plan in plans if plan.batch_id is not None}
     if batches:
         session.execute(
             update(Batch)
             .where(Batch.id.in_(batches), Batch.status == "queued")
             .values(status="running", updated_at=utcnow())
         )
-    return len(handed)
+    return len(plans)
 
 
 def sweep(session: Session) -> int:

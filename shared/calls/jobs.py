@@ -1,5 +1,7 @@
 """Task names for calls, and enqueueing them after the caller's commit."""
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from shared.queue import enqueue
@@ -12,8 +14,12 @@ DISPATCH = "calls.dispatch"
 SWEEP = "calls.sweep"
 
 
-def dial(session: Session, call_id: str) -> None:
-    enqueue(session, DIAL, call_id)
+def dial(session: Session, call_id: str, claimed: dict[str, Any] | None = None) -> None:
+    """Dial a call: one the dispatcher claimed (its plan as a dict), or one to claim first."""
+    if claimed is None:
+        enqueue(session, DIAL, call_id)
+    else:
+        enqueue(session, DIAL, call_id, claimed)
 
 
 def reconcile(session: Session, call_id: str) -> None:

@@ -1,5 +1,6 @@
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -73,28 +74,113 @@ def has_event(session: Session, call_id: str, source: str, sequence_number: int)
     )
 
 
-def claim(session: Session, call_id: str, attempt: str, credits_reserved: int) -> bool:
-    """Take a queued call for dialing; False when another worker has it, it is over, or its
-    batch is paused or canceled."""
+class Claimable(NamedTuple):
+    """A queued call as the claim sees it: where to dial, and its campaign's limits."""
+
+    id: str
+    to_number: str
+    from_number: str
+    batch_id: str | None
+    campaign_id: str
+    max_call_minutes: int
+    campaign_lines: int | None
+
+
+_CLAIMABLE = (
+    Call.id,
+    Call.to_number,
+    Call.from_number,
+    Call.batch_id,
+    Call.campaign_id,
+    Campaign.max_call_minutes,
+    Campaign.max_concurrent_calls,
+)
+
+
+def claimable(session: Session, call_ids: Sequence[str]) -> list[Claimable]:
+    """The calls among these that may be claimed now, oldest first."""
+    rows = session.execute(
+        select(*_CLAIMABLE)
+        .join(Campaign, Campaign.id == Call.campaign_id)
+        .where(Call.id.in_(call_ids), Call.status == st.QUEUED, _batch_may_dial())
+        .order_by(Call.created_at, Call.id)
+    )
+    return [Claimable(*row) for row in rows]
+
+
+def claim(session: Session, reservations: dict[str, int], attempt: str) -> set[str]:
+    """Take queued calls for dialing, each holding its reservation in credits; returns those
+    taken (a call canceled or paused meanwhile is not)."""
+    now = utcnow()
+    claimed: set[str] = set()
+    by_amount: dict[int, list[str]] = {}
+    for call_id, credits in reservations.items():
+        by_amount.setdefault(credits, []).append(call_id)
+    for credits, call_ids in by_amount.items():
+        claimed.update(
+            session.scalars(
+                update(Call)
+                .where(Call.id.in_(call_ids), Call.status == st.QUEUED, _batch_may_dial())
+                .values(
+                    status=st.DIALING,
+                    attempt=attempt,
+                    credits_reserved=credits,
+                    handed_at=now,
+                    dial_started_at=None,
+                    updated_at=now,
+                )
+                .returning(Call.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return claimed
+
+
+def take(session: Session, call_id: str, claimed: str, attempt: str) -> bool:
+    """A worker takes a claim no worker has taken yet, under its own attempt: a dial task
+    delivered twice finds the claim taken the second time."""
     now = utcnow()
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Call)
-        .where(Call.id == call_id, Call.status == st.QUEUED, _batch_may_dial())
-        .values(
-            status=st.DIALING,
-            attempt=attempt,
-            credits_reserved=credits_reserved,
-            dial_started_at=now,
-            updated_at=now,
+        .where(
+            Call.id == call_id,
+            Call.attempt == claimed,
+            Call.status == st.DIALING,
+            Call.dial_started_at.is_(None),
         )
+        .values(attempt=attempt, dial_started_at=now, updated_at=now)
     )
     return result.rowcount == 1
 
 
-def unclaim(session: Session, call_id: str, attempt: str, status: str) -> None:
-    """Undo a claim in its own transaction: no line or no credits for the call after all."""
-    update_attempt(
-        session, call_id, attempt, status=status, attempt=None, credits_reserved=0, handed_at=None
+def untaken(session: Session, handed_before: datetime) -> list[tuple[str, Claimable]]:
+    """Claims whose dial task no worker took long after it was sent (a lost message), with
+    their attempt."""
+    rows = session.execute(
+        select(Call.attempt, *_CLAIMABLE)
+        .join(Campaign, Campaign.id == Call.campaign_id)
+        .where(
+            Call.status == st.DIALING,
+            Call.dial_started_at.is_(None),
+            Call.handed_at < handed_before,
+        )
+    )
+    return [(attempt, Claimable(*rest)) for attempt, *rest in rows]
+
+
+def park_for_credits(session: Session, account_id: str, campaign_ids: Sequence[str]) -> None:
+    """The account's queued calls of these campaigns wait for credits (requeued as credits
+    arrive)."""
+    session.execute(
+        update(Call)
+        .where(
+            Call.account_id == account_id,
+            Call.campaign_id.in_(campaign_ids),
+            Call.status == st.QUEUED,
+            _batch_may_dial(),
+        )
+        .values(status=st.INSUFFICIENT_CREDITS, handed_at=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -156,16 +242,20 @@ def owed_ids(
     )
 
 
-def count_in_flight(session: Session, handed_since: datetime, account_id: str | None = None) -> int:
-    """Calls handed to a worker that no worker has claimed yet."""
-    query = (
-        select(func.count())
-        .select_from(Call)
-        .where(Call.status == st.QUEUED, Call.handed_at >= handed_since)
+def count_unsent(session: Session, handed_since: datetime) -> int:
+    """Calls claimed and handed to a worker whose create request has not returned yet."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Call)
+            .where(
+                Call.status == st.DIALING,
+                Call.twilio_sid.is_(None),
+                Call.handed_at >= handed_since,
+            )
+        )
+        or 0
     )
-    if account_id is not None:
-        query = query.where(Call.account_id == account_id)
-    return session.scalar(query) or 0
 
 
 HOLDING_A_LINE = (st.DIALING, *st.LIVE)
@@ -196,16 +286,19 @@ def live_past(session: Session, started_before: datetime) -> list[str]:
     )
 
 
-def mark_handed(session: Session, call_ids: Sequence[str]) -> None:
+def owe(session: Session, call_id: str) -> None:
+    """A queued call a worker could not claim goes back to the dispatcher."""
     session.execute(
-        update(Call)
-        .where(Call.id.in_(call_ids), Call.status == st.QUEUED)
-        .values(handed_at=utcnow())
+        update(Call).where(Call.id == call_id, Call.status == st.QUEUED).values(handed_at=None)
     )
 
 
+def mark_handed(session: Session, call_ids: Sequence[str]) -> None:
+    session.execute(update(Call).where(Call.id.in_(call_ids)).values(handed_at=utcnow()))
+
+
 def stuck_dialing_ids(session: Session, started_before: datetime) -> list[str]:
-    """Claimed calls with no SID long after the claim: the worker died or Twilio never answered."""
+    """Calls a worker took with no SID long after: the worker died or Twilio never answered."""
     return list(
         session.scalars(
             select(Call.id).where(

@@ -2,7 +2,8 @@
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -78,69 +79,113 @@ def get_for_account(session: Session, account_id: str, ref: str) -> Call:
 # --- the worker's steps: claim, hand over, record ------------------------------------------
 
 
-def claim(session: Session, call_id: str) -> DialPlan | None:
-    """Take the call for this worker, with a line and its longest length in credits, together.
+def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[DialPlan]:
+    """Claim some of an account's queued calls for dialing, each with a line and its longest
+    length in credits, in one transaction that locks the account's row once.
 
-    Every claim of an account queues for the account's row, so the row is locked last and held
-    only for the line count, the reservation and the commit: the call itself is claimed first.
-    None when another worker has it or it is over; when the account has no free line (the call
-    goes back to the queue, handed out again when a line frees); or when the balance does not
-    cover it (the call then waits as insufficient-credits until credits arrive).
+    The dispatcher claims a window's calls this way; a call sent on its own is claimed alone.
+    Calls beyond the account's (or their campaign's) free lines stay queued for a later window.
+    When the balance cannot cover a call, every queued call of its campaign waits as
+    insufficient-credits until credits arrive, rather than being claimed only to wait.
     """
-    call = repository.get(session, call_id)
-    if call is None or call.status != st.QUEUED:
-        return None
-    campaign = session.get(Campaign, call.campaign_id)
-    assert campaign is not None
-    reservation = prices.call_reservation(campaign.max_call_minutes)
+    account = session.execute(
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    lines = line_limit(account) - repository.count_live(session, account_id=account_id)
+    campaign_lines: dict[str, int] = {}
+    balance = account.credits
+    reservations: dict[str, int] = {}
+    chosen: list[repository.Claimable] = []
+    short: set[str] = set()
+    for call in repository.claimable(session, call_ids):
+        if lines <= 0:
+            break
+        if call.campaign_lines is not None and call.campaign_id not in campaign_lines:
+            live = repository.count_live(
+                session, account_id=account_id, campaign_id=call.campaign_id
+            )
+            campaign_lines[call.campaign_id] = call.campaign_lines - live
+        if campaign_lines.get(call.campaign_id, 1) <= 0:
+            continue
+        credits = prices.call_reservation(call.max_call_minutes)
+        if credits > balance:
+            short.add(call.campaign_id)
+            continue
+        balance -= credits
+        lines -= 1
+        if call.campaign_id in campaign_lines:
+            campaign_lines[call.campaign_id] -= 1
+        reservations[call.id] = credits
+        chosen.append(call)
     attempt = str(uuid.uuid4())
-    if not repository.claim(session, call_id, attempt, reservation):
-        return None
-    if not _has_free_line(session, call, campaign):
-        repository.unclaim(session, call_id, attempt, st.QUEUED)
-        return None
-    try:
-        ledger.apply(
-            session,
+    claimed = repository.claim(session, reservations, attempt) if reservations else set()
+    ledger.debit_together(
+        session,
+        account_id,
+        [
             ledger.Change(
-                call.account_id, -reservation, "call_reservation", "call", call.id,
-                reference=f"call:{call.id}:reserve:{attempt}",
-            ),
-            must_cover=True,
-        )  # fmt: skip
-    except ledger.InsufficientCredits:
-        repository.unclaim(session, call_id, attempt, st.INSUFFICIENT_CREDITS)
-        return None
+                account_id,
+                -reservations[call_id],
+                "call_reservation",
+                "call",
+                call_id,
+                reference=f"call:{call_id}:reserve:{attempt}",
+            )
+            for call_id in reservations
+            if call_id in claimed
+        ],
+    )
+    if short:
+        repository.park_for_credits(session, account_id, sorted(short))
+    return [_plan(call, attempt) for call in chosen if call.id in claimed]
+
+
+def _plan(call: repository.Claimable, attempt: str) -> DialPlan:
     return DialPlan(
         call_id=call.id,
         attempt=attempt,
         to=call.to_number,
         from_=call.from_number,
-        time_limit_seconds=campaign.max_call_minutes * 60,
+        time_limit_seconds=call.max_call_minutes * 60,
         batch_id=call.batch_id,
     )
 
 
+def take(session: Session, call_id: str, claimed: DialPlan | None) -> DialPlan | None:
+    """The worker's hold on a claimed call, under an attempt of its own, so a dial task
+    delivered twice dials once. A call sent without a claim (a single call, a retry) is
+    claimed here first. None when there is nothing to dial."""
+    if claimed is None:
+        call = repository.get(session, call_id)
+        if call is None:
+            return None
+        plans = claim(session, call.account_id, [call_id])
+        if not plans:
+            # No line or no credit for it now: the dispatcher hands it out when there is.
+            repository.owe(session, call_id)
+            return None
+        claimed = plans[0]
+    attempt = str(uuid.uuid4())
+    if not repository.take(session, call_id, claimed.attempt, attempt):
+        return None
+    return replace(claimed, attempt=attempt)
+
+
+def resend_untaken(session: Session, handed_before: datetime) -> int:
+    """Claims whose dial task was lost (a killed worker, a broker restart): the task is sent
+    again. The first to take the claim dials; any other finds it taken."""
+    untaken = repository.untaken(session, handed_before)
+    repository.mark_handed(session, [call.id for _, call in untaken])
+    for attempt, call in untaken:
+        jobs.dial(session, call.id, asdict(_plan(call, attempt)))
+    return len(untaken)
+
+
 def line_limit(account: Account) -> int:
     return account.max_concurrent_calls or get_settings().MAX_CONCURRENT_CALLS
-
-
-def _has_free_line(session: Session, call: Call, campaign: Campaign) -> bool:
-    """Whether the account (and the campaign, if it has its own limit) has a line for this
-    call, which is claimed already and so counts among the live.
-
-    The account's row is locked first, so two workers cannot both take its last line; a line is
-    held from the claim until the call's final status, and freed by that status alone.
-    """
-    account = session.execute(
-        select(Account).where(Account.id == call.account_id).with_for_update()
-    ).scalar_one()
-    if repository.count_live(session, account_id=account.id) > line_limit(account):
-        return False
-    if campaign.max_concurrent_calls is None:
-        return True
-    live = repository.count_live(session, account_id=account.id, campaign_id=campaign.id)
-    return live <= campaign.max_concurrent_calls
 
 
 def record_sid(session: Session, plan: DialPlan, sid: str, dialed_at: datetime | None) -> None:
@@ -177,7 +222,8 @@ def _release_reservation(session: Session, plan: DialPlan) -> None:
 
 
 def release(session: Session, plan: DialPlan) -> bool:
-    """Give the call back to the queue, and its credits back: Twilio did not place it."""
+    """Give the call back to the queue, and its credits back: Twilio did not place it. The
+    worker retries it on its own (the dispatcher leaves a call just handed back alone)."""
     released = repository.update_attempt(
         session, plan.call_id, plan.attempt, status=st.QUEUED, attempt=None, handed_at=utcnow()
     )

@@ -22,7 +22,7 @@ def claimed_call(api: Api, account_id: str) -> str:
     )
     call_id = response.json()["callId"]
     with session_scope() as session:
-        assert calls_service.claim(session, call_id) is not None
+        assert calls_service.take(session, call_id, None) is not None
     return call_id
 
 

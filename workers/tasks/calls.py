@@ -2,6 +2,7 @@
 
 import logging
 import time
+from typing import Any
 
 from celery import Task
 
@@ -22,12 +23,14 @@ app = get_celery()
 
 
 @app.task(name=jobs.DIAL, bind=True, max_retries=None)
-def dial(self: Task, call_id: str) -> str:
+def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str:
     settings = get_settings()
     with session_scope() as session:
-        plan = calls_service.claim(session, call_id)
+        plan = calls_service.take(
+            session, call_id, calls_service.DialPlan(**claimed) if claimed else None
+        )
     if plan is None:
-        return "not claimed: taken by another worker, over, paused, or waiting for credits"
+        return "not taken: taken by another worker, over, paused, or waiting for credits"
     # The slot right before the request, so the carrier sees the pace the bucket gives.
     slot = carrier_limits.dial_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
     if slot.allowed:
@@ -35,7 +38,9 @@ def dial(self: Task, call_id: str) -> str:
     if not slot.allowed:
         with session_scope() as session:
             calls_service.release(session, plan)
-        raise self.retry(countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2)
+        raise self.retry(
+            args=[call_id], countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2
+        )
     if batch_stops.is_stopped(plan.batch_id):
         with session_scope() as session:
             calls_service.stand_down(session, plan)
@@ -63,7 +68,9 @@ def dial(self: Task, call_id: str) -> str:
             return f"ambiguous, reconciling: {exc}"
         with session_scope() as session:
             calls_service.release(session, plan)
-        raise self.retry(countdown=backoff_seconds(self.request.retries), exc=exc) from exc
+        raise self.retry(
+            args=[call_id], countdown=backoff_seconds(self.request.retries), exc=exc
+        ) from exc
     with session_scope() as session:
         calls_service.record_sid(session, plan, remote.sid, dialed_at)
     return remote.sid
