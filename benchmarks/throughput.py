@@ -12,8 +12,8 @@ process serves 32 threads.
 Three runs, each printing its figures:
 - the dial path, one account's batch: the carrier accepts calls and plays no life (no TwiML
   fetch, no callbacks), so what is measured is the workers' creation rate;
-- the dial path, four accounts' batches at once: one account's claims queue for its row (the
-  line count and the credit reservation), four accounts' do not queue for each other;
+- the dial path, four accounts' batches at once: the dispatcher claims each account's share of
+  a window in its own step (its row locked, its lines counted, its credits reserved);
 - the whole call life, one account: four signed callbacks and a TwiML fetch a call into the API,
   which shares the two cores with the workers, PostgreSQL and the carrier.
 

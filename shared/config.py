@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     # A worker waits at most this long for its slot; longer, the task is retried later.
     RATE_MAX_WAIT_SECONDS: float = 5.0
 
-    # How long a call may sit handed to a worker without being claimed, or claimed without a
-    # SID, before the sweeper acts on it.
+    # How long a claimed call's task may go untaken before it is sent again, and a call a worker
+    # took may go without a SID before Twilio is asked about it.
     DISPATCH_STALE_SECONDS: int = 60
     DIAL_AMBIGUOUS_SECONDS: int = 30
     DISPATCH_WINDOW: int = 200

@@ -1,7 +1,7 @@
 """The database knows what is owed; the broker only carries wake-ups.
 
-`hand_out` claims queued calls for workers just in time: a window of about a second and a half
-of the dial rate, shared round-robin between every (account, batch) with calls owed so one huge
+`hand_out` claims queued calls for workers just in time: a window of two and a half seconds of
+the dial rate, shared round-robin between every (account, batch) with calls owed so one huge
 batch does not starve the rest. Each account's share is claimed in one transaction (its lines
 and credits checked once, its reservations written together), and each call goes to a dial task
 that only has to take its claim. A lost message (a killed worker, a broker restart) only delays
@@ -24,8 +24,10 @@ from shared.models import Batch, Campaign, utcnow
 
 def window() -> int:
     settings = get_settings()
-    # A second and a half of dialing: beat wakes the dispatcher every second.
-    paced = math.ceil(settings.DIAL_RATE_PER_SECOND * 1.5) + settings.DIAL_BURST
+    # Beat wakes the dispatcher every second, but a wake-up can come late on a busy host (the
+    # tick, the broker, a free worker thread): two and a half seconds of dialing keep the
+    # workers fed through a late one, where one and a half ran dry and lost slots for good.
+    paced = math.ceil(settings.DIAL_RATE_PER_SECOND * 2.5) + settings.DIAL_BURST
     return max(1, min(settings.DISPATCH_WINDOW, paced))
 
 
