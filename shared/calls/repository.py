@@ -194,6 +194,20 @@ def update_attempt(session: Session, call_id: str, claimed: str, **values: objec
     return result.rowcount == 1
 
 
+def record_sid(
+    session: Session, call_id: str, claimed: str, sid: str, dialed_at: datetime | None
+) -> bool | None:
+    """The claimed call is with Twilio now: its SID, and whether a hang-up came meanwhile. None
+    when the claim is no longer this attempt's in `dialing` (a callback came first)."""
+    return session.scalar(
+        update(Call)
+        .where(Call.id == call_id, Call.attempt == claimed, Call.status == st.DIALING)
+        .values(twilio_sid=sid, status=st.INITIATED, dialed_at=dialed_at, updated_at=utcnow())
+        .returning(Call.hangup_requested)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def cancel_if_queued(session: Session, call_id: str) -> bool:
     """Cancel a call Twilio never had: queued, or waiting for credits."""
     now = utcnow()

@@ -191,18 +191,18 @@ def line_limit(account: Account) -> int:
 def record_sid(session: Session, plan: DialPlan, sid: str, dialed_at: datetime | None) -> None:
     """Store the SID the moment Twilio returns it, and when the request went out; then honour
     a hang-up that came meanwhile."""
-    repository.update_attempt(
-        session, plan.call_id, plan.attempt, twilio_sid=sid, status=st.INITIATED,
-        dialed_at=dialed_at,
-    )  # fmt: skip
-    call = repository.get(session, plan.call_id)
-    if call is not None and call.twilio_sid is None:
-        # A status callback already moved the call on before this write: keep its status.
-        call.twilio_sid = sid
-        call.dialed_at = dialed_at
-    if call is not None and call.hangup_requested:
-        jobs.hang_up(session, call.id)
-    session.flush()
+    hangup_requested = repository.record_sid(session, plan.call_id, plan.attempt, sid, dialed_at)
+    if hangup_requested is None:
+        # A status callback moved the call on before this write: keep its status.
+        call = repository.get(session, plan.call_id)
+        if call is None:
+            return
+        call.twilio_sid = call.twilio_sid or sid
+        call.dialed_at = call.dialed_at or dialed_at
+        hangup_requested = call.hangup_requested
+        session.flush()
+    if hangup_requested:
+        jobs.hang_up(session, plan.call_id)
 
 
 def _release_reservation(session: Session, plan: DialPlan) -> None:
