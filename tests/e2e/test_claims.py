@@ -76,6 +76,20 @@ class TestAClaimIsDialedOnce:
         wait_until(lambda: status_of(api, plan.call_id) == "completed", 30, message="completed")
         assert len(carrier.calls(to=number)) == 1
 
+    def test_a_hang_up_before_the_sid_ends_the_call_once_it_has_one(
+        self, api_server: str, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        carrier.configure(outcomes={number: "hold"})  # it would ring until hung up
+        plan = claimed_call(api, number)
+        hung_up = api.post("/api/hang_up_call", callSid=plan.call_id)
+        assert hung_up.json()["hangupRequested"] is True
+        send_now(jobs.DIAL, plan.call_id, asdict(plan))
+        wait_until(lambda: status_of(api, plan.call_id) == "canceled", 30, message="canceled")
+        [at_carrier] = carrier.calls(to=number)
+        assert at_carrier["status"] == "canceled"
+
 
 class TestABalanceThatCannotPay:
     def test_shows_at_once_and_goes_on_when_credits_arrive(
