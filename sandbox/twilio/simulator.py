@@ -17,6 +17,8 @@ from sandbox.twilio.resources import API_VERSION, Call, Message, rfc2822
 log = logging.getLogger(__name__)
 
 FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
+# Webhook requests to the application at once: enough for hundreds of calls a second.
+_CONNECTIONS = 32
 # What each StatusCallbackEvent name reports.
 _EVENT_OF_STATUS = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
 
@@ -38,12 +40,18 @@ class Simulator:
         self._callbacks: dict[str, asyncio.Queue[dict[str, str] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
+        self._in_flight = asyncio.Semaphore(_CONNECTIONS)
 
-    @property
-    def http(self) -> httpx.AsyncClient:
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Webhook requests to the application, a bounded number at a time: httpx's pool scans
+        every waiting request on each assignment, so a long wait queue inside the pool costs
+        the sandbox's one core quadratic time and stalls every call it plays."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200))
-        return self._http
+            self._http = httpx.AsyncClient(
+                timeout=10, limits=httpx.Limits(max_connections=_CONNECTIONS)
+            )
+        async with self._in_flight:
+            return await self._http.request(method, url, **kwargs)
 
     def reset(self) -> None:
         for task in self._tasks:
@@ -197,9 +205,9 @@ class Simulator:
         headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
         try:
             if (call.params.get("Method") or "POST").upper() == "GET":
-                response = await self.http.get(url, params=params, headers=headers)
+                response = await self._request("GET", url, params=params, headers=headers)
             else:
-                response = await self.http.post(url, data=params, headers=headers)
+                response = await self._request("POST", url, data=params, headers=headers)
             response.raise_for_status()
             root = ET.fromstring(response.text)
         except (httpx.HTTPError, ET.ParseError) as exc:
@@ -229,9 +237,9 @@ class Simulator:
             try:
                 headers = {"X-Twilio-Signature": signature}
                 if method == "GET":
-                    response = await self.http.get(signed_url, headers=headers)
+                    response = await self._request("GET", signed_url, headers=headers)
                 else:
-                    response = await self.http.post(url, data=params, headers=headers)
+                    response = await self._request("POST", url, data=params, headers=headers)
                 record["status_code"] = response.status_code
                 if response.status_code < 500:
                     return record
