@@ -7,7 +7,8 @@ processes would cost memory and a connection pool each. Two worker processes of 
 each: 64 dials in flight cover 100/s at 300 ms (Little's law: 100 x 0.3 s = 30) with room for
 the database steps, and two processes use both cores. A thread holds a database connection only
 for its short transactions, never across the carrier's 300 ms, so the default pool of 20 a
-process serves 32 threads.
+process serves 32 threads. More threads do not help on two cores: 2 x 48 gave 99/s in a run
+where 2 x 32 gave 120-132/s, the threads then waiting on each process's interpreter lock.
 
 Three runs, each printing its figures:
 - the dial path, one account's batch: the carrier accepts calls and plays no life (no TwiML
