@@ -1,6 +1,7 @@
 """Batches paused or canceled, as a flag in Redis that a worker reads in microseconds right
 before it dials. The database is the source of truth (a claim checks the batch's status); the
-flag catches the calls already claimed and waiting for their slot in the dial rate."""
+flag catches the calls already claimed: a worker checks it when it takes a claim and again right
+after its wait for a slot in the dial rate."""
 
 from shared.redis_client import get_redis
 

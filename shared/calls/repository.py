@@ -136,11 +136,12 @@ def claim(session: Session, reservations: dict[str, int], attempt: str) -> set[s
     return claimed
 
 
-def take(session: Session, call_id: str, claimed: str, attempt: str) -> bool:
+def take(session: Session, call_id: str, claimed: str, attempt: str) -> bool | None:
     """A worker takes a claim no worker has taken yet, under its own attempt: a dial task
-    delivered twice finds the claim taken the second time."""
+    delivered twice finds the claim taken the second time. Whether a hang-up was asked for
+    meanwhile, or None when the claim was not there to take."""
     now = utcnow()
-    result: CursorResult = session.execute(  # type: ignore[assignment]
+    return session.scalar(
         update(Call)
         .where(
             Call.id == call_id,
@@ -149,8 +150,9 @@ def take(session: Session, call_id: str, claimed: str, attempt: str) -> bool:
             Call.dial_started_at.is_(None),
         )
         .values(attempt=attempt, dial_started_at=now, updated_at=now)
+        .returning(Call.hangup_requested)
+        .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
 
 
 def untaken(session: Session, handed_before: datetime) -> list[tuple[str, Claimable]]:

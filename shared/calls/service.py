@@ -169,9 +169,15 @@ def take(session: Session, call_id: str, claimed: DialPlan | None) -> DialPlan |
             return None
         claimed = plans[0]
     attempt = str(uuid.uuid4())
-    if not repository.take(session, call_id, claimed.attempt, attempt):
+    hangup_requested = repository.take(session, call_id, claimed.attempt, attempt)
+    if hangup_requested is None:
         return None
-    return replace(claimed, attempt=attempt)
+    plan = replace(claimed, attempt=attempt)
+    if hangup_requested:
+        # Hung up before it was dialed: it never rings.
+        _end_unplaced(session, plan, status=st.CANCELED)
+        return None
+    return plan
 
 
 def resend_untaken(session: Session, handed_before: datetime) -> int:
@@ -223,37 +229,30 @@ def _release_reservation(session: Session, plan: DialPlan) -> None:
 
 def release(session: Session, plan: DialPlan) -> bool:
     """Give the call back to the queue, and its credits back: Twilio did not place it. The
-    worker retries it on its own (the dispatcher leaves a call just handed back alone)."""
+    worker retries it on its own (the dispatcher leaves a call just handed back alone). A call
+    whose batch was canceled meanwhile is canceled with it; one whose batch is paused waits for
+    the resume."""
     released = repository.update_attempt(
         session, plan.call_id, plan.attempt, status=st.QUEUED, attempt=None, handed_at=utcnow()
     )
     if released:
         _release_reservation(session, plan)
+        batch = session.get(Batch, plan.batch_id) if plan.batch_id is not None else None
+        if batch is not None and batch.status == "canceled":
+            repository.cancel_if_queued(session, plan.call_id)
     return released
 
 
-def stand_down(session: Session, plan: DialPlan) -> None:
-    """Its batch stopped while the call waited for its slot: back to the queue if paused,
-    canceled with the batch if canceled."""
-    if release(session, plan) and plan.batch_id is not None:
-        batch = session.get(Batch, plan.batch_id)
-        if batch is not None and batch.status == "canceled":
-            repository.cancel_if_queued(session, plan.call_id)
-
-
 def fail(session: Session, plan: DialPlan, code: str, message: str) -> None:
-    now = utcnow()
-    failed = repository.update_attempt(
-        session,
-        plan.call_id,
-        plan.attempt,
-        status=st.FAILED,
-        error_code=code,
-        error_message=message,
-        ended_at=now,
-        credits_charged=0,
+    _end_unplaced(session, plan, status=st.FAILED, error_code=code, error_message=message)
+
+
+def _end_unplaced(session: Session, plan: DialPlan, **values: object) -> None:
+    """End a claimed call Twilio never placed: nothing charged, its reservation given back."""
+    ended = repository.update_attempt(
+        session, plan.call_id, plan.attempt, ended_at=utcnow(), credits_charged=0, **values
     )
-    if failed:
+    if ended:
         _release_reservation(session, plan)
 
 
@@ -403,7 +402,8 @@ def request_hang_up(session: Session, account_id: str, ref: str) -> Call:
     call.hangup_requested = True
     if call.twilio_sid is not None:
         jobs.hang_up(session, call.id)
-    # Without a SID the dialing worker sees the flag when it stores the SID.
+    # Without a SID: a worker yet to take the claim cancels the call unplaced; one already
+    # dialing sees the flag when it stores the SID.
     session.flush()
     return call
 

@@ -31,6 +31,8 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
         )
     if plan is None:
         return "not taken: taken by another worker, over, paused, or waiting for credits"
+    if batch_stops.is_stopped(plan.batch_id):
+        return _stand_down(plan)  # without taking a slot another call could use
     # The slot right before the request, so the carrier sees the pace the bucket gives.
     slot = carrier_limits.dial_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
     if slot.allowed:
@@ -42,9 +44,7 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
             args=[call_id], countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2
         )
     if batch_stops.is_stopped(plan.batch_id):
-        with session_scope() as session:
-            calls_service.stand_down(session, plan)
-        return "not placed: its batch was paused or canceled while it waited for its slot"
+        return _stand_down(plan)
     dialed_at = utcnow()
     try:
         remote = twilio.create_call(
@@ -74,6 +74,13 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     with session_scope() as session:
         calls_service.record_sid(session, plan, remote.sid, dialed_at)
     return remote.sid
+
+
+def _stand_down(plan: calls_service.DialPlan) -> str:
+    """Its batch was paused or canceled: back to the queue, or canceled with the batch."""
+    with session_scope() as session:
+        calls_service.release(session, plan)
+    return "not placed: its batch was paused or canceled"
 
 
 @app.task(name=jobs.RECONCILE, **TWILIO_RETRY)
