@@ -11,6 +11,7 @@ app = get_celery()
 app.conf.include = ["workers.tasks.calls", "workers.tasks.sms", "workers.tasks.billing"]
 app.conf.beat_schedule = {
     "hand out owed calls": {"task": call_jobs.DISPATCH, "schedule": 1.0},
+    "give back what ended calls did not use": {"task": call_jobs.SETTLE, "schedule": 1.0},
     "reconcile stuck dials": {"task": call_jobs.SWEEP, "schedule": 10.0},
     "hand out owed sms": {"task": sms_jobs.SWEEP, "schedule": 5.0},
     "retry stripe events waiting for their payment": {

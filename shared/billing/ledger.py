@@ -71,14 +71,15 @@ def apply(session: Session, change: Change, *, must_cover: bool = False) -> Cred
     return entry
 
 
-def debit_together(session: Session, account_id: str, changes: list[Change]) -> None:
-    """Debits of one account at once (a window's call reservations): one balance update and
-    one insert. The balance must cover them all, or nothing changes (InsufficientCredits).
+def apply_together(session: Session, account_id: str, changes: list[Change]) -> None:
+    """Changes of one account at once (a window's call reservations, a second's settlements):
+    one balance update and one insert, so a busy account's row is locked once, not per call.
+    Debits must be covered in total, or nothing changes (InsufficientCredits).
 
     Each reference must be new: unlike `apply`, a repeat is an error, not a no-op.
     """
     total = sum(change.delta for change in changes)
-    assert total <= 0 and all(change.account_id == account_id for change in changes)
+    assert all(change.account_id == account_id for change in changes)
     if not changes:
         return
     with session.begin_nested():

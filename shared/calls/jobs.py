@@ -12,6 +12,7 @@ RECONCILE_LIVE = "calls.reconcile_live"
 HANG_UP = "calls.hang_up"
 DISPATCH = "calls.dispatch"
 SWEEP = "calls.sweep"
+SETTLE = "calls.settle"
 
 
 def dial(session: Session, call_id: str, claimed: dict[str, Any] | None = None) -> None:

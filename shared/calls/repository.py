@@ -2,7 +2,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.calls import status as st
@@ -346,3 +346,38 @@ def requeue_waiting_for_credits(session: Session, call_ids: Sequence[str]) -> in
         .values(status=st.QUEUED, handed_at=None, updated_at=utcnow())
     )
     return result.rowcount
+
+
+class Unsettled(NamedTuple):
+    id: str
+    credits_reserved: int
+    credits_charged: int
+
+
+def _unsettled() -> ColumnElement[bool]:
+    # credits_reserved > 0 as the partial index ix_calls_holding_credits says it.
+    return and_(Call.credits_reserved > 0, Call.status.in_(st.FINAL))
+
+
+def accounts_with_unsettled(session: Session) -> list[str]:
+    """Accounts with ended calls whose reservation is still held."""
+    return list(session.scalars(select(Call.account_id).where(_unsettled()).distinct()))
+
+
+def unsettled(session: Session, account_id: str, limit: int) -> list[Unsettled]:
+    rows = session.execute(
+        select(Call.id, Call.credits_reserved, func.coalesce(Call.credits_charged, 0))
+        .where(Call.account_id == account_id, _unsettled())
+        .order_by(Call.ended_at, Call.id)
+        .limit(limit)
+    )
+    return [Unsettled(*row) for row in rows]
+
+
+def mark_settled(session: Session, call_ids: Sequence[str]) -> None:
+    session.execute(
+        update(Call)
+        .where(Call.id.in_(call_ids))
+        .values(credits_reserved=0, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )

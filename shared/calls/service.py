@@ -88,12 +88,7 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
     When the balance cannot cover a call, every queued call of its campaign waits as
     insufficient-credits until credits arrive, rather than being claimed only to wait.
     """
-    account = session.execute(
-        select(Account)
-        .where(Account.id == account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    account = _locked_account(session, account_id)
     lines = line_limit(account) - repository.count_live(session, account_id=account_id)
     campaign_lines: dict[str, int] = {}
     balance = account.credits
@@ -122,7 +117,7 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
         chosen.append(call)
     attempt = str(uuid.uuid4())
     claimed = repository.claim(session, reservations, attempt) if reservations else set()
-    ledger.debit_together(
+    ledger.apply_together(
         session,
         account_id,
         [
@@ -141,6 +136,17 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
     if short:
         repository.park_for_credits(session, account_id, sorted(short))
     return [_plan(call, attempt) for call in chosen if call.id in claimed]
+
+
+def _locked_account(session: Session, account_id: str) -> Account:
+    """The account's row, fresh and locked until commit: its claims and settlements take
+    turns, each seeing the balance and the calls the one before left."""
+    return session.execute(
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def _plan(call: repository.Claimable, attempt: str) -> DialPlan:
@@ -256,24 +262,48 @@ def _end_unplaced(session: Session, plan: DialPlan, **values: object) -> None:
         _release_reservation(session, plan)
 
 
-def settle(session: Session, call: Call) -> None:
-    """On the final status: charge the started minutes, give back the rest of the reservation.
+def record_cost(call: Call) -> None:
+    """On the final status: what the call costs (its started minutes, at most what it holds).
 
-    Once per call (the reference is the call's): a repeated final callback changes nothing.
+    The reservation stays held until `settle_ended` gives the rest back, a second's ended calls
+    of an account in one balance update: at 20 calls a second, a row lock per final callback
+    queued the callbacks and the dispatcher's claims behind one account's balance.
     """
-    charged = min(call.credits_reserved, prices.call_cost(call.status, call.duration_seconds))
-    if call.credits_reserved:
-        ledger.apply(
-            session,
+    cost = prices.call_cost(call.status, call.duration_seconds)
+    call.credits_charged = min(call.credits_reserved, cost)
+
+
+SETTLE_AT_ONCE = 1000
+
+
+def accounts_to_settle(session: Session) -> list[str]:
+    return repository.accounts_with_unsettled(session)
+
+
+def settle_ended(session: Session, account_id: str) -> int:
+    """Give back what the account's ended calls held beyond their cost, once per call: one
+    balance update and one ledger row per call. The account's row is locked first, so two
+    settlers never settle the same call. Returns how many calls were settled."""
+    _locked_account(session, account_id)
+    ended = repository.unsettled(session, account_id, SETTLE_AT_ONCE)
+    if not ended:
+        return 0
+    repository.mark_settled(session, [call.id for call in ended])
+    ledger.apply_together(
+        session,
+        account_id,
+        [
             ledger.Change(
-                call.account_id, call.credits_reserved - charged, "call_settlement", "call",
-                call.id, reference=f"call:{call.id}:settle", note=f"charged {charged}",
-            ),
-        )  # fmt: skip
-    call.credits_charged = charged
-    if call.credits_reserved > charged:
-        resume_waiting(session, call.account_id)
-    call.credits_reserved = 0
+                account_id, call.credits_reserved - call.credits_charged, "call_settlement",
+                "call", call.id, reference=f"call:{call.id}:settle",
+                note=f"charged {call.credits_charged}",
+            )
+            for call in ended
+        ],
+    )  # fmt: skip
+    if any(call.credits_reserved > call.credits_charged for call in ended):
+        resume_waiting(session, account_id)
+    return len(ended)
 
 
 def resume_waiting(session: Session, account_id: str) -> int:
@@ -383,7 +413,7 @@ def apply_status_callback(
     if st.advances(call.status, new_status):
         call.status = new_status
         if new_status in st.FINAL:
-            settle(session, call)
+            record_cost(call)
     session.flush()
     return call
 

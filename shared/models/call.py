@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -13,6 +13,13 @@ class Call(Base):
         Index("ix_calls_account_status", "account_id", "status"),
         Index("ix_calls_batch_status", "batch_id", "status"),
         Index("ix_calls_status_handed", "status", "handed_at"),
+        # Live calls and ended calls not yet settled: few, whatever the table's size.
+        Index(
+            "ix_calls_holding_credits",
+            "account_id",
+            postgresql_where=text("credits_reserved > 0"),
+            sqlite_where=text("credits_reserved > 0"),
+        ),
     )
 
     id: Mapped[IdPk]

@@ -26,6 +26,12 @@ def claimed_call(api: Api, account_id: str) -> str:
     return call_id
 
 
+def settle(account_id: str) -> int:
+    """What the workers' settler does every second: give back what ended calls did not use."""
+    with session_scope() as session:
+        return calls_service.settle_ended(session, account_id)
+
+
 def balance(account_id: str) -> int:
     with session_scope() as session:
         return ledger.balance_of(session, account_id)
@@ -59,11 +65,35 @@ class TestSettlement:
         assert balance(account_id) == 5  # the longest call is held
         for params in lifecycle("CA" + call_id.replace("-", ""), datetime.now(UTC)) * 2:
             signed_post(f"/api/twilio/call-status?callId={call_id}", params)
+        assert balance(account_id) == 5  # still held until the settler runs
+        assert settle(account_id) == 1
         assert balance(account_id) == 8
         with session_scope() as session:
             call = session.get(Call, call_id)
             assert call is not None and call.credits_charged == 2
             assert ledger.ledger_sum(session, account_id) == 8
+
+    def test_each_call_is_settled_once_however_often_the_settler_runs(
+        self, customer: tuple[str, Api]
+    ) -> None:
+        account_id, api = customer
+        first, second = claimed_call(api, account_id), claimed_call(api, account_id)
+        assert balance(account_id) == 0
+        for call_id in (first, second):
+            for params in lifecycle("CA" + call_id.replace("-", ""), datetime.now(UTC)):
+                signed_post(f"/api/twilio/call-status?callId={call_id}", params)
+        assert settle(account_id) == 2
+        assert settle(account_id) == 0
+        # A final callback replayed after the settlement changes nothing either.
+        for params in lifecycle("CA" + first.replace("-", ""), datetime.now(UTC)):
+            signed_post(f"/api/twilio/call-status?callId={first}", params)
+        assert settle(account_id) == 0
+        assert balance(account_id) == 6  # two 61-second calls, 2 credits each
+        with session_scope() as session:
+            assert ledger.ledger_sum(session, account_id) == 6
+            for call_id in (first, second):
+                given_back = ledger.total_for_subject(session, "call", call_id, "call_settlement")
+                assert given_back == 3
 
     def test_a_busy_call_costs_nothing(self, customer: tuple[str, Api]) -> None:
         account_id, api = customer
@@ -74,6 +104,7 @@ class TestSettlement:
             "SequenceNumber": "2",
         }
         signed_post(f"/api/twilio/call-status?callId={call_id}", busy)
+        settle(account_id)
         assert balance(account_id) == 10
 
     def test_a_call_the_balance_cannot_cover_waits_for_credits(

@@ -114,6 +114,17 @@ def dispatch() -> int:
         lock.release()
 
 
+@app.task(name=jobs.SETTLE, acks_late=False)
+def settle() -> int:
+    with session_scope() as session:
+        accounts = calls_service.accounts_to_settle(session)
+    settled = 0
+    for account_id in accounts:  # one short transaction per account's balance
+        with session_scope() as session:
+            settled += calls_service.settle_ended(session, account_id)
+    return settled
+
+
 @app.task(name=jobs.SWEEP, acks_late=False)
 def sweep() -> int:
     with session_scope() as session:
