@@ -237,13 +237,23 @@ def release(session: Session, plan: DialPlan) -> bool:
     """Give the call back to the queue, and its credits back: Twilio did not place it. The
     worker retries it on its own (the dispatcher leaves a call just handed back alone). A call
     whose batch was canceled meanwhile is canceled with it; one whose batch is paused waits for
-    the resume."""
+    the resume.
+
+    The batch's row is read locked, before the call is touched: the cancel sets its stop flag
+    before it commits, so a worker may stand down while the cancel is written but not yet
+    committed. It then waits here and sees `canceled`, or the cancel waits for it and finds
+    the call back in the queue; read unlocked, the call would stay queued in a canceled batch.
+    """
+    batch = (
+        session.get(Batch, plan.batch_id, with_for_update=True, populate_existing=True)
+        if plan.batch_id is not None
+        else None
+    )
     released = repository.update_attempt(
         session, plan.call_id, plan.attempt, status=st.QUEUED, attempt=None, handed_at=utcnow()
     )
     if released:
         _release_reservation(session, plan)
-        batch = session.get(Batch, plan.batch_id) if plan.batch_id is not None else None
         if batch is not None and batch.status == "canceled":
             repository.cancel_if_queued(session, plan.call_id)
     return released

@@ -1,3 +1,11 @@
+import threading
+
+from sqlalchemy import select
+
+from shared.batches import service as batches_service
+from shared.calls import service as calls_service
+from shared.db import session_scope
+from shared.models import Batch, Call
 from tests import factories
 from tests.api.conftest import KeyedClient
 
@@ -53,3 +61,38 @@ class TestMakeBatch:
         _, other_key = factories.account()
         response = api.client.get(f"/api/batches/{batch_id}", params={"apiKey": other_key})
         assert response.status_code == 404
+
+
+def _hand_back(plan: calls_service.DialPlan) -> None:
+    """What a worker does with its claim when it finds the batch's stop flag set."""
+    with session_scope() as session:
+        calls_service.release(session, plan)
+
+
+class TestCancelMeetsAWorkerStandingDown:
+    def test_a_call_handed_back_while_the_cancel_commits_is_canceled(
+        self, api: KeyedClient
+    ) -> None:
+        batch_id = api.post(
+            "/api/make_batch_toingg",
+            json={"campaign": "welcome", "numberList": [{"clientNumber": "+14155552671"}]},
+        ).json()["batchId"]
+        with session_scope() as session:
+            [call_id] = session.scalars(select(Call.id).where(Call.batch_id == batch_id))
+            [claimed] = calls_service.claim(session, api.account_id, [call_id])
+        with session_scope() as session:
+            plan = calls_service.take(session, call_id, claimed)
+        assert plan is not None
+        # The cancel sets the stop flag before its transaction commits: a worker that sees the
+        # flag hands its call back while the cancel is written but not yet committed.
+        with session_scope() as canceling:
+            batch = canceling.get(Batch, batch_id)
+            assert batch is not None
+            batches_service.cancel(canceling, batch, hang_up=False)
+            worker = threading.Thread(target=_hand_back, args=(plan,))
+            worker.start()
+            worker.join(timeout=1)  # done, or waiting for the cancel to commit
+        worker.join()
+        shown = api.get(f"/api/batches/{batch_id}").json()
+        assert shown["status"] == "canceled"
+        assert shown["counts"] == {"canceled": 1}
