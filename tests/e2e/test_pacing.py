@@ -3,6 +3,7 @@ cancel of a running batch, fairness between accounts, and each account's line li
 
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -72,17 +73,28 @@ class TestPauseResumeCancel:
         batch_id = batch(api, numbers)
         wait_until(lambda: len(created_at(carrier, numbers)) >= 20, 30, message="20 dialled")
         canceled = api.post(f"/api/batches/{batch_id}/cancel").json()
+        canceled_at = time.time()
         assert canceled["status"] == "canceled"
-        time.sleep(2.5)
+
+        def shown() -> dict[str, Any]:
+            return api.get(f"/api/batches/{batch_id}").json()
+
+        # Calls a worker held when the cancel came are handed back and canceled; none waits on.
+        wait_until(
+            lambda: not {"queued", "dialing"} & set(shown()["counts"]),
+            15,
+            message="nothing queued or being dialed",
+        )
+        late = [t for t in created_at(carrier, numbers) if t > canceled_at + 1.0]
+        assert late == [], f"{len(late)} calls started more than a second after the cancel"
         dialled = len(created_at(carrier, numbers))
-        shown = api.get(f"/api/batches/{batch_id}").json()
-        assert shown["status"] == "canceled"
+        counts = shown()["counts"]
         # Every number is either placed or canceled, none still owed.
-        not_placed = shown["counts"]["canceled"] - sum(
+        not_placed = counts["canceled"] - sum(
             1 for c in carrier.calls() if c["to"] in set(numbers) and c["status"] == "canceled"
         )
-        assert not_placed + dialled == 200
-        assert shown["counts"].get("queued", 0) == 0
+        assert not_placed + dialled == 200, counts
+        assert shown()["status"] == "canceled"
         assert api.post(f"/api/batches/{batch_id}/resume").status_code == 409
 
 
