@@ -1,8 +1,11 @@
 import threading
+import time
+import uuid
 
 from sqlalchemy import select
 
 from shared.batches import service as batches_service
+from shared.batches import stops
 from shared.calls import service as calls_service
 from shared.db import session_scope
 from shared.models import Batch, Call
@@ -69,7 +72,7 @@ def _hand_back(plan: calls_service.DialPlan) -> None:
         calls_service.release(session, plan)
 
 
-class TestCancelMeetsAWorkerStandingDown:
+class TestAWorkerHoldingACallWhenItsBatchStops:
     def test_a_call_handed_back_while_the_cancel_commits_is_canceled(
         self, api: KeyedClient
     ) -> None:
@@ -96,3 +99,15 @@ class TestCancelMeetsAWorkerStandingDown:
         shown = api.get(f"/api/batches/{batch_id}").json()
         assert shown["status"] == "canceled"
         assert shown["counts"] == {"canceled": 1}
+
+    def test_a_call_waiting_for_its_slot_goes_back_as_soon_as_its_batch_stops(self) -> None:
+        batch_id = str(uuid.uuid4())
+        threading.Timer(0.3, stops.mark_stopped, args=[batch_id]).start()
+        started = time.monotonic()
+        assert stops.wait_unless_stopped(batch_id, 10) is False
+        assert time.monotonic() - started < 5, "it waited for its slot first"
+
+    def test_a_call_of_a_running_batch_waits_out_its_slot(self) -> None:
+        started = time.monotonic()
+        assert stops.wait_unless_stopped(str(uuid.uuid4()), 0.6) is True
+        assert time.monotonic() - started >= 0.6

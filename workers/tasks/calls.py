@@ -1,7 +1,6 @@
 """Call tasks: dial once, reconcile the ambiguous, hang up, and hand out what is owed."""
 
 import logging
-import time
 from typing import Any
 
 from celery import Task
@@ -35,15 +34,13 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
         return _stand_down(plan)  # without taking a slot another call could use
     # The slot right before the request, so the carrier sees the pace the bucket gives.
     slot = carrier_limits.dial_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
-    if slot.allowed:
-        time.sleep(slot.wait_seconds)
     if not slot.allowed:
         with session_scope() as session:
             calls_service.release(session, plan)
         raise self.retry(
             args=[call_id], countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2
         )
-    if batch_stops.is_stopped(plan.batch_id):
+    if not batch_stops.wait_unless_stopped(plan.batch_id, slot.wait_seconds):
         return _stand_down(plan)
     dialed_at = utcnow()
     try:
