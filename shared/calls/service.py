@@ -352,12 +352,11 @@ def reconcile(session: Session, call_id: str) -> str:
     )
     known = repository.known_sids(session, [c.sid for c in found])
     unknown = [c for c in found if c.sid not in known and c.from_ == call.from_number]
+    plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0, call.batch_id)
     if unknown:
         remote = min(unknown, key=lambda c: c.date_created or call.dial_started_at)
-        plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0)
         record_sid(session, plan, remote.sid, remote.date_created)
         return f"adopted {remote.sid}"
-    plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0)
     release(session, plan)
     jobs.dial(session, call.id)
     return "requeued"

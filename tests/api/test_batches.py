@@ -1,6 +1,7 @@
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -8,9 +9,10 @@ from shared.batches import service as batches_service
 from shared.batches import stops
 from shared.calls import service as calls_service
 from shared.db import session_scope
-from shared.models import Batch, Call
+from shared.models import Batch, Call, utcnow
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.stack import Carrier
 
 
 class TestMakeBatch:
@@ -66,6 +68,21 @@ class TestMakeBatch:
         assert response.status_code == 404
 
 
+def _held_call(api: KeyedClient) -> tuple[str, calls_service.DialPlan]:
+    """A one-number batch whose call a worker has taken for dialing: (batch, the worker's plan)."""
+    batch_id = api.post(
+        "/api/make_batch_toingg",
+        json={"campaign": "welcome", "numberList": [{"clientNumber": factories.phone_number()}]},
+    ).json()["batchId"]
+    with session_scope() as session:
+        [call_id] = session.scalars(select(Call.id).where(Call.batch_id == batch_id))
+        [claimed] = calls_service.claim(session, api.account_id, [call_id])
+    with session_scope() as session:
+        plan = calls_service.take(session, call_id, claimed)
+    assert plan is not None
+    return batch_id, plan
+
+
 def _hand_back(plan: calls_service.DialPlan) -> None:
     """What a worker does with its claim when it finds the batch's stop flag set."""
     with session_scope() as session:
@@ -76,16 +93,7 @@ class TestAWorkerHoldingACallWhenItsBatchStops:
     def test_a_call_handed_back_while_the_cancel_commits_is_canceled(
         self, api: KeyedClient
     ) -> None:
-        batch_id = api.post(
-            "/api/make_batch_toingg",
-            json={"campaign": "welcome", "numberList": [{"clientNumber": "+14155552671"}]},
-        ).json()["batchId"]
-        with session_scope() as session:
-            [call_id] = session.scalars(select(Call.id).where(Call.batch_id == batch_id))
-            [claimed] = calls_service.claim(session, api.account_id, [call_id])
-        with session_scope() as session:
-            plan = calls_service.take(session, call_id, claimed)
-        assert plan is not None
+        batch_id, plan = _held_call(api)
         # The cancel sets the stop flag before its transaction commits: a worker that sees the
         # flag hands its call back while the cancel is written but not yet committed.
         with session_scope() as canceling:
@@ -111,3 +119,18 @@ class TestAWorkerHoldingACallWhenItsBatchStops:
         started = time.monotonic()
         assert stops.wait_unless_stopped(str(uuid.uuid4()), 0.6) is True
         assert time.monotonic() - started >= 0.6
+
+    def test_a_call_twilio_never_placed_is_canceled_with_its_canceled_batch(
+        self, api: KeyedClient, carrier: Carrier
+    ) -> None:
+        # The worker's request to Twilio went unanswered, and the batch was canceled meanwhile.
+        batch_id, plan = _held_call(api)
+        assert api.post(f"/api/batches/{batch_id}/cancel").json()["status"] == "canceled"
+        with session_scope() as session:
+            call = session.get(Call, plan.call_id)
+            assert call is not None
+            call.dial_started_at = utcnow() - timedelta(minutes=1)  # past the grace period
+        with session_scope() as session:
+            assert calls_service.reconcile(session, plan.call_id) == "requeued"
+        assert carrier.calls(to=plan.to) == []
+        assert api.get(f"/api/batches/{batch_id}").json()["counts"] == {"canceled": 1}
