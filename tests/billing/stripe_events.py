@@ -1,5 +1,5 @@
 """Stripe webhook events built from Stripe's own fixture objects and signed as Stripe signs them
-(../shared/specs/stripe_fixtures3.json)."""
+(tests/specs/stripe_fixtures.json)."""
 
 import copy
 import hashlib
@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "specs" / "stripe_fixtures3.json"
+FIXTURES = Path(__file__).resolve().parents[1] / "specs" / "stripe_fixtures.json"
 
 
 @cache
