@@ -13,6 +13,12 @@ def invalid_field(loc: Sequence[str | int], message: str) -> RequestValidationEr
     )
 
 
+def invalid_header(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("header", name), "msg": message, "type": "value_error", "input": None}]
+    )
+
+
 def from_validation_error(exc: ValidationError) -> RequestValidationError:
     return RequestValidationError(
         [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]

@@ -4,11 +4,17 @@ schedule."""
 
 from shared.billing import jobs as billing_jobs
 from shared.calls import jobs as call_jobs
+from shared.idempotency import jobs as idempotency_jobs
 from shared.queue import get_celery
 from shared.sms import jobs as sms_jobs
 
 app = get_celery()
-app.conf.include = ["workers.tasks.calls", "workers.tasks.sms", "workers.tasks.billing"]
+app.conf.include = [
+    "workers.tasks.calls",
+    "workers.tasks.sms",
+    "workers.tasks.billing",
+    "workers.tasks.idempotency",
+]
 app.conf.beat_schedule = {
     "hand out owed calls": {"task": call_jobs.DISPATCH, "schedule": 1.0},
     "give back what ended calls did not use": {"task": call_jobs.SETTLE, "schedule": 1.0},
@@ -17,5 +23,10 @@ app.conf.beat_schedule = {
     "retry stripe events waiting for their payment": {
         "task": billing_jobs.RETRY_PENDING,
         "schedule": 60.0,
+    },
+    # Keys are kept at least 24 hours (KEEP); an hourly purge keeps them at most 25.
+    "forget idempotency keys older than a day": {
+        "task": idempotency_jobs.PURGE,
+        "schedule": 3600.0,
     },
 }

@@ -8,13 +8,14 @@ from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
 from api.errors import require_credits
+from api.idempotency import Idempotent, IdempotentRoute
 from shared.batches import service as batches_service
 from shared.batches.schemas import BatchAccepted, BatchCanceled, BatchOut, BatchRequest
 from shared.billing import prices
 from shared.campaigns import service as campaigns_service
 from shared.models import Account, Batch
 
-router = APIRouter(tags=["batches"])
+router = APIRouter(tags=["batches"], route_class=IdempotentRoute)
 
 
 def accept_batch(session: Session, account: Account, body: BatchRequest) -> BatchAccepted:
@@ -48,7 +49,12 @@ def accept_batch(session: Session, account: Account, body: BatchRequest) -> Batc
     )
 
 
-@router.post("/make_batch_toingg", response_model=BatchAccepted, summary="Call a list of numbers")
+@router.post(
+    "/make_batch_toingg",
+    response_model=BatchAccepted,
+    summary="Call a list of numbers",
+    dependencies=[Idempotent],
+)
 def make_batch_toingg(
     body: BatchRequest, session: SessionDep, account: CurrentAccount
 ) -> BatchAccepted:

@@ -9,12 +9,14 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import CurrentAccount, SessionDep, limited_account
 from api.errors import invalid_field
+from api.idempotency import IdempotentRoute, idempotent
 from shared.billing import checkout as checkout_service
 from shared.billing import events as billing_events
 from shared.billing import ledger, stripe_gateway
 from shared.billing.schemas import CheckoutCreated, CheckoutRequest, CreditsOut, LedgerRow
+from shared.models import Account
 
-router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["billing"], route_class=IdempotentRoute)
 
 
 @router.get("/credits", response_model=CreditsOut, summary="The balance and the latest changes")
@@ -47,13 +49,22 @@ def get_credits(
     )
 
 
+def checkout_account(body: CheckoutRequest, session: SessionDep, response: Response) -> Account:
+    """Checkout is authenticated by the `apikey` in its body, as the seeds send it."""
+    return limited_account(session, body.apikey, response)
+
+
 @router.post(
-    "/create-checkout-session", response_model=CheckoutCreated, summary="Buy credits (Stripe)"
+    "/create-checkout-session",
+    response_model=CheckoutCreated,
+    summary="Buy credits (Stripe)",
+    dependencies=[idempotent(checkout_account)],
 )
 def create_checkout_session(
-    body: CheckoutRequest, session: SessionDep, response: Response
+    body: CheckoutRequest,
+    session: SessionDep,
+    account: Annotated[Account, Depends(checkout_account)],
 ) -> CheckoutCreated:
-    account = limited_account(session, body.apikey, response)
     try:
         credits = checkout_service.credits_for(body.credits, body.pack)
     except checkout_service.UnknownPack:

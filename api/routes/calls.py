@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
 from api.errors import from_validation_error, invalid_field, require_credits
+from api.idempotency import Idempotent, IdempotentRoute
 from api.routes.batches import accept_batch
 from shared.batches.schemas import BatchAccepted, BatchRequest
 from shared.billing import prices
@@ -29,7 +30,7 @@ from shared.config import get_settings
 from shared.models import Account, Call, Campaign
 from shared.telephony.numbers import InvalidNumber, to_e164
 
-router = APIRouter(tags=["calls"])
+router = APIRouter(tags=["calls"], route_class=IdempotentRoute)
 
 
 def _campaign(session: Session, account: Account, name: str) -> Campaign:
@@ -51,8 +52,18 @@ def _place(session: Session, account: Account, body: MakeCallRequest) -> CallAcc
     )
 
 
-@router.post("/make_toingg/", response_model=CallAccepted, summary="Place one call")
-@router.post("/make_toingg", response_model=CallAccepted, include_in_schema=False)
+@router.post(
+    "/make_toingg/",
+    response_model=CallAccepted,
+    summary="Place one call",
+    dependencies=[Idempotent],
+)
+@router.post(
+    "/make_toingg",
+    response_model=CallAccepted,
+    include_in_schema=False,
+    dependencies=[Idempotent],
+)
 def make_toingg(
     body: MakeCallRequest, session: SessionDep, account: CurrentAccount
 ) -> CallAccepted:
@@ -63,6 +74,7 @@ def make_toingg(
     "/make/toingg",
     response_model=CallAccepted | BatchAccepted,
     summary="Place one call, or a batch when the body has numberList",
+    dependencies=[Idempotent],
 )
 def make_toingg_alias(
     payload: Annotated[dict[str, Any], Body(description="MakeCallRequest or BatchRequest")],
@@ -79,7 +91,12 @@ def make_toingg_alias(
     return _place(session, account, body)
 
 
-@router.post("/make_toingg_details", response_model=CallAccepted, summary="Call with a script")
+@router.post(
+    "/make_toingg_details",
+    response_model=CallAccepted,
+    summary="Call with a script",
+    dependencies=[Idempotent],
+)
 def make_toingg_details(
     body: MakeCallDetailsRequest, session: SessionDep, account: CurrentAccount
 ) -> CallAccepted:

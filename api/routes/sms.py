@@ -4,16 +4,24 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field, payment_required
+from api.idempotency import Idempotent, IdempotentRoute
 from shared.billing.ledger import InsufficientCredits
 from shared.sms import service as sms_service
 from shared.sms.schemas import SendSmsRequest, SmsAccepted, SmsOut
 from shared.telephony.numbers import InvalidNumber
 
-router = APIRouter(tags=["sms"])
+router = APIRouter(tags=["sms"], route_class=IdempotentRoute)
 
 
-@router.post("/send_sms", response_model=SmsAccepted, summary="Send an SMS")
-@router.post("/send_sms/", response_model=SmsAccepted, include_in_schema=False)
+@router.post(
+    "/send_sms", response_model=SmsAccepted, summary="Send an SMS", dependencies=[Idempotent]
+)
+@router.post(
+    "/send_sms/",
+    response_model=SmsAccepted,
+    include_in_schema=False,
+    dependencies=[Idempotent],
+)
 def send_sms(body: SendSmsRequest, session: SessionDep, account: CurrentAccount) -> SmsAccepted:
     try:
         sms = sms_service.accept(session, account, body.name, body.phoneNumber, body.message)

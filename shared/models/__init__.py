@@ -10,6 +10,7 @@ from shared.models.campaign import Campaign
 from shared.models.checkout_session import CheckoutSession
 from shared.models.credit_entry import CreditEntry
 from shared.models.external_event import ExternalEvent
+from shared.models.idempotency_key import IdempotencyKey
 from shared.models.sms_message import SmsMessage
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "CheckoutSession",
     "CreditEntry",
     "ExternalEvent",
+    "IdempotencyKey",
     "SmsMessage",
     "new_id",
     "utcnow",

@@ -1,0 +1,3 @@
+"""Task names for idempotency keys."""
+
+PURGE = "idempotency.purge"
