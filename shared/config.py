@@ -21,7 +21,9 @@ class Settings(BaseSettings):
 
     ENVIRONMENT: Literal["development", "production"] = "development"
 
-    DATABASE_URL: str = "sqlite:///.toingg/toingg.db"
+    # Unset: the development launcher starts an embedded PostgreSQL (or finds the one it
+    # started) and sets this for its children; the tests do the same.
+    DATABASE_URL: str | None = None
     # Connections per process (PostgreSQL): size + overflow should cover a worker's threads,
     # and every process's together must stay under the server's max_connections.
     DATABASE_POOL_SIZE: int = 5
@@ -90,6 +92,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _postgresql_only(self) -> "Settings":
+        # One engine everywhere: the locking and conflict handling is written for PostgreSQL.
+        if self.DATABASE_URL is not None and not self.DATABASE_URL.startswith("postgresql"):
+            raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://...)")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":
         if self.ENVIRONMENT != "production":
             return self
@@ -105,6 +114,15 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"production needs real values for: {', '.join(bad)}")
         return self
+
+    @property
+    def database_url(self) -> str:
+        if self.DATABASE_URL is None:
+            raise RuntimeError(
+                "DATABASE_URL is not set: start the stack with `toingg run`, which starts an "
+                "embedded PostgreSQL, or point DATABASE_URL at a PostgreSQL server"
+            )
+        return self.DATABASE_URL
 
     @property
     def redis_url(self) -> str:

@@ -9,7 +9,7 @@ from shared.config import get_settings
 def alembic_config(url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", "shared:migrations")
-    config.set_main_option("sqlalchemy.url", url or get_settings().DATABASE_URL)
+    config.set_main_option("sqlalchemy.url", url or get_settings().database_url)
     return config
 
 

@@ -1,4 +1,4 @@
-"""The test stack: a real database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set), a real
+"""The test stack: a real PostgreSQL (TEST_DATABASE_URL, or an embedded server), a real
 Redis (REDIS_URL, or an embedded redis-server), the sandbox carrier and the API served over HTTP,
 and real Celery worker and beat processes where a test crosses the queue.
 
@@ -30,7 +30,14 @@ def _free_port() -> int:
 
 def _configure_environment() -> None:
     os.environ["ENVIRONMENT"] = "development"
-    os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP}/t.db"
+    if os.environ.get("TEST_DATABASE_URL"):
+        os.environ["DATABASE_URL"] = os.environ["TEST_DATABASE_URL"]
+    else:
+        from shared import embedded_postgres
+
+        process, url = embedded_postgres.start(_TMP / "postgres", durable=False)
+        atexit.register(embedded_postgres.stop, process)
+        os.environ["DATABASE_URL"] = url
     if not os.environ.get("REDIS_URL"):
         from shared import embedded_redis
 
@@ -70,7 +77,7 @@ from tests.stack import Carrier, ServerProcess, ServerThread, StackProcesses, re
 
 @pytest.fixture(scope="session", autouse=True)
 def database() -> Iterator[None]:
-    reset_database(get_settings().DATABASE_URL)
+    reset_database(get_settings().database_url)
     yield
     get_engine().dispose()
 

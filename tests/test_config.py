@@ -31,3 +31,10 @@ class TestProductionSettings:
         }.items():
             monkeypatch.setenv(name, value)
         assert Settings().ENVIRONMENT == "production"
+
+
+class TestDatabaseSetting:
+    def test_a_sqlite_url_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DATABASE_URL", "sqlite:///toingg.db")
+        with pytest.raises(ValidationError, match="DATABASE_URL must be a PostgreSQL URL"):
+            Settings()

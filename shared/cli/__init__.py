@@ -2,9 +2,31 @@
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Callable
 
+from shared import embedded_postgres
 from shared.cli import admin, stack
+from shared.config import get_settings
+
+
+def _find_or_start_database(mode: str) -> Callable[[], None]:
+    """With DATABASE_URL unset, a command uses the embedded PostgreSQL that `toingg run` keeps in
+    .toingg/: the running one, or (for an admin command) one started for the command alone.
+    Returns what stops what was started here."""
+    if os.environ.get("DATABASE_URL") or mode in ("none", "own"):
+        return lambda: None
+    found = embedded_postgres.running_url(stack.POSTGRES_DIR)
+    if found is None and mode == "find":
+        return lambda: None  # the settings say what is missing when the process first needs it
+    if found is not None:
+        os.environ["DATABASE_URL"] = found
+        get_settings.cache_clear()
+        return lambda: None
+    process, os.environ["DATABASE_URL"] = embedded_postgres.start(stack.POSTGRES_DIR)
+    get_settings.cache_clear()
+    return lambda: embedded_postgres.stop(process)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     stack.add_commands(commands)
     admin.add_commands(commands)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    stop_database = _find_or_start_database(getattr(args, "database", "start"))
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        stop_database()
 
 
 if __name__ == "__main__":

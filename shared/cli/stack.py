@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from api.main import MAX_CONCURRENT_REQUESTS
-from shared import embedded_redis, migrate
+from shared import embedded_postgres, embedded_redis, migrate
 from shared.accounts import service as accounts_service
 from shared.config import (
     DEV_STRIPE_SECRET_KEY,
@@ -23,6 +23,7 @@ from shared.db import session_scope
 from shared.queue import QUEUES
 
 STATE_DIR = Path(".toingg")
+POSTGRES_DIR = STATE_DIR / "postgres"
 CELERY_APP = "workers.celery_app"
 
 
@@ -86,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
     STATE_DIR.mkdir(exist_ok=True)
     env = dict(os.environ)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    if not env.get("DATABASE_URL"):
+        if embedded_postgres.running_url(POSTGRES_DIR):
+            print(f"another `toingg run` is using {POSTGRES_DIR}; stop it first", flush=True)
+            return 1
+        postgres_process, env["DATABASE_URL"] = embedded_postgres.start(POSTGRES_DIR)
+        children.append(("postgres", postgres_process))
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = embedded_redis.start(
             STATE_DIR / "redis", port=args.redis_port
@@ -126,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     user, _, _ = settings.FLOWER_BASIC_AUTH.partition(":")
     print(
         "\n"
-        f"  Toingg is starting (database {settings.DATABASE_URL}, redis {env['REDIS_URL']})\n"
+        f"  Toingg is starting (database {settings.database_url}, redis {env['REDIS_URL']})\n"
         f"  carrier:  {'sandbox at ' + sandbox_url if sandbox_carrier else 'Twilio'}\n"
         f"  payments: {'checkout stand-in, ' + sandbox_url if sandbox_checkout else 'Stripe'}\n"
         f"  API docs: http://127.0.0.1:{args.port}/api/docs\n"
@@ -136,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     return _supervise(children)
+
+
+EMBEDDED_SERVICES = ("postgres", "redis")
 
 
 def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
@@ -155,20 +165,23 @@ def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
                 exit_code = 1
                 stopping = True
         time.sleep(0.2)
-    # Redis goes last, so the others can finish what they were doing with it.
-    for _, process in reversed(children[1:] if children[0][0] == "redis" else children):
+    # The embedded database and Redis go last, so the others can finish what they were doing.
+    services = [(n, p) for n, p in children if n in EMBEDDED_SERVICES]
+    others = [(n, p) for n, p in children if n not in EMBEDDED_SERVICES]
+    for _, process in reversed(others):
         if process.poll() is None:
             process.terminate()
-    for name, process in children:
-        if name == "redis":
-            continue
+    for _, process in others:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-    if children and children[0][0] == "redis":
-        children[0][1].terminate()
-        children[0][1].wait(timeout=10)
+    for name, process in reversed(services):
+        if name == "postgres":
+            embedded_postgres.stop(process)
+        elif process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
     return exit_code
 
 
@@ -179,27 +192,27 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     run_cmd.add_argument("--sandbox-port", type=int, default=8081)
     run_cmd.add_argument("--redis-port", type=int, default=None)
     run_cmd.add_argument("--concurrency", type=int, default=16)
-    run_cmd.set_defaults(func=run)
+    run_cmd.set_defaults(func=run, database="own")
 
     api = commands.add_parser("api", help="the HTTP API (uvicorn)")
     api.add_argument("--host", default="0.0.0.0")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--workers", type=int, default=1)
-    api.set_defaults(func=lambda a: _exec(api_argv(a.host, a.port, a.workers)))
+    api.set_defaults(func=lambda a: _exec(api_argv(a.host, a.port, a.workers)), database="find")
 
     worker = commands.add_parser("worker", help="a Celery worker")
     worker.add_argument("--concurrency", type=int, default=16)
     worker.add_argument("--queues", default=",".join(QUEUES))
-    worker.set_defaults(func=lambda a: _exec(worker_argv(a.concurrency, a.queues)))
+    worker.set_defaults(func=lambda a: _exec(worker_argv(a.concurrency, a.queues)), database="find")
 
     beat = commands.add_parser("beat", help="the scheduler that wakes the dispatcher")
     beat.add_argument("--schedule", type=Path, default=Path("/tmp/celerybeat-schedule"))
-    beat.set_defaults(func=lambda a: _exec(beat_argv(a.schedule)))
+    beat.set_defaults(func=lambda a: _exec(beat_argv(a.schedule)), database="find")
 
     flower = commands.add_parser("flower", help="Flower, the Celery monitor")
     flower.add_argument("--address", default="0.0.0.0")
     flower.add_argument("--port", type=int, default=5555)
-    flower.set_defaults(func=lambda a: _exec(flower_argv(a.address, a.port)))
+    flower.set_defaults(func=lambda a: _exec(flower_argv(a.address, a.port)), database="find")
 
     sandbox = commands.add_parser("sandbox", help="the Twilio-compatible sandbox carrier")
-    sandbox.set_defaults(func=lambda a: _exec(sandbox_argv()))
+    sandbox.set_defaults(func=lambda a: _exec(sandbox_argv()), database="none")

@@ -19,7 +19,6 @@ def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
     )

@@ -17,7 +17,7 @@ def new_id() -> str:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC on every backend (SQLite would otherwise hand back naive values)."""
+    """Timezone-aware UTC in and out: a naive datetime is refused rather than guessed at."""
 
     impl = DateTime(timezone=True)
     cache_ok = True

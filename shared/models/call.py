@@ -18,7 +18,6 @@ class Call(Base):
             "ix_calls_holding_credits",
             "account_id",
             postgresql_where=text("credits_reserved > 0"),
-            sqlite_where=text("credits_reserved > 0"),
         ),
     )
 

@@ -1,5 +1,5 @@
-"""The ledger under concurrency, on the database the tests run on (SQLite, or PostgreSQL when
-TEST_DATABASE_URL is set): many reservations at once never take a balance below zero."""
+"""The ledger under concurrency, on PostgreSQL: many reservations at once never take a balance
+below zero."""
 
 from concurrent.futures import ThreadPoolExecutor
 

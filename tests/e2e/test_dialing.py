@@ -123,7 +123,7 @@ class TestBatch:
         wanted = set(numbers)
         wait_until(
             lambda: len({c["to"] for c in carrier.calls()} & wanted) == 992,
-            240,  # no time bound is promised; a loaded machine with SQLite's one writer is slow
+            240,  # no time bound is promised; a loaded machine is slow
             interval=1,
             message="992 numbers at the carrier",
         )

@@ -12,7 +12,7 @@ from shared.models import Account
 from tests import factories
 from tests.stack import Api, Carrier, StackProcesses, wait_until
 
-# Below what one unpaced worker dials even on SQLite, so the limit is what the carrier sees.
+# Below what one unpaced worker dials on a loaded machine, so the limit is what the carrier sees.
 RATE, BURST = 10, 2
 STACK_ENV = {"DIAL_RATE_PER_SECOND": str(RATE), "DIAL_BURST": str(BURST)}
 

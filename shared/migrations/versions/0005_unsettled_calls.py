@@ -23,7 +23,6 @@ def upgrade() -> None:
         "calls",
         ["account_id"],
         postgresql_where=holding,
-        sqlite_where=holding,
     )
 
 
