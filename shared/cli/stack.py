@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     user, _, _ = settings.FLOWER_BASIC_AUTH.partition(":")
     print(
         "\n"
-        f"  Toingg is starting (database {settings.database_url}, redis {env['REDIS_URL']})\n"
+        f"  Toingg is starting (database {env['DATABASE_URL']}, redis {env['REDIS_URL']})\n"
         f"  carrier:  {'sandbox at ' + sandbox_url if sandbox_carrier else 'Twilio'}\n"
         f"  payments: {'checkout stand-in, ' + sandbox_url if sandbox_checkout else 'Stripe'}\n"
         f"  API docs: http://127.0.0.1:{args.port}/api/docs\n"
