@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     DISPATCH_STALE_SECONDS: int = 60
     DIAL_AMBIGUOUS_SECONDS: int = 30
     DISPATCH_WINDOW: int = 200
+    # How long a hang-up may go without Twilio confirming the call over before the sweeper sends
+    # it again (its message was lost, or its task gave up).
+    HANGUP_RESEND_SECONDS: int = 10
 
     @model_validator(mode="after")
     def _reconcile_after_any_live_hand_over(self) -> "Settings":

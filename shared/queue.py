@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.config import get_settings
 
-QUEUES = ("calls", "sms", "callbacks", "billing", "default")
+QUEUES = ("hangups", "calls", "sms", "callbacks", "billing", "default")
 
 _PENDING = "pending_jobs"
 
@@ -32,9 +32,10 @@ def get_celery() -> Celery:
         task_create_missing_queues=False,
         task_queues={name: {"routing_key": name} for name in QUEUES},
         task_routes={
-            # A hang-up must not wait behind a backlog of dials, nor the dispatcher that hands
-            # the dials out.
-            "calls.hang_up": {"queue": "default"},
+            # A hang-up must not wait behind a backlog of dials, nor behind the dispatcher's
+            # ticks that pile up while no worker runs: a queue of its own.
+            "calls.hang_up": {"queue": "hangups"},
+            "calls.sweep_hang_ups": {"queue": "hangups"},
             "calls.dispatch": {"queue": "default"},
             "calls.sweep": {"queue": "default"},
             "calls.settle": {"queue": "default"},

@@ -210,6 +210,83 @@ def record_sid(
     )
 
 
+def adopt_sid(session: Session, call_id: str, sid: str, dialed_at: datetime | None) -> bool | None:
+    """A call a status callback moved on before the worker stored its SID: the SID and when it
+    was dialed are kept where still missing, and whether a hang-up was asked for is read, in
+    one statement. None when there is no such call."""
+    values: dict[str, object] = {"twilio_sid": func.coalesce(Call.twilio_sid, sid)}
+    if dialed_at is not None:
+        values["dialed_at"] = func.coalesce(Call.dialed_at, dialed_at)
+    return session.scalar(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(updated_at=utcnow(), **values)
+        .returning(Call.hangup_requested)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def ask_hang_up(session: Session, call_id: str) -> bool | None:
+    """Ask for the call's hang-up, and tell whether Twilio has it (a SID is stored), in one
+    statement. It waits for a worker storing the SID at this moment and then sees the SID, or
+    the worker's write waits for it and sees the flag: read first and flagged after, a SID
+    stored in between by a worker that saw no flag left nobody to hang up. None when the call
+    is over."""
+    now = utcnow()
+    return session.scalar(
+        update(Call)
+        .where(Call.id == call_id, Call.status.not_in(st.FINAL))
+        .values(hangup_requested=True, hangup_handed_at=now, updated_at=now)
+        .returning(Call.twilio_sid.is_not(None))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def mark_hang_up_handed(session: Session, call_id: str) -> None:
+    session.execute(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(hangup_handed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def hand_out_owed_hang_ups(session: Session, handed_before: datetime) -> list[str]:
+    """Live calls whose hang-up was asked for, not carried out, and last handed to a worker
+    before `handed_before`: marked handed now, in one statement, so two sweepers at once hand
+    each out once (the second's update finds the first's new time)."""
+    now = utcnow()
+    return list(
+        session.scalars(
+            update(Call)
+            .where(
+                Call.hangup_requested.is_(True),
+                Call.hangup_sent_at.is_(None),
+                Call.status.in_(st.LIVE),
+                Call.twilio_sid.is_not(None),
+                or_(Call.hangup_handed_at.is_(None), Call.hangup_handed_at < handed_before),
+            )
+            .values(hangup_handed_at=now, updated_at=now)
+            .returning(Call.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def record_hang_up(session: Session, call_id: str, sent: int, over: bool) -> None:
+    """Count the hang-up requests sent to Twilio; `over`: Twilio says the call has ended, and
+    the hang-up is carried out."""
+    values: dict[str, object] = {"hangups_sent": Call.hangups_sent + sent}
+    if over:
+        values["hangup_sent_at"] = func.coalesce(Call.hangup_sent_at, utcnow())
+    session.execute(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def cancel_if_queued(session: Session, call_id: str) -> bool:
     """Cancel a call Twilio never had: queued, or waiting for credits."""
     now = utcnow()

@@ -206,14 +206,9 @@ def record_sid(session: Session, plan: DialPlan, sid: str, dialed_at: datetime |
     hangup_requested = repository.record_sid(session, plan.call_id, plan.attempt, sid, dialed_at)
     if hangup_requested is None:
         # A status callback moved the call on before this write: keep its status.
-        call = repository.get(session, plan.call_id)
-        if call is None:
-            return
-        call.twilio_sid = call.twilio_sid or sid
-        call.dialed_at = call.dialed_at or dialed_at
-        hangup_requested = call.hangup_requested
-        session.flush()
+        hangup_requested = repository.adopt_sid(session, plan.call_id, sid, dialed_at)
     if hangup_requested:
+        repository.mark_hang_up_handed(session, plan.call_id)
         jobs.hang_up(session, plan.call_id)
 
 
@@ -431,33 +426,60 @@ def apply_status_callback(
 
 
 def request_hang_up(session: Session, account_id: str, ref: str) -> Call:
-    """Stop a call: at once if Twilio never had it, otherwise through a worker."""
+    """Stop a call: at once if Twilio never had it, otherwise through a worker. The hang-up is
+    recorded on the call, so one whose message is lost is carried out all the same
+    (`resend_hang_ups`)."""
     call = get_for_account(session, account_id, ref)
     if call.status in st.FINAL:
         return call
     if repository.cancel_if_queued(session, call.id):
         session.refresh(call)
         return call
-    call.hangup_requested = True
-    if call.twilio_sid is not None:
+    if repository.ask_hang_up(session, call.id):
         jobs.hang_up(session, call.id)
     # Without a SID: a worker yet to take the claim cancels the call unplaced; one already
     # dialing sees the flag when it stores the SID.
-    session.flush()
+    session.refresh(call)
     return call
 
 
 def hang_up_at_carrier(session: Session, call_id: str) -> str:
-    """Ask Twilio to end the call: canceled while it rings, completed once answered."""
+    """Ask Twilio to end the call: canceled while it rings, completed once answered.
+
+    Recorded once Twilio says the call is over, so the sweeper sends it no more. This task and
+    the sweeper's may run at once: hanging up twice is harmless, and both requests are counted.
+    """
     call = repository.get(session, call_id)
     if call is None or call.twilio_sid is None or call.status in st.FINAL:
         return "nothing to do"
-    remote = twilio.fetch_call(call.twilio_sid)
-    if remote.status in ("queued", "initiated", "ringing"):
-        remote = twilio.update_call_status(call.twilio_sid, "canceled")
-    if remote.status == "in-progress":
-        remote = twilio.update_call_status(call.twilio_sid, "completed")
+    if call.hangup_sent_at is not None:
+        return "nothing to do"
+    sid = call.twilio_sid
+    remote = twilio.fetch_call(sid)
+    sent = 0
+    try:
+        if remote.status in ("queued", "initiated", "ringing"):
+            sent += 1
+            remote = twilio.update_call_status(sid, "canceled")
+        if remote.status == "in-progress":
+            sent += 1
+            remote = twilio.update_call_status(sid, "completed")
+    except twilio.TwilioRejected:
+        # Twilio refuses to change a call that has ended: another hang-up, the callee or its
+        # time limit ended it meanwhile. What Twilio says now decides.
+        remote = twilio.fetch_call(sid)
+    repository.record_hang_up(session, call.id, sent, over=remote.status in st.FINAL)
     return remote.status
+
+
+def resend_hang_ups(session: Session, handed_before: datetime) -> int:
+    """Live calls whose hang-up was asked for and not carried out, last handed to a worker
+    before `handed_before`: the message was lost (a broker restart), or its task gave up
+    retrying. The hang-up is sent again, until Twilio says the call is over."""
+    owed = repository.hand_out_owed_hang_ups(session, handed_before)
+    for call_id in owed:
+        jobs.hang_up(session, call_id)
+    return len(owed)
 
 
 def reconcile_live(session: Session, call_id: str) -> str:

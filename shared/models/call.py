@@ -44,6 +44,13 @@ class Call(Base):
     duration_seconds: Mapped[int | None]
     last_sequence: Mapped[int] = mapped_column(default=-1)
     hangup_requested: Mapped[bool] = mapped_column(default=False)
+    # The hang-up's own record, so the database, not a broker message, knows one is owed: when
+    # it was last handed to a worker (asked for, or sent again by the sweeper), when Twilio
+    # confirmed the call over after it, and how many hang-up requests went to Twilio (two at
+    # once are harmless, and show here).
+    hangup_handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hangup_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hangups_sent: Mapped[int] = mapped_column(default=0)
     credits_reserved: Mapped[int] = mapped_column(default=0)
     credits_charged: Mapped[int | None]
     error_code: Mapped[str | None] = mapped_column(String(32))

@@ -1,6 +1,8 @@
-"""Call tasks: dial once, reconcile the ambiguous, hang up, and hand out what is owed."""
+"""Call tasks: dial once, reconcile the ambiguous, hang up (and again, what was not carried
+out), and hand out what is owed."""
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import Task
@@ -15,7 +17,7 @@ from shared.queue import get_celery
 from shared.ratelimit import carrier as carrier_limits
 from shared.redis_client import get_redis
 from shared.telephony import client as twilio
-from workers.tasks.retry import TWILIO_RETRY, backoff_seconds
+from workers.tasks.retry import HANG_UP_RETRY, TWILIO_RETRY, backoff_seconds
 
 log = logging.getLogger(__name__)
 app = get_celery()
@@ -92,10 +94,17 @@ def reconcile_live(call_id: str) -> str:
         return calls_service.reconcile_live(session, call_id)
 
 
-@app.task(name=jobs.HANG_UP, **TWILIO_RETRY)
+@app.task(name=jobs.HANG_UP, **HANG_UP_RETRY)
 def hang_up(call_id: str) -> str:
     with session_scope() as session:
         return calls_service.hang_up_at_carrier(session, call_id)
+
+
+@app.task(name=jobs.SWEEP_HANG_UPS, acks_late=False)
+def sweep_hang_ups() -> int:
+    handed_before = utcnow() - timedelta(seconds=get_settings().HANGUP_RESEND_SECONDS)
+    with session_scope() as session:
+        return calls_service.resend_hang_ups(session, handed_before)
 
 
 @app.task(name=jobs.DISPATCH, acks_late=False)

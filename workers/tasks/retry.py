@@ -13,6 +13,11 @@ TWILIO_RETRY: dict[str, Any] = {
     "max_retries": 10,
 }
 
+# A hang-up retries briefly (at most seven seconds): beyond that the sweeper sends it again from
+# the database (HANGUP_RESEND_SECONDS after it was last sent), so the broker never holds a
+# hang-up's long retries, and a retry lost with its worker or with Redis is not the last word.
+HANG_UP_RETRY: dict[str, Any] = {**TWILIO_RETRY, "max_retries": 3}
+
 
 def backoff_seconds(retries: int, cap: float = 60.0) -> float:
     """Exponential backoff with full jitter, so retrying workers do not stampede together."""
