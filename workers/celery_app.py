@@ -19,12 +19,12 @@ app.conf.beat_schedule = {
     "hand out owed calls": {"task": call_jobs.DISPATCH, "schedule": 1.0},
     "give back what ended calls did not use": {"task": call_jobs.SETTLE, "schedule": 1.0},
     "reconcile stuck dials": {"task": call_jobs.SWEEP, "schedule": 10.0},
-    # Expired ticks are dropped unrun, so after an outage no backlog of them stands in front of
-    # the hang-ups in their queue.
+    # Ticks older than half a minute are dropped unrun, so after an outage no backlog of them
+    # stands in front of the hang-ups in their queue (a newer tick does the same work).
     "hang up what was asked for and not carried out": {
         "task": call_jobs.SWEEP_HANG_UPS,
         "schedule": 5.0,
-        "options": {"expires": 5.0},
+        "options": {"expires": 30.0},
     },
     "hand out owed sms": {"task": sms_jobs.SWEEP, "schedule": 5.0},
     "retry stripe events waiting for their payment": {

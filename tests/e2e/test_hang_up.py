@@ -144,7 +144,7 @@ class TestAHangUpIsNeverLost:
                 answer = requests.submit(api.post, "/api/hang_up_call", callSid=plan.call_id)
                 wait_until(
                     lambda: waiting_for_a_lock("UPDATE calls SET hangup_requested"),
-                    10,
+                    30,
                     message="the hang-up waiting for the worker's write",
                 )
             response = answer.result(timeout=30)
@@ -178,7 +178,7 @@ class TestAHangUpIsNeverLost:
         monkeypatch.undo()
         wait_until(
             lambda: at_carrier(carrier, number) == "completed",
-            45,
+            60,
             interval=0.5,
             message="hung up at the carrier",
         )
