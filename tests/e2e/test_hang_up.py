@@ -14,7 +14,6 @@ from shared import queue
 from shared.calls import jobs
 from shared.calls import service as calls_service
 from shared.campaigns import repository as campaigns
-from shared.config import get_settings
 from shared.db import session_scope
 from shared.models import Call, utcnow
 from shared.telephony import client as twilio
@@ -26,11 +25,6 @@ from tests.stack import Api, Carrier, StackProcesses, wait_until
 STACK_ENV = {"HANGUP_RESEND_SECONDS": "2"}
 
 ENDED = ("completed", "canceled")
-
-postgresql_only = pytest.mark.skipif(
-    not get_settings().DATABASE_URL.startswith("postgresql"),
-    reason="SQLite runs one transaction at a time: the interleaving cannot happen there",
-)
 
 
 def customer(api_server: str) -> Api:
@@ -120,7 +114,6 @@ def the_call(call_id: str) -> Call:
 
 
 class TestAHangUpIsNeverLost:
-    @postgresql_only
     def test_a_hang_up_while_the_worker_stores_the_sid_reaches_the_carrier(
         self,
         api_server: str,

@@ -1,7 +1,7 @@
 """a hang-up's own record: when it was handed to a worker, carried out, and how often sent
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0012
 Create Date: 2026-12-01 08:30:00
 """
 
@@ -11,24 +11,20 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("hangup_handed_at", sa.DateTime(timezone=True), nullable=True)
-        )
-        batch_op.add_column(sa.Column("hangup_sent_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(
-            sa.Column("hangups_sent", sa.Integer(), nullable=False, server_default="0")
-        )
+    op.add_column("calls", sa.Column("hangup_handed_at", sa.DateTime(timezone=True)))
+    op.add_column("calls", sa.Column("hangup_sent_at", sa.DateTime(timezone=True)))
+    op.add_column(
+        "calls", sa.Column("hangups_sent", sa.Integer(), nullable=False, server_default="0")
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.drop_column("hangups_sent")
-        batch_op.drop_column("hangup_sent_at")
-        batch_op.drop_column("hangup_handed_at")
+    op.drop_column("calls", "hangups_sent")
+    op.drop_column("calls", "hangup_sent_at")
+    op.drop_column("calls", "hangup_handed_at")
