@@ -74,6 +74,39 @@ def has_event(session: Session, call_id: str, source: str, sequence_number: int)
     )
 
 
+def advance(session: Session, call_id: str, new_status: str, **values: object) -> bool:
+    """Move the call on to `new_status`, with what goes with the move, only if the status it has
+    now comes before it. One conditional UPDATE: of two moves at once, the second waits for the
+    first's row lock, then PostgreSQL checks the WHERE again on the row the first left, so the
+    call moves forward only, whatever order concurrent callbacks commit in."""
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Call)
+        .where(Call.id == call_id, Call.status.in_(st.before(new_status)))
+        .values(status=new_status, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def note_event(
+    session: Session, call_id: str, sequence_number: int, answered_at: datetime | None
+) -> None:
+    """What an event tells whether or not it moves the status: the highest SequenceNumber seen,
+    and when the call was answered (an in-progress that comes after completed still says it).
+    Written as expressions of the row, so two callbacks at once both count."""
+    values: dict[str, object] = {
+        "last_sequence": func.greatest(Call.last_sequence, sequence_number)
+    }
+    if answered_at is not None:
+        values["answered_at"] = func.coalesce(Call.answered_at, answered_at)
+    session.execute(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 class Claimable(NamedTuple):
     """A queued call as the claim sees it: where to dial, and its campaign's limits."""
 

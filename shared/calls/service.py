@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -267,15 +267,21 @@ def _end_unplaced(session: Session, plan: DialPlan, **values: object) -> None:
         _release_reservation(session, plan)
 
 
-def record_cost(call: Call) -> None:
-    """On the final status: what the call costs (its started minutes, at most what it holds).
+def _final_values(status: str, occurred_at: datetime, params: dict[str, str]) -> dict[str, Any]:
+    """What a final status brings along: when the call ended, how long it talked, and what it
+    costs (its started minutes, at most what it holds).
 
     The reservation stays held until `settle_ended` gives the rest back, a second's ended calls
     of an account in one balance update: at 20 calls a second, a row lock per final callback
     queued the callbacks and the dispatcher's claims behind one account's balance.
     """
-    cost = prices.call_cost(call.status, call.duration_seconds)
-    call.credits_charged = min(call.credits_reserved, cost)
+    duration = int(params["CallDuration"]) if params.get("CallDuration") else None
+    cost = prices.call_cost(status, duration)
+    return {
+        "ended_at": occurred_at,
+        "duration_seconds": duration,
+        "credits_charged": func.least(Call.credits_reserved, cost),
+    }
 
 
 SETTLE_AT_ONCE = 1000
@@ -377,7 +383,8 @@ def apply_status_callback(
 
     The event is stored once per (call, SequenceNumber); the call's status is the furthest any
     event has reached, so a repeat changes nothing and a late "ringing" never overwrites
-    "completed", whatever order the callbacks arrive in.
+    "completed", whatever order the callbacks arrive or commit in. What a final status brings
+    (its end, duration and cost) moves with it, once.
     """
     call = repository.get(session, call_id)
     if call is None:
@@ -407,19 +414,20 @@ def apply_status_callback(
             )
     except IntegrityError:
         return call  # the same callback, delivered twice at once
-    call.last_sequence = max(call.last_sequence, sequence)
-    if new_status == st.IN_PROGRESS:
-        call.answered_at = call.answered_at or occurred_at
-    if new_status in st.FINAL:
-        call.ended_at = occurred_at
-        if params.get("CallDuration"):
-            call.duration_seconds = int(params["CallDuration"])
-    if st.advances(call.status, new_status):
-        call.status = new_status
-        if new_status in st.FINAL:
-            record_cost(call)
-    session.flush()
+    answered_at = occurred_at if new_status == st.IN_PROGRESS else None
+    repository.note_event(session, call.id, sequence, answered_at)
+    values = _final_values(new_status, occurred_at, params) if new_status in st.FINAL else {}
+    advance(session, call, new_status, **values)
     return call
+
+
+def advance(session: Session, call: Call, new_status: str, **values: Any) -> bool:
+    """The step that moves a call's status on: forward only, and a final status absorbs
+    everything after it, even against another writer at the same moment (the guard is in the
+    UPDATE itself). Whether it moved; `call` shows the row as it is now either way."""
+    moved = repository.advance(session, call.id, new_status, **values)
+    session.refresh(call)
+    return moved
 
 
 # --- hang-up -------------------------------------------------------------------------------

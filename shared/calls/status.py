@@ -39,3 +39,8 @@ def from_twilio(call_status: str) -> str | None:
 def advances(current: str, new: str) -> bool:
     """Statuses only move forward, and a final status absorbs everything after it."""
     return current not in FINAL and rank(new) > rank(current)
+
+
+def before(new: str) -> tuple[str, ...]:
+    """The statuses a call may move to `new` from."""
+    return tuple(status for status in ALL if advances(status, new))

@@ -42,6 +42,18 @@ def update_attempt(session: Session, sms_id: str, claimed: str, **values: object
     return result.rowcount == 1
 
 
+def advance(session: Session, sms_id: str, new_status: str, **values: object) -> bool:
+    """Move the SMS on to `new_status` only if the status it has now comes before it: one
+    conditional UPDATE, which PostgreSQL checks again on the row a concurrent writer left."""
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(SmsMessage)
+        .where(SmsMessage.id == sms_id, SmsMessage.status.in_(st.before(new_status)))
+        .values(status=new_status, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def owed_ids(session: Session, stale_before: datetime, limit: int) -> list[str]:
     return list(
         session.scalars(

@@ -130,6 +130,8 @@ def reconcile(session: Session, sms_id: str) -> str:
 
 
 def apply_status_callback(session: Session, sms_id: str, params: dict[str, str]) -> SmsMessage:
+    """Apply one Twilio message status callback: the status only moves forward, whatever order
+    the callbacks arrive or commit in."""
     sms = repository.get(session, sms_id)
     if sms is None:
         raise SmsNotFound(sms_id)
@@ -139,12 +141,21 @@ def apply_status_callback(session: Session, sms_id: str, params: dict[str, str])
     elif sid and sid != sms.twilio_sid:
         return sms
     new_status = st.from_twilio(params.get("MessageStatus", ""))
-    if new_status is not None and st.advances(sms.status, new_status):
-        sms.status = new_status
-        if params.get("ErrorCode"):
-            sms.error_code = params["ErrorCode"]
-    session.flush()
+    if new_status is None:
+        session.flush()
+        return sms
+    error = {"error_code": params["ErrorCode"]} if params.get("ErrorCode") else {}
+    advance(session, sms, new_status, **error)
     return sms
+
+
+def advance(session: Session, sms: SmsMessage, new_status: str, **values: object) -> bool:
+    """The step that moves an SMS's status on: forward only, and a final status absorbs
+    everything after it, even against another callback at the same moment (the guard is in the
+    UPDATE itself). Whether it moved; `sms` shows the row as it is now either way."""
+    moved = repository.advance(session, sms.id, new_status, **values)
+    session.refresh(sms)
+    return moved
 
 
 def hand_out(session: Session) -> int:

@@ -27,3 +27,8 @@ def from_twilio(message_status: str) -> str | None:
 def advances(current: str, new: str) -> bool:
     rank = lambda s: 3 if s in FINAL else _RANK[s]  # noqa: E731
     return current not in FINAL and rank(new) > rank(current)
+
+
+def before(new: str) -> tuple[str, ...]:
+    """The statuses an SMS may move to `new` from."""
+    return tuple(status for status in (*_RANK, *sorted(FINAL)) if advances(status, new))

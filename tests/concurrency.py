@@ -1,0 +1,71 @@
+"""Forcing an interleaving on PostgreSQL: one transaction is held open at the critical point
+while another runs in its own thread and session until it waits for the first one's lock."""
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from shared.db import get_engine, session_scope
+
+T = TypeVar("T")
+
+
+class Racer(Generic[T]):
+    """`action(session)` in a thread of its own, in a transaction that commits when it returns
+    (and rolls back when it raises: `join` raises it again)."""
+
+    def __init__(self, action: Callable[[Session], T]) -> None:
+        self._action = action
+        self._pid: int | None = None
+        self._started = threading.Event()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with session_scope() as session:
+                self._pid = session.scalar(text("SELECT pg_backend_pid()"))
+                self._started.set()
+                self._result = self._action(session)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._started.set()
+
+    def wait_until_blocked(self, timeout: float = 30) -> None:
+        """Until the action waits for a lock another transaction holds: it has read what it
+        read, and goes on only when that transaction ends."""
+        self._started.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._thread.is_alive(), f"finished without waiting for a lock: {self._error!r}"
+            with get_engine().connect() as connection:
+                waiting = connection.scalar(
+                    text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": self._pid},
+                )
+            if waiting:
+                return
+            time.sleep(0.02)
+        raise AssertionError("never waited for a lock")
+
+    def join(self, timeout: float = 30) -> T:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "still running"
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]
+
+
+def terminate_backend(session: Session) -> None:
+    """Kill the session's connection from another, as a database restart or failover would:
+    its commit then fails."""
+    pid = session.scalar(text("SELECT pg_backend_pid()"))
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
