@@ -6,18 +6,16 @@ needs.
 """
 
 import logging
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from shared.after_commit import on_commit
 from shared.config import get_settings
 
 QUEUES = ("hangups", "calls", "sms", "callbacks", "billing", "default")
-
-_PENDING = "pending_jobs"
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +62,17 @@ def get_celery() -> Celery:
 
 
 def enqueue(session: Session, name: str, *args: Any) -> None:
-    session.info.setdefault(_PENDING, []).append((name, args))
+    on_commit(session, partial(_send_committed, name, args))
 
 
 def send_now(name: str, *args: Any) -> None:
     get_celery().send_task(name, args=list(args))
 
 
-@event.listens_for(Session, "after_commit")
-def _send_after_commit(session: Session) -> None:
+def _send_committed(name: str, args: tuple[Any, ...]) -> None:
     # The rows are committed: a wake-up that cannot be sent now is not lost work, because the
     # sweeper hands out whatever the database says is still owed.
-    for name, args in session.info.pop(_PENDING, []):
-        try:
-            send_now(name, *args)
-        except Exception:
-            log.exception("could not send %s%r now; the sweeper will pick it up", name, args)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_on_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    try:
+        send_now(name, *args)
+    except Exception:
+        log.exception("could not send %s%r now; the sweeper will pick it up", name, args)

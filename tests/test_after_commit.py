@@ -1,0 +1,41 @@
+"""Jobs are sent once the transaction that made them commits: not when a savepoint inside it is
+released, and not dropped when one rolls back."""
+
+import pytest
+from sqlalchemy import text
+
+from shared import queue
+from shared.db import session_scope
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[object, ...]]]:
+    sent: list[tuple[str, tuple[object, ...]]] = []
+    monkeypatch.setattr(queue, "send_now", lambda name, *args: sent.append((name, args)))
+    return sent
+
+
+def test_a_job_waits_for_the_commit_through_savepoints(
+    sent: list[tuple[str, tuple[object, ...]]],
+) -> None:
+    with session_scope() as session:
+        queue.enqueue(session, "tests.first", 1)
+        with session.begin_nested():
+            session.execute(text("SELECT 1"))
+        assert sent == [], "sent when a savepoint was released, before the commit"
+        with pytest.raises(ZeroDivisionError), session.begin_nested():
+            session.execute(text("SELECT 1"))
+            raise ZeroDivisionError
+        queue.enqueue(session, "tests.second", 2)
+    assert sent == [("tests.first", (1,)), ("tests.second", (2,))]
+
+
+def test_a_rolled_back_transaction_sends_nothing(
+    sent: list[tuple[str, tuple[object, ...]]],
+) -> None:
+    with pytest.raises(ZeroDivisionError), session_scope() as session:
+        queue.enqueue(session, "tests.never", 1)
+        raise ZeroDivisionError
+    with session_scope():
+        pass
+    assert sent == []
