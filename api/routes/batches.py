@@ -91,8 +91,8 @@ def get_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> Ba
     return batch_out(session, account, _batch(session, account, batch_id))
 
 
-def _over(batch_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, f"batch {batch_id!r} is canceled")
+def _over(exc: batches_service.BatchIsOver) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, str(exc))
 
 
 def _control(
@@ -101,8 +101,8 @@ def _control(
     batch = _batch(session, account, batch_id)
     try:
         change(session, batch)
-    except batches_service.BatchIsOver:
-        raise _over(batch_id) from None
+    except batches_service.BatchIsOver as exc:
+        raise _over(exc) from None
     return batch_out(session, account, batch)
 
 
@@ -128,7 +128,10 @@ def cancel_batch(
     hangUp: Annotated[bool, Query(description="also hang up the batch's live calls")] = False,
 ) -> BatchCanceled:
     batch = _batch(session, account, batch_id)
-    canceled = batches_service.cancel(session, batch, hang_up=hangUp)
+    try:
+        canceled = batches_service.cancel(session, batch, hang_up=hangUp)
+    except batches_service.BatchIsOver as exc:
+        raise _over(exc) from None
     return BatchCanceled(
         batchId=batch.id, status=batch.status, canceledCalls=canceled, hangingUp=hangUp
     )

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,32 @@ def counts_by_status(session: Session, batch_id: str) -> dict[str, int]:
         select(Call.status, func.count()).where(Call.batch_id == batch_id).group_by(Call.status)
     )
     return {status: count for status, count in rows}
+
+
+def move(session: Session, batch_id: str, new_status: str, from_statuses: Sequence[str]) -> bool:
+    """Change the batch's status only from one of these, and only while a call of it has yet to
+    end (a completed batch stays completed). One conditional UPDATE, which PostgreSQL checks
+    again on the row a concurrent change left: a resume that read `paused` while a cancel was
+    committing finds the batch canceled and changes nothing."""
+    unfinished = (
+        select(Call.id).where(Call.batch_id == Batch.id, Call.status.not_in(st.FINAL)).exists()
+    )
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.status.in_(from_statuses), unfinished)
+        .values(status=new_status, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def has_unfinished(session: Session, batch_id: str) -> bool:
+    return (
+        session.scalar(
+            select(Call.id).where(Call.batch_id == batch_id, Call.status.not_in(st.FINAL)).limit(1)
+        )
+        is not None
+    )
 
 
 def unhand_queued(session: Session, batch_id: str) -> None:

@@ -100,16 +100,27 @@ def get_for_account(session: Session, account_id: str, batch_id: str) -> Batch:
 
 
 class BatchIsOver(ValueError):
-    pass
+    """The batch is canceled or completed: nothing changes it any more."""
+
+    def __init__(self, batch_id: str, status: str) -> None:
+        super().__init__(f"batch {batch_id!r} is {status}")
+        self.status = status
+
+
+# Stored statuses a batch can still be paused, resumed or canceled from. `completed` is not
+# stored: a batch is completed when every call of it has ended, and canceled ones stay canceled.
+_ACTIVE = ("queued", "running", "paused")
 
 
 def summary_status(batch: Batch, counts: dict[str, int]) -> str:
     """queued, running, paused, insufficient credits, completed or canceled."""
-    if batch.status in ("paused", "canceled"):
+    if batch.status == "canceled":
         return batch.status
     done = sum(n for status, n in counts.items() if status in call_status.FINAL)
     if done == batch.total:
         return "completed"
+    if batch.status == "paused":
+        return batch.status
     waiting = counts.get(call_status.INSUFFICIENT_CREDITS, 0)
     if waiting and waiting + done == batch.total:
         return "insufficient credits"
@@ -120,39 +131,57 @@ def counts(session: Session, batch: Batch) -> dict[str, int]:
     return repository.counts_by_status(session, batch.id)
 
 
+def _over(session: Session, batch: Batch) -> BatchIsOver:
+    """Why a change refused to move the batch: it is canceled, or all its calls have ended."""
+    session.refresh(batch)
+    return BatchIsOver(batch.id, "canceled" if batch.status == "canceled" else "completed")
+
+
+# Each change is one conditional UPDATE of the batch's row (see `repository.move`): of a pause,
+# a resume and a cancel at once, each sees what the ones that committed before it left, and
+# canceled and completed absorb everything after them. The stop flag follows the commit.
+
+
 def pause(session: Session, batch: Batch) -> Batch:
-    """No new call of the batch starts from now on (workers check at the claim, just before
-    dialing); calls already live finish."""
-    if batch.status == "canceled":
-        raise BatchIsOver(batch.id)
-    batch.status = "paused"
-    stops.mark_stopped(batch.id)
-    session.flush()
+    """No new call of the batch starts from now on (workers check at the claim and when they
+    take it, and the stop flag just before dialing); calls already live finish."""
+    if not repository.move(session, batch.id, "paused", _ACTIVE):
+        raise _over(session, batch)
+    stops.mark_stopped_on_commit(session, batch.id)
+    session.refresh(batch)
     return batch
 
 
 def resume(session: Session, batch: Batch) -> Batch:
-    if batch.status == "canceled":
-        raise BatchIsOver(batch.id)
-    if batch.status == "paused":
-        batch.status = "running"
-        stops.clear(batch.id)
+    moved = repository.move(session, batch.id, "running", ("paused",))
+    session.refresh(batch)
+    if moved:
+        stops.clear_on_commit(session, batch.id)
         repository.unhand_queued(session, batch.id)
         call_jobs.dispatch(session)
-    session.flush()
+    elif batch.status == "canceled" or not repository.has_unfinished(session, batch.id):
+        raise _over(session, batch)
     return batch
 
 
 def cancel(session: Session, batch: Batch, hang_up: bool) -> int:
     """Every call not yet handed to Twilio is canceled; with hang_up, live calls are hung up.
-    Returns how many calls were canceled before dialing."""
-    batch.status = "canceled"
-    stops.mark_stopped(batch.id)
+    Returns how many calls were canceled before dialing. Canceling a canceled batch again
+    cancels what is left (hanging up too, if asked); a completed batch stays completed.
+
+    The batch's row is changed (and so locked) before its calls: a worker handing a call back
+    meanwhile either waits for the cancel and sees it (`calls.service.release`), or went first
+    and its call is found queued here."""
+    if not repository.move(session, batch.id, "canceled", (*_ACTIVE, "canceled")):
+        over = _over(session, batch)
+        if over.status != "canceled":
+            raise over
+    stops.mark_stopped_on_commit(session, batch.id)
     canceled = repository.cancel_unstarted(session, batch.id)
     if hang_up:
         for call_id in repository.live_call_ids(session, batch.id):
             calls_service.request_hang_up(session, batch.account_id, call_id)
-    session.flush()
+    session.refresh(batch)
     return canceled
 
 

@@ -188,6 +188,12 @@ def take(session: Session, call_id: str, claimed: str, attempt: str) -> bool | N
     )
 
 
+def batch_stopped(session: Session, batch_id: str | None) -> bool:
+    if batch_id is None:
+        return False
+    return session.scalar(select(Batch.status).where(Batch.id == batch_id)) in STOPPED_BATCHES
+
+
 def untaken(session: Session, handed_before: datetime) -> list[tuple[str, Claimable]]:
     """Claims whose dial task no worker took long after it was sent (a lost message), with
     their attempt."""

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.batches import stops as batch_stops
 from shared.billing import ledger, prices
 from shared.calls import jobs, repository
 from shared.calls import status as st
@@ -174,6 +175,13 @@ def take(session: Session, call_id: str, claimed: DialPlan | None) -> DialPlan |
             repository.owe(session, call_id)
             return None
         claimed = plans[0]
+    elif repository.batch_stopped(session, claimed.batch_id):
+        # Paused or canceled since the claim. The database says so even when the stop flag in
+        # Redis was lost (a Redis restart) or is not set yet: the claim goes back to the queue,
+        # or is canceled. Before the take, so the batch's row is locked before the call's, as a
+        # cancel locks them.
+        release(session, claimed)
+        return None
     attempt = str(uuid.uuid4())
     hangup_requested = repository.take(session, call_id, claimed.attempt, attempt)
     if hangup_requested is None:
@@ -234,10 +242,10 @@ def release(session: Session, plan: DialPlan) -> bool:
     whose batch was canceled meanwhile is canceled with it; one whose batch is paused waits for
     the resume.
 
-    The batch's row is read locked, before the call is touched: the cancel sets its stop flag
-    before it commits, so a worker may stand down while the cancel is written but not yet
-    committed. It then waits here and sees `canceled`, or the cancel waits for it and finds
-    the call back in the queue; read unlocked, the call would stay queued in a canceled batch.
+    The batch's row is read locked, before the call is touched: a worker may hand a call back
+    (its slot refused, Twilio unreachable) while a cancel is written but not yet committed. It
+    then waits here and sees `canceled`, or the cancel waits for it and finds the call back in
+    the queue; read unlocked, the call would stay queued in a canceled batch.
     """
     batch = (
         session.get(Batch, plan.batch_id, with_for_update=True, populate_existing=True)
@@ -252,6 +260,17 @@ def release(session: Session, plan: DialPlan) -> bool:
         if batch is not None and batch.status == "canceled":
             repository.cancel_if_queued(session, plan.call_id)
     return released
+
+
+def stand_down(session: Session, plan: DialPlan) -> None:
+    """The worker found its batch's stop flag set: the call goes back (see `release`). A flag
+    the batch's row does not bear out (a resume committed and clearing the flag failed) is
+    cleared, so a running batch does not stand down for the flag's lifetime. The row is locked
+    by then: a pause committing after this sets the flag again once it has committed."""
+    release(session, plan)
+    batch = session.get(Batch, plan.batch_id) if plan.batch_id is not None else None
+    if batch is not None and batch.status not in repository.STOPPED_BATCHES:
+        batch_stops.clear(batch.id)
 
 
 def fail(session: Session, plan: DialPlan, code: str, message: str) -> None:

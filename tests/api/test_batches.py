@@ -1,9 +1,13 @@
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from shared.batches import service as batches_service
 from shared.batches import stops
@@ -12,6 +16,7 @@ from shared.db import session_scope
 from shared.models import Batch, Call, utcnow
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.concurrency import Racer, terminate_backend
 from tests.stack import Carrier
 
 
@@ -68,8 +73,9 @@ class TestMakeBatch:
         assert response.status_code == 404
 
 
-def _held_call(api: KeyedClient) -> tuple[str, calls_service.DialPlan]:
-    """A one-number batch whose call a worker has taken for dialing: (batch, the worker's plan)."""
+def _claimed_call(api: KeyedClient) -> tuple[str, calls_service.DialPlan]:
+    """A one-number batch whose call the dispatcher has claimed and sent to a worker, which has
+    yet to take it: (batch, the claim)."""
     batch_id = api.post(
         "/api/make_batch_toingg",
         json={"campaign": "welcome", "numberList": [{"clientNumber": factories.phone_number()}]},
@@ -77,10 +83,23 @@ def _held_call(api: KeyedClient) -> tuple[str, calls_service.DialPlan]:
     with session_scope() as session:
         [call_id] = session.scalars(select(Call.id).where(Call.batch_id == batch_id))
         [claimed] = calls_service.claim(session, api.account_id, [call_id])
+    return batch_id, claimed
+
+
+def _held_call(api: KeyedClient) -> tuple[str, calls_service.DialPlan]:
+    """A one-number batch whose call a worker has taken for dialing: (batch, the worker's plan)."""
+    batch_id, claimed = _claimed_call(api)
     with session_scope() as session:
-        plan = calls_service.take(session, call_id, claimed)
+        plan = calls_service.take(session, claimed.call_id, claimed)
     assert plan is not None
     return batch_id, plan
+
+
+def _dial_task(claimed: calls_service.DialPlan) -> str:
+    """The worker's dial task for this claim, run here."""
+    from workers.tasks import calls as call_tasks
+
+    return call_tasks.dial(claimed.call_id, asdict(claimed))
 
 
 def _hand_back(plan: calls_service.DialPlan) -> None:
@@ -94,8 +113,8 @@ class TestAWorkerHoldingACallWhenItsBatchStops:
         self, api: KeyedClient
     ) -> None:
         batch_id, plan = _held_call(api)
-        # The cancel sets the stop flag before its transaction commits: a worker that sees the
-        # flag hands its call back while the cancel is written but not yet committed.
+        # A worker hands its call back (its slot refused, say) while the cancel is written but
+        # not yet committed.
         with session_scope() as canceling:
             batch = canceling.get(Batch, batch_id)
             assert batch is not None
@@ -134,3 +153,98 @@ class TestAWorkerHoldingACallWhenItsBatchStops:
             assert calls_service.reconcile(session, plan.call_id) == "requeued"
         assert carrier.calls(to=plan.to) == []
         assert api.get(f"/api/batches/{batch_id}").json()["counts"] == {"canceled": 1}
+
+
+class TestControlsAreConditional:
+    def test_a_resume_that_read_paused_racing_a_cancel_leaves_it_canceled_dialing_nothing(
+        self, api: KeyedClient, carrier: Carrier, api_server: str
+    ) -> None:
+        batch_id, claimed = _claimed_call(api)
+        assert api.post(f"/api/batches/{batch_id}/pause").json()["status"] == "paused"
+
+        def resume(session: Session) -> Batch:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None and batch.status == "paused"  # read before the cancel
+            return batches_service.resume(session, batch)
+
+        with session_scope() as canceling:
+            batch = canceling.get(Batch, batch_id)
+            assert batch is not None
+            batches_service.cancel(canceling, batch, hang_up=False)
+            resuming = Racer(resume)
+            resuming.wait_until_blocked()
+        try:
+            resuming.join()
+            refused = False
+        except batches_service.BatchIsOver:
+            refused = True
+        # The worker the claim was sent to, meanwhile.
+        assert _dial_task(claimed).startswith("not ")
+        assert carrier.calls(to=claimed.to) == []
+        shown = api.get(f"/api/batches/{batch_id}").json()
+        assert shown["status"] == "canceled"
+        assert shown["counts"] == {"canceled": 1}
+        assert refused, "the resume answered as if it had resumed"
+
+    @pytest.mark.parametrize("change", ["pause", "cancel"])
+    def test_a_change_whose_commit_fails_sets_no_stop_flag_and_the_batch_dials(
+        self, change: str, api: KeyedClient, carrier: Carrier, api_server: str
+    ) -> None:
+        batch_id, claimed = _claimed_call(api)
+        with pytest.raises(DBAPIError), session_scope() as session:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            if change == "pause":
+                batches_service.pause(session, batch)
+            else:
+                batches_service.cancel(session, batch, hang_up=False)
+            terminate_backend(session)  # the commit that follows fails
+        assert not stops.is_stopped(batch_id)
+        assert _dial_task(claimed).startswith("CA")
+        assert len(carrier.calls(to=claimed.to)) == 1
+
+    @pytest.mark.parametrize(("change", "left"), [("pause", "queued"), ("cancel", "canceled")])
+    def test_a_worker_that_misses_the_stop_flag_does_not_dial(
+        self, change: str, left: str, api: KeyedClient, carrier: Carrier, api_server: str
+    ) -> None:
+        batch_id, claimed = _claimed_call(api)
+        assert api.post(f"/api/batches/{batch_id}/{change}").status_code == 200
+        stops.clear(batch_id)  # gone with a Redis restart
+        assert _dial_task(claimed).startswith("not ")
+        assert carrier.calls(to=claimed.to) == []
+        assert api.get(f"/api/batches/{batch_id}").json()["counts"] == {left: 1}
+
+    def test_a_stop_flag_the_database_does_not_bear_out_stops_one_call_once(
+        self, api: KeyedClient, carrier: Carrier, api_server: str
+    ) -> None:
+        batch_id, claimed = _claimed_call(api)
+        stops.mark_stopped(batch_id)  # a resume committed, and clearing its flag failed
+        assert _dial_task(claimed).startswith("not placed")
+        assert not stops.is_stopped(batch_id)
+        with session_scope() as session:
+            [again] = calls_service.claim(session, api.account_id, [claimed.call_id])
+        assert _dial_task(again).startswith("CA")
+
+    def test_a_completed_batch_stays_completed(self, api: KeyedClient) -> None:
+        batch_id, claimed = _claimed_call(api)
+        with session_scope() as session:
+            plan = calls_service.take(session, claimed.call_id, claimed)
+            assert plan is not None
+            calls_service.fail(session, plan, "21211", "invalid number")
+        assert api.get(f"/api/batches/{batch_id}").json()["status"] == "completed"
+        for change in ("pause", "resume", "cancel"):
+            response = api.post(f"/api/batches/{batch_id}/{change}")
+            assert response.status_code == 409, (change, response.text)
+            assert response.json()["detail"] == f"batch {batch_id!r} is completed"
+        assert api.get(f"/api/batches/{batch_id}").json()["status"] == "completed"
+
+    def test_a_canceled_batch_can_be_canceled_again_and_nothing_else(
+        self, api: KeyedClient
+    ) -> None:
+        batch_id, _ = _claimed_call(api)
+        assert api.post(f"/api/batches/{batch_id}/cancel").json()["status"] == "canceled"
+        assert api.post(f"/api/batches/{batch_id}/cancel").json()["status"] == "canceled"
+        for change in ("pause", "resume"):
+            response = api.post(f"/api/batches/{batch_id}/{change}")
+            assert response.status_code == 409, (change, response.text)
+            assert response.json()["detail"] == f"batch {batch_id!r} is canceled"

@@ -78,7 +78,7 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
 def _stand_down(plan: calls_service.DialPlan) -> str:
     """Its batch was paused or canceled: back to the queue, or canceled with the batch."""
     with session_scope() as session:
-        calls_service.release(session, plan)
+        calls_service.stand_down(session, plan)
     return "not placed: its batch was paused or canceled"
 
 
