@@ -78,9 +78,14 @@ def _checkout_for_session(session: Session, stripe_session: dict[str, Any]) -> C
 
 
 def _checkout_for_payment(session: Session, payment_intent: str | None) -> CheckoutSession:
+    """The paid checkout, locked until commit: the refunds and disputes of one payment take
+    turns, each seeing what the ones before took back."""
     checkout = (
         session.scalar(
-            select(CheckoutSession).where(CheckoutSession.payment_intent_id == payment_intent)
+            select(CheckoutSession)
+            .where(CheckoutSession.payment_intent_id == payment_intent)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
         if payment_intent
         else None
