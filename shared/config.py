@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET
     STRIPE_API_BASE: str | None = None
 
+    # A Stripe event that cannot be applied is tried again after 1, 2, 4 ... minutes (at most
+    # 6 hours apart) and given up (dead) after this many tries: about three days, as long as
+    # Stripe itself retries a webhook delivery.
+    STRIPE_EVENT_MAX_ATTEMPTS: int = 20
+
     FLOWER_BASIC_AUTH: str = "admin:admin"
 
     # Prices in credits, and what a credit costs in Checkout.

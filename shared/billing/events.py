@@ -4,8 +4,14 @@ Credits follow the payment: a checkout session adds its credits once (whether
 checkout.session.completed, async_payment_succeeded or both arrive, however often); a refund or a
 dispute takes back its share once. A refund or dispute that arrives before its payment is known
 waits (pending) and is applied when the payment is.
+
+An event that cannot be applied (not ours, not yet, or its handler raised) is tried again later,
+each wait twice the one before, and given up (dead, with its reason) after
+STRIPE_EVENT_MAX_ATTEMPTS tries; `toingg events dead` lists those.
 """
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,9 +20,14 @@ from sqlalchemy.orm import Session
 
 from shared.billing import jobs, ledger
 from shared.calls import service as calls_service
+from shared.config import get_settings
 from shared.models import Account, CheckoutSession, ExternalEvent, utcnow
 
 SOURCE = "stripe"
+FIRST_RETRY_SECONDS = 60
+LONGEST_RETRY_SECONDS = 6 * 3600
+
+log = logging.getLogger(__name__)
 
 
 class Pending(Exception):
@@ -37,30 +48,90 @@ def store(session: Session, event: dict[str, Any]) -> bool:
 
 
 def apply(session: Session, event_row_id: str) -> str:
-    row = session.get(ExternalEvent, event_row_id)
+    # Locked until commit: the same event sent twice (its first task, a retry) is applied once.
+    row = session.get(ExternalEvent, event_row_id, with_for_update=True, populate_existing=True)
     if row is None or row.handled_at is not None:
         return "nothing to do"
+    if row.dead_at is not None:
+        return f"{row.type}: dead ({row.pending_reason})"
     handler = _HANDLERS.get(row.type)
     if handler is None:
         row.handled_at = utcnow()
         return f"{row.type}: stored, nothing to apply"
+    row.attempts += 1
     try:
-        outcome = handler(session, row.payload["data"]["object"])
+        # A handler that fails leaves nothing of its own behind, and the attempt is still
+        # recorded.
+        with session.begin_nested():
+            outcome = handler(session, row.payload["data"]["object"])
     except Pending as exc:
-        row.pending_reason = str(exc)
-        return f"{row.type}: pending ({exc})"
+        return _not_applied(row, str(exc))
+    except Exception as exc:
+        log.exception("Stripe event %s (%s) failed", row.external_id, row.type)
+        return _not_applied(row, f"{type(exc).__name__}: {exc}")
     row.handled_at = utcnow()
     row.pending_reason = None
     return f"{row.type}: {outcome}"
 
 
-def pending_ids(session: Session, limit: int = 500) -> list[str]:
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed try: 1, 2, 4 ... minutes, at most 6 hours."""
+    return timedelta(
+        seconds=min(FIRST_RETRY_SECONDS * 2 ** min(attempts - 1, 20), LONGEST_RETRY_SECONDS)
+    )
+
+
+def _not_applied(row: ExternalEvent, reason: str) -> str:
+    row.pending_reason = reason[:500]
+    limit = get_settings().STRIPE_EVENT_MAX_ATTEMPTS
+    if row.attempts >= limit:
+        row.dead_at = utcnow()
+        log.error("Stripe event %s (%s) is dead: %s", row.external_id, row.type, reason)
+        return f"{row.type}: dead after {row.attempts} attempts ({reason})"
+    row.next_attempt_at = utcnow() + retry_delay(row.attempts)
+    return f"{row.type}: pending ({reason}), attempt {row.attempts} of {limit}"
+
+
+def due_ids(session: Session, limit: int = 500) -> list[str]:
+    """Events to try again now, longest due first. Dead events and those waiting out their
+    backoff are not due, so however many are stuck, newer events are never behind them."""
     return list(
         session.scalars(
             select(ExternalEvent.id)
-            .where(ExternalEvent.source == SOURCE, ExternalEvent.handled_at.is_(None))
-            .order_by(ExternalEvent.created_at)
+            .where(
+                ExternalEvent.source == SOURCE,
+                ExternalEvent.handled_at.is_(None),
+                ExternalEvent.dead_at.is_(None),
+                ExternalEvent.next_attempt_at <= utcnow(),
+            )
+            .order_by(ExternalEvent.next_attempt_at)
             .limit(limit)
+        )
+    )
+
+
+def _waiting_for(session: Session, payment_intent: str) -> list[str]:
+    """Refunds and disputes of this payment that came before it was credited."""
+    return list(
+        session.scalars(
+            select(ExternalEvent.id).where(
+                ExternalEvent.source == SOURCE,
+                ExternalEvent.handled_at.is_(None),
+                ExternalEvent.dead_at.is_(None),
+                ExternalEvent.type.like("charge.%"),
+                ExternalEvent.payload[("data", "object", "payment_intent")].as_string()
+                == payment_intent,
+            )
+        )
+    )
+
+
+def dead(session: Session) -> list[ExternalEvent]:
+    return list(
+        session.scalars(
+            select(ExternalEvent)
+            .where(ExternalEvent.source == SOURCE, ExternalEvent.dead_at.is_not(None))
+            .order_by(ExternalEvent.dead_at.desc())
         )
     )
 
@@ -113,8 +184,9 @@ def _credit(session: Session, stripe_session: dict[str, Any]) -> str:
         return "already credited"
     calls_service.resume_waiting(session, checkout.account_id)
     # Refunds or disputes that came before this payment can be applied now.
-    for event_id in pending_ids(session):
-        jobs.apply_event(session, event_id)
+    if checkout.payment_intent_id:
+        for event_id in _waiting_for(session, checkout.payment_intent_id):
+            jobs.apply_event(session, event_id)
     return f"credited {checkout.credits}"
 
 

@@ -1,10 +1,11 @@
-"""Admin commands: the schema, accounts and API keys."""
+"""Admin commands: the schema, accounts, API keys, credits and Stripe events."""
 
 import argparse
 import json
 
 from shared import migrate
 from shared.accounts import service as accounts_service
+from shared.billing import events as billing_events
 from shared.billing import ledger
 from shared.calls import service as calls_service
 from shared.db import session_scope
@@ -83,6 +84,32 @@ def accounts_limits(args: argparse.Namespace) -> int:
     return 0
 
 
+def events_dead(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        out = [
+            {
+                "id": row.id,
+                "eventId": row.external_id,
+                "type": row.type,
+                "attempts": row.attempts,
+                "reason": row.pending_reason,
+                "receivedAt": row.created_at.isoformat(),
+                "deadAt": row.dead_at.isoformat() if row.dead_at else None,
+            }
+            for row in billing_events.dead(session)
+        ]
+    if args.json:
+        print(json.dumps(out))
+    elif not out:
+        print("no dead Stripe events")
+    for event in [] if args.json else out:
+        print(
+            f"{event['eventId']} {event['type']}: dead since {event['deadAt']} after "
+            f"{event['attempts']} attempts: {event['reason']}"
+        )
+    return 0
+
+
 def keys_create(args: argparse.Namespace) -> int:
     with session_scope() as session:
         try:
@@ -147,6 +174,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     limits.add_argument("--max-concurrent-calls", type=_positive_whole, help="live calls at once")
     limits.add_argument("--json", action="store_true", help="print JSON")
     limits.set_defaults(func=accounts_limits)
+
+    stripe_events = commands.add_parser("events", help="Stripe events").add_subparsers(
+        required=True
+    )
+    dead = stripe_events.add_parser(
+        "dead", help="Stripe events given up after their last attempt, with the reason"
+    )
+    dead.add_argument("--json", action="store_true", help="print JSON")
+    dead.set_defaults(func=events_dead)
 
     credits = commands.add_parser("credits", help="credits").add_subparsers(required=True)
     grant = credits.add_parser("grant", help="give an account credits (support)")

@@ -1,11 +1,11 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, UniqueConstraint
+from sqlalchemy import JSON, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
-from shared.models._columns import CreatedAt, IdPk, UTCDateTime
+from shared.models._columns import CreatedAt, IdPk, UTCDateTime, utcnow
 
 
 class ExternalEvent(Base):
@@ -13,14 +13,27 @@ class ExternalEvent(Base):
     and marked handled once applied."""
 
     __tablename__ = "external_events"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index(
+            "ix_external_events_due",
+            "next_attempt_at",
+            postgresql_where=text("handled_at IS NULL AND dead_at IS NULL"),
+        ),
+        Index("ix_external_events_dead", "dead_at", postgresql_where=text("dead_at IS NOT NULL")),
+    )
 
     id: Mapped[IdPk]
     source: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Why the event is not applied yet (e.g. a refund whose payment is not known yet).
+    # Why the event is not applied yet (e.g. a refund whose payment is not known yet), or why
+    # it was given up.
     pending_reason: Mapped[str | None] = mapped_column(String(500))
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Tries so far; when the retry scan tries it next; dead: given up after the last try.
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[CreatedAt]

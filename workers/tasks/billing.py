@@ -1,4 +1,4 @@
-"""Billing tasks: apply stored Stripe events, and retry those that waited for their payment."""
+"""Billing tasks: apply stored Stripe events, and retry those not applied yet once they are due."""
 
 from shared.billing import events, jobs
 from shared.db import session_scope
@@ -16,7 +16,7 @@ def apply_event(event_row_id: str) -> str:
 @app.task(name=jobs.RETRY_PENDING, acks_late=False)
 def retry_pending() -> int:
     with session_scope() as session:
-        event_ids = events.pending_ids(session)
+        event_ids = events.due_ids(session)
         for event_id in event_ids:
             jobs.apply_event(session, event_id)
     return len(event_ids)
