@@ -5,6 +5,10 @@ from collections.abc import Sequence
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from shared.billing import disputes
+from shared.models import Account
 
 
 def invalid_field(loc: Sequence[str | int], message: str) -> RequestValidationError:
@@ -30,6 +34,17 @@ def payment_required(balance: int, price: int) -> HTTPException:
         status.HTTP_402_PAYMENT_REQUIRED,
         {"message": "insufficient credits", "balance": balance, "price": price},
     )
+
+
+def require_unblocked(session: Session, account: Account) -> None:
+    """A disputed account places no new calls or SMS: 403, naming the dispute. Checked before
+    the credits, which the dispute usually took back."""
+    try:
+        disputes.ensure_not_blocked(session, account)
+    except disputes.AccountBlocked as exc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, {"message": str(exc), "dispute": exc.dispute_id}
+        ) from None
 
 
 def require_credits(balance: int, price: int) -> None:

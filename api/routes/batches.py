@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
-from api.errors import require_credits
+from api.errors import require_credits, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from shared.batches import service as batches_service
 from shared.batches.schemas import BatchAccepted, BatchCanceled, BatchOut, BatchRequest
@@ -19,6 +19,7 @@ router = APIRouter(tags=["batches"], route_class=IdempotentRoute)
 
 
 def accept_batch(session: Session, account: Account, body: BatchRequest) -> BatchAccepted:
+    require_unblocked(session, account)
     try:
         campaign = campaigns_service.get_by_name(session, account.id, body.campaign)
     except campaigns_service.CampaignNotFound:

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
-from api.errors import from_validation_error, invalid_field, require_credits
+from api.errors import from_validation_error, invalid_field, require_credits, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from api.routes.batches import accept_batch
 from shared.batches.schemas import BatchAccepted, BatchRequest
@@ -41,6 +41,7 @@ def _campaign(session: Session, account: Account, name: str) -> Campaign:
 
 
 def _place(session: Session, account: Account, body: MakeCallRequest) -> CallAccepted:
+    require_unblocked(session, account)
     campaign = _campaign(session, account, body.campaign)
     require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
     try:

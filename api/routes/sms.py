@@ -3,7 +3,7 @@
 from fastapi import APIRouter, HTTPException, status
 
 from api.deps import CurrentAccount, SessionDep
-from api.errors import invalid_field, payment_required
+from api.errors import invalid_field, payment_required, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from shared.billing.ledger import InsufficientCredits
 from shared.sms import service as sms_service
@@ -23,6 +23,7 @@ router = APIRouter(tags=["sms"], route_class=IdempotentRoute)
     dependencies=[Idempotent],
 )
 def send_sms(body: SendSmsRequest, session: SessionDep, account: CurrentAccount) -> SmsAccepted:
+    require_unblocked(session, account)
     try:
         sms = sms_service.accept(session, account, body.name, body.phoneNumber, body.message)
     except InvalidNumber as exc:

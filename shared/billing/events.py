@@ -2,8 +2,9 @@
 
 Credits follow the payment: a checkout session adds its credits once (whether
 checkout.session.completed, async_payment_succeeded or both arrive, however often); a refund or a
-dispute takes back its share once. A refund or dispute that arrives before its payment is known
-waits (pending) and is applied when the payment is.
+dispute takes back its share once, and a dispute closed in our favour gives it back once. A
+refund or dispute that arrives before its payment is known waits (pending) and is applied when
+the payment is.
 
 An event that cannot be applied (not ours, not yet, or its handler raised) is tried again later,
 each wait twice the one before, and given up (dead, with its reason) after
@@ -18,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.billing import jobs, ledger
+from shared.billing import disputes, jobs, ledger
 from shared.calls import service as calls_service
 from shared.config import get_settings
-from shared.models import Account, CheckoutSession, ExternalEvent, utcnow
+from shared.models import CheckoutSession, ExternalEvent, utcnow
 
 SOURCE = "stripe"
 FIRST_RETRY_SECONDS = 60
@@ -229,20 +230,61 @@ def _charge_refunded(session: Session, charge: dict[str, Any]) -> str:
     return f"took back {target - taken}"
 
 
-def _dispute_created(session: Session, dispute: dict[str, Any]) -> str:
+# Closed with the money ours: what the dispute took comes back.
+_KEPT = frozenset({"won", "warning_closed"})
+
+
+def _dispute(session: Session, dispute: dict[str, Any], *, closed: bool, reinstated: bool) -> str:
+    """Any event about a dispute, in any order, however often: the first takes back the
+    disputed credits (once); a close in our favour, or Stripe's reinstatement of the funds,
+    gives back what was taken (once)."""
     checkout = _checkout_for_payment(session, dispute.get("payment_intent"))
+    status = str(dispute.get("status") or "")
+    disputes.track(
+        session, checkout, dispute["id"], status, closed=closed or status in disputes.FINAL
+    )
     credits = _share(checkout, int(dispute["amount"]), checkout.amount_cents)
-    entry = ledger.apply(
+    taken = ledger.apply(
         session,
         ledger.Change(
             checkout.account_id, -credits, "dispute", "checkout_session", checkout.id,
             reference=f"dispute:{dispute['id']}", note=f"{dispute['id']}: {dispute.get('reason')}",
         ),
     )  # fmt: skip
-    account = session.get(Account, checkout.account_id)
-    assert account is not None
-    account.disputed = True
-    return f"took back {credits}" if entry else "dispute already applied"
+    outcome = f"took back {credits}" if taken else "dispute already applied"
+    back = 0
+    if status in _KEPT and (closed or reinstated):
+        back = -ledger.delta_of(session, f"dispute:{dispute['id']}")
+    elif reinstated:
+        # Lost, yet funds come back: a payment refunded in part and then disputed in full gets
+        # the refunded part back, which its refund already took back here.
+        refunded = -ledger.total_for_subject(session, "checkout_session", checkout.id, "refund")
+        back = min(refunded, -ledger.delta_of(session, f"dispute:{dispute['id']}"))
+    if back > 0:
+        given = ledger.apply(
+            session,
+            ledger.Change(
+                checkout.account_id, back, "dispute_reinstated", "checkout_session", checkout.id,
+                reference=f"dispute:{dispute['id']}:reinstated",
+                note=f"{dispute['id']}: {status}",
+            ),
+        )  # fmt: skip
+        if given is not None:
+            calls_service.resume_waiting(session, checkout.account_id)
+            outcome += f", gave back {back}"
+    return outcome
+
+
+def _dispute_opened(session: Session, dispute: dict[str, Any]) -> str:
+    return _dispute(session, dispute, closed=False, reinstated=False)
+
+
+def _dispute_closed(session: Session, dispute: dict[str, Any]) -> str:
+    return _dispute(session, dispute, closed=True, reinstated=False)
+
+
+def _dispute_funds_reinstated(session: Session, dispute: dict[str, Any]) -> str:
+    return _dispute(session, dispute, closed=False, reinstated=True)
 
 
 _HANDLERS = {
@@ -250,5 +292,8 @@ _HANDLERS = {
     "checkout.session.async_payment_succeeded": _credit,
     "checkout.session.async_payment_failed": _async_payment_failed,
     "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute_created,
+    "charge.dispute.created": _dispute_opened,
+    "charge.dispute.funds_withdrawn": _dispute_opened,
+    "charge.dispute.closed": _dispute_closed,
+    "charge.dispute.funds_reinstated": _dispute_funds_reinstated,
 }

@@ -124,6 +124,11 @@ def applied(session: Session, reference: str) -> bool:
     )
 
 
+def delta_of(session: Session, reference: str) -> int:
+    """The change a reference made, 0 if none was made."""
+    return session.scalar(select(CreditEntry.delta).where(CreditEntry.reference == reference)) or 0
+
+
 def total_for_subject(session: Session, subject_type: str, subject_id: str, reason: str) -> int:
     return (
         session.scalar(

@@ -6,7 +6,7 @@ from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, upd
 from sqlalchemy.orm import Session
 
 from shared.calls import status as st
-from shared.models import Batch, Call, CallEvent, Campaign, utcnow
+from shared.models import Account, Batch, Call, CallEvent, Campaign, utcnow
 
 # Batches whose calls must not start.
 STOPPED_BATCHES = ("paused", "canceled")
@@ -15,6 +15,12 @@ STOPPED_BATCHES = ("paused", "canceled")
 def _batch_may_dial() -> ColumnElement[bool]:
     stopped = select(Batch.id).where(Batch.status.in_(STOPPED_BATCHES))
     return or_(Call.batch_id.is_(None), Call.batch_id.not_in(stopped))
+
+
+def _account_may_dial() -> ColumnElement[bool]:
+    # A disputed account's calls are not owed until its block is lifted (claim checks it too,
+    # under the account's lock).
+    return Call.account_id.not_in(select(Account.id).where(Account.disputed))
 
 
 def get(session: Session, call_id: str) -> Call | None:
@@ -349,6 +355,7 @@ def _owed(stale_before: datetime) -> ColumnElement[bool]:
         (Call.status == st.QUEUED)
         & or_(Call.handed_at.is_(None), Call.handed_at < stale_before)
         & _batch_may_dial()
+        & _account_may_dial()
     )
 
 

@@ -87,9 +87,13 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
     The dispatcher claims a window's calls this way; a call sent on its own is claimed alone.
     Calls beyond the account's (or their campaign's) free lines stay queued for a later window.
     When the balance cannot cover a call, every queued call of its campaign waits as
-    insufficient-credits until credits arrive, rather than being claimed only to wait.
+    insufficient-credits until credits arrive, rather than being claimed only to wait. A
+    disputed account's calls are not claimed.
     """
     account = _locked_account(session, account_id)
+    if account.disputed:
+        # Blocked by a dispute: its calls stay queued, and go on once the block is lifted.
+        return []
     lines = line_limit(account) - repository.count_live(session, account_id=account_id)
     campaign_lines: dict[str, int] = {}
     balance = account.credits

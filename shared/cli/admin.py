@@ -5,8 +5,8 @@ import json
 
 from shared import migrate
 from shared.accounts import service as accounts_service
+from shared.billing import disputes, ledger
 from shared.billing import events as billing_events
-from shared.billing import ledger
 from shared.calls import service as calls_service
 from shared.db import session_scope
 from shared.models import Account, new_id
@@ -81,6 +81,22 @@ def accounts_limits(args: argparse.Namespace) -> int:
             f"account {out['accountId']}: API {rate:g} requests/s, burst {burst}; "
             f"{out['maxConcurrentCalls']} live calls at once"
         )
+    return 0
+
+
+def accounts_unblock(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        try:
+            was_blocked, dispute_id = disputes.unblock(session, args.account)
+        except disputes.UnknownAccount:
+            print(f"no account {args.account!r}")
+            return 1
+    if not was_blocked:
+        print(f"account {args.account} was not blocked")
+    elif dispute_id:
+        print(f"account {args.account} unblocked; dispute {dispute_id} is still open at Stripe")
+    else:
+        print(f"account {args.account} unblocked")
     return 0
 
 
@@ -174,6 +190,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     limits.add_argument("--max-concurrent-calls", type=_positive_whole, help="live calls at once")
     limits.add_argument("--json", action="store_true", help="print JSON")
     limits.set_defaults(func=accounts_limits)
+    unblock = account_commands.add_parser(
+        "unblock", help="lift the block a dispute put on an account: it may call and send again"
+    )
+    unblock.add_argument("account", help="account id")
+    unblock.set_defaults(func=accounts_unblock)
 
     stripe_events = commands.add_parser("events", help="Stripe events").add_subparsers(
         required=True

@@ -9,6 +9,7 @@ from shared.models.call_event import CallEvent
 from shared.models.campaign import Campaign
 from shared.models.checkout_session import CheckoutSession
 from shared.models.credit_entry import CreditEntry
+from shared.models.dispute import Dispute
 from shared.models.external_event import ExternalEvent
 from shared.models.idempotency_key import IdempotencyKey
 from shared.models.sms_message import SmsMessage
@@ -22,6 +23,7 @@ __all__ = [
     "Campaign",
     "CheckoutSession",
     "CreditEntry",
+    "Dispute",
     "ExternalEvent",
     "IdempotencyKey",
     "SmsMessage",

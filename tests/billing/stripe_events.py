@@ -66,15 +66,26 @@ def charge_refunded(payment_intent: str, amount: int, refunded: int, charge_id: 
     return event("charge.refunded", charge)
 
 
-def dispute_created(payment_intent: str, amount: int) -> dict:  # type: ignore[type-arg]
-    dispute = fixture(
+def dispute(
+    event_type: str, payment_intent: str, amount: int, status: str, dispute_id: str
+) -> dict[str, Any]:
+    """An event about one dispute (charge.dispute.created, .funds_withdrawn, .closed, ...)."""
+    obj = fixture(
         "dispute",
-        id="dp_" + secrets.token_hex(8),
+        id=dispute_id,
         payment_intent=payment_intent,
         amount=amount,
         reason="fraudulent",
+        status=status,
     )
-    return event("charge.dispute.created", dispute)
+    return event(event_type, obj)
+
+
+def dispute_created(payment_intent: str, amount: int) -> dict:  # type: ignore[type-arg]
+    return dispute(
+        "charge.dispute.created", payment_intent, amount, "needs_response",
+        "dp_" + secrets.token_hex(8),
+    )  # fmt: skip
 
 
 def sign(body: str, secret: str, timestamp: int | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Stripe events: attempts, backoff and dead events
+"""Stripe events: attempts, backoff and dead events; disputes, which block their account
 
 Revision ID: 0009
 Revises: 0007
@@ -45,8 +45,27 @@ def upgrade() -> None:
         postgresql_where=sa.text("dead_at IS NOT NULL"),
     )
 
+    op.create_table(
+        "disputes",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("stripe_dispute_id", sa.String(length=255), nullable=False),
+        sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("checkout_session_id", sa.String(length=36), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
+        sa.ForeignKeyConstraint(["checkout_session_id"], ["checkout_sessions.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("stripe_dispute_id"),
+    )
+    op.create_index("ix_disputes_account_id", "disputes", ["account_id"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_disputes_account_id", table_name="disputes")
+    op.drop_table("disputes")
     op.drop_index("ix_external_events_dead", table_name="external_events")
     op.drop_index("ix_external_events_due", table_name="external_events")
     op.drop_column("external_events", "dead_at")
