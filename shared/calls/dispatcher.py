@@ -11,7 +11,7 @@ took but never got a SID for, and live calls whose final callback never came.
 
 import math
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -70,7 +70,15 @@ def sweep(session: Session) -> int:
     )
     for call_id in stuck:
         jobs.reconcile(session, call_id)
-    # A call can live at most its campaign's limit after ringing; a minute more is lost news.
+    overdue = overdue_live(session, now)
+    for call_id in overdue:
+        jobs.reconcile_live(session, call_id)
+    return len(stuck) + len(overdue)
+
+
+def overdue_live(session: Session, now: datetime) -> list[str]:
+    """Live calls past their time limit after ringing, and a minute more: lost final news."""
+    settings = get_settings()
     overdue = []
     for call_id in repository.live_past(
         session, now - timedelta(seconds=settings.CALL_RING_TIMEOUT_SECONDS + 60)
@@ -82,5 +90,4 @@ def sweep(session: Session) -> int:
         limit = settings.CALL_RING_TIMEOUT_SECONDS + campaign.max_call_minutes * 60 + 60
         if now - call.dial_started_at > timedelta(seconds=limit):
             overdue.append(call_id)
-            jobs.reconcile_live(session, call_id)
-    return len(stuck) + len(overdue)
+    return overdue
