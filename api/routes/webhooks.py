@@ -13,9 +13,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from api.deps import SessionDep
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
-from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
-from shared.models import Campaign
 from shared.sms import service as sms_service
 
 router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
@@ -41,7 +39,7 @@ def _twiml(response: VoiceResponse) -> Response:
     return Response(content=str(response), media_type="application/xml")
 
 
-@router.post("/voice/{call_id}", summary="TwiML for a call: the campaign's script")
+@router.post("/voice/{call_id}", summary="TwiML for a call: the script it was accepted with")
 def voice(call_id: str, params: TwilioParams, session: SessionDep) -> Response:
     call = calls_repository.get(session, call_id)
     response = VoiceResponse()
@@ -55,9 +53,7 @@ def voice(call_id: str, params: TwilioParams, session: SessionDep) -> Response:
         stream.parameter(name="callId", value=call.id)
         response.append(connect)
     else:
-        campaign = session.get(Campaign, call.campaign_id)
-        assert campaign is not None
-        response.say(campaigns_service.render_script(campaign.script, call.name))
+        response.say(calls_service.script_of(session, call))
     return _twiml(response)
 
 

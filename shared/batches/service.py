@@ -47,6 +47,7 @@ def create_batch(
     duplicates = 0
     batch_id = new_id()
     now = utcnow()
+    terms = calls_service.accepted_terms(session, campaign)
     rows = []
     for index, entry in enumerate(entries):
         try:
@@ -64,11 +65,10 @@ def create_batch(
             {
                 "id": new_id(),
                 "account_id": account.id,
-                "campaign_id": campaign.id,
                 "batch_id": batch_id,
                 "to_number": number,
-                "from_number": campaign.caller_id,
                 "name": entry.clientName,
+                **terms,
                 "status": call_status.QUEUED,
                 "created_at": now,
                 "updated_at": now,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from shared.calls import jobs, repository
 from shared.calls import service as calls_service
 from shared.config import get_settings
-from shared.models import Batch, Campaign, utcnow
+from shared.models import Batch, utcnow
 
 
 def window() -> int:
@@ -85,9 +85,7 @@ def overdue_live(session: Session, now: datetime) -> list[str]:
     ):
         call = repository.get(session, call_id)
         assert call is not None and call.dial_started_at is not None
-        campaign = session.get(Campaign, call.campaign_id)
-        assert campaign is not None
-        limit = settings.CALL_RING_TIMEOUT_SECONDS + campaign.max_call_minutes * 60 + 60
+        limit = settings.CALL_RING_TIMEOUT_SECONDS + call.max_call_minutes * 60 + 60
         if now - call.dial_started_at > timedelta(seconds=limit):
             overdue.append(call_id)
     return overdue

@@ -114,7 +114,8 @@ def note_event(
 
 
 class Claimable(NamedTuple):
-    """A queued call as the claim sees it: where to dial, and its campaign's limits."""
+    """A queued call as the claim sees it: where to dial, its time limit, and its campaign's
+    lines."""
 
     id: str
     to_number: str
@@ -131,7 +132,7 @@ _CLAIMABLE = (
     Call.from_number,
     Call.batch_id,
     Call.campaign_id,
-    Campaign.max_call_minutes,
+    Call.max_call_minutes,
     Campaign.max_concurrent_calls,
 )
 
@@ -450,11 +451,10 @@ def stuck_dialing_ids(session: Session, started_before: datetime) -> list[str]:
 
 
 def waiting_for_credits(session: Session, account_id: str, limit: int) -> list[tuple[str, int]]:
-    """The account's calls waiting for credits, oldest first, with their campaign's longest
-    call in minutes."""
+    """The account's calls waiting for credits, oldest first, with their longest length in
+    minutes."""
     rows = session.execute(
-        select(Call.id, Campaign.max_call_minutes)
-        .join(Campaign, Campaign.id == Call.campaign_id)
+        select(Call.id, Call.max_call_minutes)
         .where(Call.account_id == account_id, Call.status == st.INSUFFICIENT_CREDITS)
         .order_by(Call.created_at, Call.id)
         .limit(limit)

@@ -16,6 +16,8 @@ from shared.batches import stops as batch_stops
 from shared.billing import ledger, prices
 from shared.calls import jobs, repository
 from shared.calls import status as st
+from shared.campaigns import repository as campaigns_repository
+from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
 from shared.models import Account, Batch, Call, CallEvent, Campaign, utcnow
 from shared.telephony import client as twilio
@@ -51,16 +53,36 @@ def status_callback_url(call_id: str) -> str:
     return f"{base}/api/twilio/call-status?callId={call_id}"
 
 
+def accepted_terms(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """What a call keeps from its campaign when it is accepted: its caller ID, script and time
+    limit. Everything that acts on the call later (the TwiML, the reservation, Twilio's
+    TimeLimit, the overdue sweep) reads these, so an edit of the campaign changes only the
+    calls accepted after it."""
+    return {
+        "campaign_id": campaign.id,
+        "from_number": campaign.caller_id,
+        "script_id": campaigns_service.script_version(
+            session, campaign.account_id, campaign.script
+        ),
+        "max_call_minutes": campaign.max_call_minutes,
+    }
+
+
+def script_of(session: Session, call: Call) -> str:
+    """What the callee hears: the script the call was accepted with, with its name."""
+    text = campaigns_repository.script_text(session, call.script_id)
+    return campaigns_service.render_script(text, call.name)
+
+
 def place_call(
     session: Session, account: Account, campaign: Campaign, name: str, phone_number: str
 ) -> Call:
     """Accept one call and wake a worker for it once the caller commits."""
     call = Call(
         account_id=account.id,
-        campaign_id=campaign.id,
         to_number=to_e164(phone_number, get_settings().DEFAULT_REGION),
-        from_number=campaign.caller_id,
         name=name,
+        **accepted_terms(session, campaign),
         status=st.QUEUED,
         handed_at=utcnow(),
     )

@@ -1,7 +1,7 @@
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from shared.models import Call, Campaign
+from shared.models import Call, Campaign, Script
 
 
 def get_by_name(session: Session, account_id: str, name: str) -> Campaign | None:
@@ -39,3 +39,13 @@ def count(session: Session, account_id: str) -> int:
 
 def has_calls(session: Session, campaign_id: str) -> bool:
     return bool(session.scalar(select(exists().where(Call.campaign_id == campaign_id))))
+
+
+def script_id(session: Session, account_id: str, digest: str) -> str | None:
+    return session.scalar(
+        select(Script.id).where(Script.account_id == account_id, Script.digest == digest)
+    )
+
+
+def script_text(session: Session, script_id: str) -> str:
+    return session.execute(select(Script.text).where(Script.id == script_id)).scalar_one()

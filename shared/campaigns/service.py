@@ -1,11 +1,14 @@
 """Campaigns: a script with a {name} placeholder, a caller ID and a maximum call length."""
 
+import hashlib
+
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.campaigns import repository
 from shared.campaigns.schemas import CampaignCreate, CampaignUpdate
 from shared.config import get_settings
-from shared.models import Campaign
+from shared.models import Campaign, Script
 from shared.telephony.numbers import to_e164
 
 
@@ -24,6 +27,25 @@ class CampaignInUse(ValueError):
 def render_script(script: str, name: str) -> str:
     # Only {name} is a placeholder; any other brace is the customer's text and stays as it is.
     return script.replace("{name}", name)
+
+
+def script_version(session: Session, account_id: str, text: str) -> str:
+    """The id of this text as an unchanging script of the account, stored the first time a
+    call is accepted with it."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    found = repository.script_id(session, account_id, digest)
+    if found is not None:
+        return found
+    script = Script(account_id=account_id, digest=digest, text=text)
+    try:
+        with session.begin_nested():
+            session.add(script)
+    except IntegrityError:
+        # Stored by another request at the same moment, and committed: the insert waited.
+        found = repository.script_id(session, account_id, digest)
+        assert found is not None
+        return found
+    return script.id
 
 
 def _caller_id(raw: str | None) -> str:

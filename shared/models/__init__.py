@@ -12,6 +12,7 @@ from shared.models.credit_entry import CreditEntry
 from shared.models.dispute import Dispute
 from shared.models.external_event import ExternalEvent
 from shared.models.idempotency_key import IdempotencyKey
+from shared.models.script import Script
 from shared.models.sms_message import SmsMessage
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Dispute",
     "ExternalEvent",
     "IdempotencyKey",
+    "Script",
     "SmsMessage",
     "new_id",
     "utcnow",

@@ -28,6 +28,9 @@ class Call(Base):
     to_number: Mapped[str] = mapped_column(String(32))
     from_number: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200), default="")
+    # What the call was accepted with, as from_number: a campaign edit changes only later calls.
+    script_id: Mapped[str] = mapped_column(ForeignKey("scripts.id"))
+    max_call_minutes: Mapped[int]
     status: Mapped[str] = mapped_column(String(32), default="queued")
     twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     # A new value each time a worker claims the call, so a stale worker cannot overwrite a
