@@ -2,6 +2,7 @@
 limit. A campaign changed after a call was accepted changes only the calls accepted after it:
 not what the callee hears, nor the credits held, nor Twilio's TimeLimit."""
 
+import threading
 from datetime import timedelta
 
 from shared.calls import dispatcher
@@ -152,3 +153,24 @@ class TestTheTimeLimitIsTheOneAccepted:
             overdue = dispatcher.overdue_live(session, utcnow())
             session.rollback()
         assert call.id in overdue
+
+
+class TestScriptsAreStoredOnce:
+    def test_the_same_new_text_accepted_twice_at_once_is_one_script(self) -> None:
+        account_id, _ = factories.account()
+        text = "Hello {name}, " + factories.phone_number()
+        found: list[str] = []
+        with session_scope() as first:
+            mine = campaigns_service.script_version(first, account_id, text)
+
+            def second() -> None:
+                with session_scope() as session:
+                    found.append(campaigns_service.script_version(session, account_id, text))
+
+            # The second request finds nothing committed, and its insert waits for the first.
+            other = threading.Thread(target=second)
+            other.start()
+            other.join(timeout=1)
+            assert other.is_alive()
+        other.join(timeout=30)
+        assert found == [mine]
