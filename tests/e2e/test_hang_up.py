@@ -40,11 +40,10 @@ def taken_call(api: Api, number: str) -> calls_service.DialPlan:
         assert campaign is not None
         call = Call(
             account_id=api.account_id,
-            campaign_id=campaign.id,
             to_number=number,
-            from_number=campaign.caller_id,
             status="queued",
             handed_at=utcnow(),
+            **calls_service.accepted_terms(session, campaign),
         )
         session.add(call)
         session.flush()
