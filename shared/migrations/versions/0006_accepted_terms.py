@@ -1,7 +1,7 @@
 """each call keeps the script and time limit it was accepted with
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-01 08:40:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
