@@ -136,9 +136,15 @@ class StackProcesses:
         process.wait(timeout=10)
 
     def start_beat(self) -> None:
-        self.beat = self._spawn(
-            "beat", "--schedule", str(self.tmp / f"beat-{time.monotonic_ns()}"), log_name="beat.log"
-        )
+        """Beat, once it has opened its schedule (it sends its first tasks right after): a test
+        that waits on the dispatcher or the settler must not spend its time on beat's start."""
+        schedule = self.tmp / f"beat-{time.monotonic_ns()}"
+        self.beat = self._spawn("beat", "--schedule", str(schedule), log_name="beat.log")
+        deadline = time.monotonic() + 60
+        while not list(self.tmp.glob(f"{schedule.name}*")):
+            if time.monotonic() > deadline or self.beat.poll() is not None:
+                raise RuntimeError(f"beat did not start within 60 s; see {self.tmp / 'beat.log'}")
+            time.sleep(0.1)
 
     def stop_all(self) -> None:
         for process in [*self.workers, self.beat]:
