@@ -44,6 +44,26 @@ def move(session: Session, batch_id: str, new_status: str, from_statuses: Sequen
     return result.rowcount == 1
 
 
+def mark_running(session: Session, batch_ids: Sequence[str]) -> None:
+    """Queued batches whose first calls were just claimed are running now. A batch whose row
+    another transaction holds is skipped, not waited for: the claim holds the batch's call rows
+    by then, and a pause or cancel holds the batch's row before it changes its calls (as a
+    worker handing a call back does), so waiting here closed a circle the database broke by
+    failing the tick. The holder pauses or cancels the batch; a batch skipped otherwise is marked
+    by its next claim."""
+    free = (
+        select(Batch.id)
+        .where(Batch.id.in_(batch_ids), Batch.status == "queued")
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(
+        update(Batch)
+        .where(Batch.id.in_(free), Batch.status == "queued")
+        .values(status="running", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
 def has_unfinished(session: Session, batch_id: str) -> bool:
     return (
         session.scalar(

@@ -13,13 +13,13 @@ import math
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from shared.batches import repository as batches_repository
 from shared.calls import jobs, repository
 from shared.calls import service as calls_service
 from shared.config import get_settings
-from shared.models import Batch, utcnow
+from shared.models import utcnow
 
 
 def window() -> int:
@@ -54,11 +54,7 @@ def hand_out(session: Session) -> int:
         jobs.dial(session, plan.call_id, asdict(plan))
     batches = {plan.batch_id for plan in plans if plan.batch_id is not None}
     if batches:
-        session.execute(
-            update(Batch)
-            .where(Batch.id.in_(batches), Batch.status == "queued")
-            .values(status="running", updated_at=utcnow())
-        )
+        batches_repository.mark_running(session, sorted(batches))
     return len(plans)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from shared.batches import service as batches_service
 from shared.batches import stops
+from shared.calls import dispatcher, repository
 from shared.calls import service as calls_service
 from shared.db import session_scope
 from shared.models import Batch, Call, utcnow
@@ -224,6 +225,41 @@ class TestControlsAreConditional:
         with session_scope() as session:
             [again] = calls_service.claim(session, api.account_id, [claimed.call_id])
         assert _dial_task(again).startswith("CA")
+
+    def test_a_cancel_as_the_dispatcher_first_claims_the_batch_waits_for_no_one_in_a_circle(
+        self, api: KeyedClient
+    ) -> None:
+        numbers = [{"clientNumber": factories.phone_number()} for _ in range(3)]
+        batch_id = api.post(
+            "/api/make_batch_toingg", json={"campaign": "welcome", "numberList": numbers}
+        ).json()["batchId"]
+        # The cancel has changed (and so locked) the batch's row; the dispatcher's tick claims
+        # the batch's first calls meanwhile and comes to mark the queued batch running.
+        with session_scope() as canceling:
+            canceling.execute(select(Batch).where(Batch.id == batch_id).with_for_update())
+            dispatching = Racer(dispatcher.hand_out)
+            dispatching.wait_until_blocked_or_done()
+            batch = canceling.get(Batch, batch_id)
+            assert batch is not None
+            # Its calls next: the tick holds them until it commits.
+            batches_service.cancel(canceling, batch, hang_up=False)
+        assert dispatching.join() >= 1
+        with session_scope() as session:
+            claims = [
+                (attempt, call)
+                for attempt, call in repository.untaken(session, utcnow() + timedelta(minutes=1))
+                if call.batch_id == batch_id
+            ]
+        assert claims, "the tick claimed none of the batch's calls"
+        for attempt, call in claims:
+            plan = calls_service.DialPlan(
+                call.id, attempt, call.to_number, call.from_number, 60, call.batch_id
+            )
+            with session_scope() as session:
+                assert calls_service.take(session, call.id, plan) is None
+        shown = api.get(f"/api/batches/{batch_id}").json()
+        assert shown["status"] == "canceled"
+        assert shown["counts"] == {"canceled": 3}
 
     def test_a_completed_batch_stays_completed(self, api: KeyedClient) -> None:
         batch_id, claimed = _claimed_call(api)
