@@ -147,7 +147,7 @@ def pause(session: Session, batch: Batch) -> Batch:
     take it, and the stop flag just before dialing); calls already live finish."""
     if not repository.move(session, batch.id, "paused", _ACTIVE):
         raise _over(session, batch)
-    stops.mark_stopped_on_commit(session, batch.id)
+    stops.follow_on_commit(session, batch.id)
     session.refresh(batch)
     return batch
 
@@ -156,7 +156,7 @@ def resume(session: Session, batch: Batch) -> Batch:
     moved = repository.move(session, batch.id, "running", ("paused",))
     session.refresh(batch)
     if moved:
-        stops.clear_on_commit(session, batch.id)
+        stops.follow_on_commit(session, batch.id)
         repository.unhand_queued(session, batch.id)
         call_jobs.dispatch(session)
     elif batch.status == "canceled" or not repository.has_unfinished(session, batch.id):
@@ -176,7 +176,7 @@ def cancel(session: Session, batch: Batch, hang_up: bool) -> int:
         over = _over(session, batch)
         if over.status != "canceled":
             raise over
-    stops.mark_stopped_on_commit(session, batch.id)
+    stops.follow_on_commit(session, batch.id)
     canceled = repository.cancel_unstarted(session, batch.id)
     if hang_up:
         for call_id in repository.live_call_ids(session, batch.id):

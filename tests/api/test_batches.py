@@ -1,6 +1,7 @@
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -260,6 +261,27 @@ class TestControlsAreConditional:
         shown = api.get(f"/api/batches/{batch_id}").json()
         assert shown["status"] == "canceled"
         assert shown["counts"] == {"canceled": 3}
+
+    def test_a_resume_whose_flag_change_comes_after_a_later_pause_leaves_the_flag_set(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        batch_id, _ = _claimed_call(api)
+        assert api.post(f"/api/batches/{batch_id}/pause").json()["status"] == "paused"
+        # The resume commits, and the process is held up before its change of the flag runs.
+        late: list[Callable[[], object]] = []
+        with monkeypatch.context() as patched:
+            patched.setattr(stops, "on_commit", lambda _session, action: late.append(action))
+            with session_scope() as session:
+                batch = session.get(Batch, batch_id)
+                assert batch is not None
+                batches_service.resume(session, batch)
+        assert late
+        # A pause commits meanwhile, and its change of the flag runs at once.
+        assert api.post(f"/api/batches/{batch_id}/pause").json()["status"] == "paused"
+        assert stops.is_stopped(batch_id)
+        for action in late:
+            action()
+        assert stops.is_stopped(batch_id), "a paused batch's calls in hand would dial"
 
     def test_a_completed_batch_stays_completed(self, api: KeyedClient) -> None:
         batch_id, claimed = _claimed_call(api)
