@@ -272,6 +272,19 @@ def adopt_sid(session: Session, call_id: str, sid: str, dialed_at: datetime | No
     )
 
 
+def sid_for_callback(session: Session, call_id: str, sid: str) -> str | None:
+    """The call's SID once a callback naming `sid` is applied: `sid` if the call had none yet,
+    else the one it had. One statement, so of two callbacks naming different SIDs at once (two
+    calls at Twilio for one of ours) the second sees the first's, rather than replacing it."""
+    return session.scalar(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(twilio_sid=func.coalesce(Call.twilio_sid, sid))
+        .returning(Call.twilio_sid)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def ask_hang_up(session: Session, call_id: str) -> bool | None:
     """Ask for the call's hang-up, and tell whether Twilio has it (a SID is stored), in one
     statement. It waits for a worker storing the SID at this moment and then sees the SID, or

@@ -435,10 +435,12 @@ def apply_status_callback(
     if call is None:
         raise CallNotFound(call_id)
     sid = params.get("CallSid", "")
-    if call.twilio_sid is None and sid:
-        call.twilio_sid = sid
-    elif sid and call.twilio_sid != sid:
-        log.error("callback for %s names SID %s, the call has %s", call.id, sid, call.twilio_sid)
+    known = call.twilio_sid
+    if known is None and sid:
+        known = repository.sid_for_callback(session, call.id, sid)
+        session.refresh(call)
+    if sid and known != sid:
+        log.error("callback for %s names SID %s, the call has %s", call.id, sid, known)
         return call
     sequence = int(params.get("SequenceNumber", "0") or 0)
     new_status = st.from_twilio(params.get("CallStatus", ""))

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import SmsMessage, utcnow
@@ -52,6 +52,18 @@ def advance(session: Session, sms_id: str, new_status: str, **values: object) ->
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def sid_for_callback(session: Session, sms_id: str, sid: str) -> str | None:
+    """The SMS's SID once a callback naming `sid` is applied: `sid` if it had none yet, else
+    the one it had, in one statement (see `calls.repository.sid_for_callback`)."""
+    return session.scalar(
+        update(SmsMessage)
+        .where(SmsMessage.id == sms_id)
+        .values(twilio_sid=func.coalesce(SmsMessage.twilio_sid, sid))
+        .returning(SmsMessage.twilio_sid)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def owed_ids(session: Session, stale_before: datetime, limit: int) -> list[str]:

@@ -136,13 +136,14 @@ def apply_status_callback(session: Session, sms_id: str, params: dict[str, str])
     if sms is None:
         raise SmsNotFound(sms_id)
     sid = params.get("MessageSid", "")
-    if sms.twilio_sid is None and sid:
-        sms.twilio_sid = sid
-    elif sid and sid != sms.twilio_sid:
+    known = sms.twilio_sid
+    if known is None and sid:
+        known = repository.sid_for_callback(session, sms.id, sid)
+        session.refresh(sms)
+    if sid and known != sid:
         return sms
     new_status = st.from_twilio(params.get("MessageStatus", ""))
     if new_status is None:
-        session.flush()
         return sms
     error = {"error_code": params["ErrorCode"]} if params.get("ErrorCode") else {}
     advance(session, sms, new_status, **error)

@@ -77,6 +77,40 @@ class TestCallCallbacksAtOnce:
             call = session.get(Call, call_id)
             assert call is not None and call.credits_reserved == 0
 
+    def test_callbacks_naming_two_sids_for_a_call_without_one_keep_the_first(self) -> None:
+        # Two calls at Twilio for one of ours (a create request sent twice): the first callback
+        # to be applied names the call's SID, and the other call's callbacks change nothing.
+        account_id, _ = factories.account(credits=10)
+        campaign_id = factories.campaign(account_id)
+        with session_scope() as session:
+            account, campaign = session.get(Account, account_id), session.get(Campaign, campaign_id)
+            assert account is not None and campaign is not None
+            call_id = calls_service.place_call(
+                session, account, campaign, "Ada", factories.phone_number()
+            ).id
+        with session_scope() as session:
+            assert calls_service.take(session, call_id, None) is not None  # no SID stored yet
+        first_sid, other_sid = "CA" + "1" * 32, "CA" + "2" * 32
+
+        def apply_other(session: Session) -> Call:
+            params = call_callback(other_sid, "in-progress", 2)
+            return calls_service.apply_status_callback(session, call_id, params)
+
+        with session_scope() as first:
+            calls_service.apply_status_callback(
+                first, call_id, call_callback(first_sid, "ringing", 1)
+            )
+            # The other one read the call without a SID, and waits for this one's row lock.
+            second = Racer(apply_other)
+            second.wait_until_blocked()
+        second.join()
+
+        with session_scope() as session:
+            call = session.get(Call, call_id)
+            assert call is not None
+            assert call.twilio_sid == first_sid, "the ringing call at Twilio is no longer ours"
+            assert call.status == "ringing" and call.answered_at is None
+
 
 def sent_sms(account_id: str) -> tuple[str, str]:
     """An SMS Twilio has accepted: (id, SID)."""
@@ -113,3 +147,29 @@ class TestSmsCallbacksAtOnce:
         with session_scope() as session:
             sms = session.get(SmsMessage, sms_id)
             assert sms is not None and sms.status == "delivered"
+
+    def test_callbacks_naming_two_sids_for_an_sms_without_one_keep_the_first(self) -> None:
+        account_id, _ = factories.account(credits=10)
+        with session_scope() as session:
+            account = session.get(Account, account_id)
+            assert account is not None
+            sms_id = sms_service.accept(session, account, "Ada", factories.phone_number(), "Hi").id
+        with session_scope() as session:
+            assert sms_service.claim(session, sms_id) is not None  # no SID stored yet
+        first_sid, other_sid = "SM" + "1" * 32, "SM" + "2" * 32
+
+        def apply(sid: str, status: str, session: Session) -> SmsMessage:
+            params = {"MessageSid": sid, "MessageStatus": status}
+            return sms_service.apply_status_callback(session, sms_id, params)
+
+        with session_scope() as first:
+            apply(first_sid, "sent", first)
+            second = Racer(lambda session: apply(other_sid, "delivered", session))
+            second.wait_until_blocked()
+        second.join()
+
+        with session_scope() as session:
+            sms = session.get(SmsMessage, sms_id)
+            assert sms is not None
+            assert sms.twilio_sid == first_sid
+            assert sms.status == "sent"
