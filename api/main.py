@@ -1,5 +1,6 @@
 """The FastAPI app: parse, authorize, call a service, enqueue by name."""
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -7,7 +8,9 @@ import anyio.to_thread
 import redis
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.routes import api_router
 
@@ -51,6 +54,20 @@ def create_app() -> FastAPI:
             {"detail": "the database is unavailable; retry shortly"},
             status_code=503,
             headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own 422, except that the input it echoes may be bytes that are not UTF-8
+        # or text with a lone surrogate (valid JSON, not encodable as UTF-8): those are shown
+        # replaced or escaped instead of failing the answer with a 500.
+        detail = jsonable_encoder(
+            exc.errors(), custom_encoder={bytes: lambda raw: raw.decode("utf-8", "replace")}
+        )
+        return Response(
+            json.dumps({"detail": detail}, ensure_ascii=True, separators=(",", ":")),
+            status_code=422,
+            media_type="application/json",
         )
 
     @app.get("/", include_in_schema=False)

@@ -71,7 +71,9 @@ def fingerprint(method: str, path: str, body: bytes) -> Fingerprint:
         canonical = json.dumps(
             json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
-    except ValueError:  # not JSON: such a request is refused, and nothing is remembered
+    # Not JSON (or nested deeper than Python's stack): such a request is refused, and nothing
+    # is remembered.
+    except (ValueError, RecursionError):
         canonical = body
     return Fingerprint(method, path, hashlib.sha256(canonical).hexdigest())
 

@@ -201,6 +201,46 @@ class TestMisuse:
         assert_header_error(keyed(api, "/api/make_toingg/", call_body(), ""), "empty")
 
 
+class TestOddBodies:
+    """A keyed request with a body no route accepts is refused 4xx like an unkeyed one, never
+    a 500 (the key's fingerprint reads the body before the route does)."""
+
+    @pytest.mark.parametrize(
+        ("content_type", "body"),
+        [
+            ("text/plain", b"[" * 100_000 + b"]" * 100_000),  # JSON nested past Python's stack
+            ("application/json", b"[" * 100_000 + b"]" * 100_000),
+            (None, b"\xff\xfe\x00 not UTF-8"),
+            ("application/json", b"\xff\xfe\x00 not UTF-8"),
+            ("application/json", b'{"name": "\\ud800"}'),  # a lone surrogate, valid JSON
+            ("application/json", b"[1, 2]"),
+            ("application/json", b"not json"),
+        ],
+    )
+    @pytest.mark.parametrize(
+        "path", ["/api/make_toingg/", "/api/make/toingg", "/api/send_sms", "/api/make_batch_toingg"]
+    )
+    @pytest.mark.parametrize("key", ["odd-1", None])
+    def test_are_refused_4xx(
+        self, api: KeyedClient, path: str, content_type: str | None, body: bytes, key: str | None
+    ) -> None:
+        headers = {} if key is None else {HEADER: key}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        response = api.client.post(
+            path, content=body, params={"apiKey": api.api_key}, headers=headers
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["detail"]
+        assert count(Call, api.account_id) == count(SmsMessage, api.account_id) == 0
+
+    def test_checkout_with_a_body_not_utf_8_is_422(self, client: TestClient) -> None:
+        response = client.post(
+            "/api/create-checkout-session", content=b"\xff\xfe\x00", headers={HEADER: "odd-2"}
+        )
+        assert response.status_code == 422, response.text
+
+
 class TestRefusalsAreNotRemembered:
     def test_after_a_422_the_key_serves_the_corrected_request(self, api: KeyedClient) -> None:
         bad = {**call_body(), "phoneNumber": "+1234567890"}
