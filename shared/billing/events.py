@@ -48,13 +48,17 @@ def store(session: Session, event: dict[str, Any]) -> bool:
     return True
 
 
-def apply(session: Session, event_row_id: str) -> str:
+def apply(session: Session, event_row_id: str, *, only_if_due: bool = False) -> str:
+    """Try the event once. only_if_due (the retry scan's tasks): an event that another task
+    tried since the scan read it waits out its backoff, and the attempt is not counted."""
     # Locked until commit: the same event sent twice (its first task, a retry) is applied once.
     row = session.get(ExternalEvent, event_row_id, with_for_update=True, populate_existing=True)
     if row is None or row.handled_at is not None:
         return "nothing to do"
     if row.dead_at is not None:
         return f"{row.type}: dead ({row.pending_reason})"
+    if only_if_due and row.next_attempt_at > utcnow():
+        return f"{row.type}: not due yet"
     handler = _HANDLERS.get(row.type)
     if handler is None:
         row.handled_at = utcnow()

@@ -155,3 +155,27 @@ class TestScan:
         assert newer in scan(sent)
         direct.apply(newer)
         assert direct.balance(account_id) == 100
+
+    def test_scans_piled_up_before_a_worker_runs_them_count_one_attempt(
+        self, sent: list[tuple[str, tuple[Any, ...]]], cleanup: list[str]
+    ) -> None:
+        # A refund that came before its payment is credited: it waits, and must still be alive
+        # when the payment is. Beat sends a scan every minute whether or not workers run, so
+        # after an outage as many scans as the attempt limit run back to back, each sending the
+        # same due event before any of its tasks has run.
+        payment_intent = "pi_" + secrets.token_hex(8)
+        row_id = direct.store(se.charge_refunded(payment_intent, 1000, 1000, "ch_" + "x" * 8))
+        cleanup.append(row_id)
+        queued = []
+        for _ in range(get_settings().STRIPE_EVENT_MAX_ATTEMPTS + 1):
+            sent.clear()
+            billing_tasks.retry_pending()
+            queued += [
+                args for name, args in sent if name == jobs.APPLY_EVENT and args[0] == row_id
+            ]
+        assert len(queued) > 1
+        for args in queued:
+            billing_tasks.apply_event(*args)
+        waiting = row(row_id)
+        assert (waiting.attempts, waiting.dead_at) == (1, None)
+        assert waiting.next_attempt_at > utcnow()
