@@ -1,12 +1,12 @@
 """Disputes, and the block they put on their account.
 
 The first news of an open dispute blocks its account: its new calls and SMS are refused and its
-queued calls are not claimed, until the dispute is closed (won, lost, an inquiry closed) or an
-operator lifts the block (`toingg accounts unblock`). What a dispute takes back and gives back is
-in shared.billing.events.
+queued calls and SMS are not claimed, until the dispute is closed (won, lost, an inquiry closed)
+or an operator lifts the block (`toingg accounts unblock`). What a dispute takes back and gives
+back is in shared.billing.events.
 """
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shared.models import Account, CheckoutSession, Dispute, utcnow
@@ -63,6 +63,12 @@ def track(
         if open_dispute(session, account.id) is None:
             account.disputed = False
     session.flush()
+
+
+def blocked_accounts() -> Select[tuple[str]]:
+    """The blocked accounts' ids, for the claims of queued calls and SMS: a message or call
+    accepted before the block (or while it committed) waits too, until the block is lifted."""
+    return select(Account.id).where(Account.disputed)
 
 
 def open_dispute(session: Session, account_id: str) -> str | None:

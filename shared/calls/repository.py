@@ -5,8 +5,9 @@ from typing import NamedTuple
 from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.billing import disputes
 from shared.calls import status as st
-from shared.models import Account, Batch, Call, CallEvent, Campaign, utcnow
+from shared.models import Batch, Call, CallEvent, Campaign, utcnow
 
 # Batches whose calls must not start.
 STOPPED_BATCHES = ("paused", "canceled")
@@ -20,7 +21,7 @@ def _batch_may_dial() -> ColumnElement[bool]:
 def _account_may_dial() -> ColumnElement[bool]:
     # A disputed account's calls are not owed until its block is lifted (claim checks it too,
     # under the account's lock).
-    return Call.account_id.not_in(select(Account.id).where(Account.disputed))
+    return Call.account_id.not_in(disputes.blocked_accounts())
 
 
 def get(session: Session, call_id: str) -> Call | None:

@@ -3,6 +3,7 @@ from datetime import datetime
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.billing import disputes
 from shared.models import SmsMessage, utcnow
 from shared.sms import status as st
 
@@ -22,7 +23,12 @@ def claim(session: Session, sms_id: str, attempt: str) -> bool:
     now = utcnow()
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(SmsMessage)
-        .where(SmsMessage.id == sms_id, SmsMessage.status == st.QUEUED)
+        .where(
+            SmsMessage.id == sms_id,
+            SmsMessage.status == st.QUEUED,
+            # A blocked account's messages wait, like its calls.
+            SmsMessage.account_id.not_in(disputes.blocked_accounts()),
+        )
         .values(status=st.SENDING, attempt=attempt, send_started_at=now, updated_at=now)
     )
     return result.rowcount == 1
@@ -73,6 +79,7 @@ def owed_ids(session: Session, stale_before: datetime, limit: int) -> list[str]:
             .where(
                 SmsMessage.status == st.QUEUED,
                 or_(SmsMessage.handed_at.is_(None), SmsMessage.handed_at < stale_before),
+                SmsMessage.account_id.not_in(disputes.blocked_accounts()),
             )
             .limit(limit)
         )

@@ -1,18 +1,26 @@
-"""A disputed account places no new calls or SMS, and its queued calls wait, until its dispute
-is closed or an operator lifts the block with `toingg accounts unblock`."""
+"""A disputed account places no new calls or SMS, and its queued calls and SMS wait, until its
+dispute is closed or an operator lifts the block with `toingg accounts unblock`."""
 
 import os
 import secrets
 import subprocess
 import sys
+from datetime import timedelta
 
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from shared.billing import disputes
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
-from shared.db import session_scope
-from shared.models import utcnow
+from shared.db import get_sessionmaker, session_scope
+from shared.models import Account, SmsMessage, utcnow
+from shared.sms import repository as sms_repository
+from shared.sms import service as sms_service
 from tests.api.conftest import KeyedClient
 from tests.billing import direct
 from tests.billing import stripe_events as se
+from tests.concurrency import Racer
 
 CALL = {"campaign": "welcome", "name": "Ada", "phoneNumber": "+14155552671"}
 
@@ -105,3 +113,52 @@ class TestQueuedCalls:
             assert (api.account_id, None) in calls_repository.owed_groups(session, utcnow())
             [plan] = calls_service.claim(session, api.account_id, [call_id])
         assert plan.call_id == call_id
+
+
+def sms_owed(sms_id: str) -> bool:
+    with session_scope() as session:
+        return sms_id in sms_repository.owed_ids(session, utcnow() + timedelta(minutes=5), 10_000)
+
+
+class TestQueuedSms:
+    def test_are_not_sent_while_blocked_and_go_on_once_unblocked(self, api: KeyedClient) -> None:
+        sms = {"name": "Ada", "phoneNumber": "+14155552671", "message": "hi"}
+        accepted = api.post("/api/send_sms", json=sms)
+        assert accepted.status_code == 200, accepted.text
+        sms_id = accepted.json()["smsId"]
+        open_dispute(api)
+        assert not sms_owed(sms_id)
+        with session_scope() as session:
+            assert sms_service.claim(session, sms_id) is None
+
+        assert toingg("accounts", "unblock", api.account_id).returncode == 0
+        assert sms_owed(sms_id)
+        with session_scope() as session:
+            plan = sms_service.claim(session, sms_id)
+        assert plan is not None and plan.sms_id == sms_id
+
+    def test_an_sms_accepted_while_the_block_commits_is_not_sent(self, api: KeyedClient) -> None:
+        # The request reads the account unblocked; the dispute's block commits while the request
+        # waits for the account's row to charge the message; then the request commits too.
+        blocking = get_sessionmaker()()
+        try:
+            blocking.execute(
+                update(Account).where(Account.id == api.account_id).values(disputed=True)
+            )
+
+            def send(session: Session) -> str:
+                account = session.get(Account, api.account_id)
+                assert account is not None
+                disputes.ensure_not_blocked(session, account)  # as the route checks it
+                return sms_service.accept(session, account, "Ada", "+14155552671", "hi").id
+
+            racer = Racer(send)
+            racer.wait_until_blocked()
+            blocking.commit()
+        finally:
+            blocking.close()
+        sms_id = racer.join()
+        with session_scope() as session:
+            assert session.get(SmsMessage, sms_id) is not None
+            assert sms_service.claim(session, sms_id) is None
+        assert not sms_owed(sms_id)
