@@ -247,7 +247,9 @@ def record_sid(session: Session, plan: DialPlan, sid: str, dialed_at: datetime |
 
 
 def _release_reservation(session: Session, plan: DialPlan) -> None:
-    call = repository.get(session, plan.call_id)
+    # As the row is now, not as the session first loaded it: a call claimed in this same
+    # transaction (`take` claiming a call sent on its own) was loaded before its reservation.
+    call = session.get(Call, plan.call_id, populate_existing=True)
     if call is None or call.credits_reserved == 0:
         return
     ledger.apply(

@@ -1,5 +1,9 @@
 from fastapi.testclient import TestClient
 
+from shared.billing import ledger
+from shared.calls import service as calls_service
+from shared.db import session_scope
+from shared.models import Call
 from tests import factories
 from tests.api.conftest import KeyedClient
 
@@ -169,3 +173,26 @@ class TestHangUpBeforeTwilio:
         response = api.post("/api/hang_up_call")
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "callSid"]
+
+    def test_a_call_hung_up_while_handed_back_gives_its_reservation_back_at_once(
+        self, api: KeyedClient
+    ) -> None:
+        call_id = api.post(
+            "/api/make_toingg/",
+            json={"campaign": "welcome", "name": "A", "phoneNumber": factories.phone_number()},
+        ).json()["callId"]
+        with session_scope() as session:
+            plan = calls_service.take(session, call_id, None)
+            assert plan is not None
+        # The hang-up comes while the worker dials; Twilio was unreachable, and the worker hands
+        # the call back to retry it.
+        assert api.post("/api/hang_up_call", callSid=call_id).json()["hangupRequested"] is True
+        with session_scope() as session:
+            assert calls_service.release(session, plan)
+        with session_scope() as session:
+            assert calls_service.take(session, call_id, None) is None  # the retry
+        with session_scope() as session:
+            call = session.get(Call, call_id)
+            assert call is not None
+            assert (call.status, call.credits_reserved) == ("canceled", 0)
+            assert ledger.balance_of(session, api.account_id) == 100
