@@ -113,6 +113,10 @@ class Simulator:
         return True
 
     def _set_status(self, call: Call, status: str) -> None:
+        if call.status in FINAL:
+            # Ended by a request while its play yielded (asyncio's wait_for yields as it
+            # cancels a timed-out wait): the next pause sees the end.
+            return
         call.status = status
         call.date_updated = _now()
         call.history.append({"status": status, "at": time.time()})

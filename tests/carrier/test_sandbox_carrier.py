@@ -1,12 +1,17 @@
 """The sandbox carrier speaks Twilio's wire format: driven here with the official twilio SDK, as
 the workers drive it."""
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from sandbox.twilio.config import Behaviour
+from sandbox.twilio.resources import Call
+from sandbox.twilio.simulator import Simulator
 from shared.config import get_settings
 from tests import factories
 from tests.stack import Carrier, wait_until
@@ -89,3 +94,24 @@ class TestMessages:
         with pytest.raises(TwilioRestException) as error:
             client.messages.create(to="+15005550009", from_=FROM, body="hi")
         assert error.value.code == 21614
+
+
+def test_a_call_ended_as_its_next_step_comes_stays_ended() -> None:
+    # The hang-up is handled while the call's play is between a pause that timed out and its
+    # next status (asyncio's wait_for yields while it cancels the timed-out wait): as on
+    # Twilio, an ended call never rings again.
+    sim = Simulator("AC" + "0" * 32, "token", Behaviour(), seed=1)
+    call = Call(
+        sid="CA" + "1" * 32,
+        account_sid=sim.account_sid,
+        to=factories.phone_number(),
+        from_=FROM,
+        params={},
+        created_at=time.time(),
+    )
+    sim.calls[call.sid] = call
+    sim._ended[call.sid] = asyncio.Event()
+    sim.end_call(call, "canceled")
+    sim._set_status(call, "ringing")
+    assert call.status == "canceled"
+    assert [step["status"] for step in call.history] == ["canceled"]
