@@ -13,6 +13,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from api.deps import SessionDep
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
+from shared.calls import status as st
 from shared.config import get_settings
 from shared.sms import service as sms_service
 
@@ -43,7 +44,8 @@ def _twiml(response: VoiceResponse) -> Response:
 def voice(call_id: str, params: TwilioParams, session: SessionDep) -> Response:
     call = calls_repository.get(session, call_id)
     response = VoiceResponse()
-    if call is None:
+    # A hang-up asked for (or a call already over) as the callee answers: end it, say nothing.
+    if call is None or call.hangup_requested or call.status in st.FINAL:
         response.hangup()
         return _twiml(response)
     media_stream_url = get_settings().MEDIA_STREAM_URL

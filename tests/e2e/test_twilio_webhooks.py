@@ -148,6 +148,15 @@ class TestVoiceTwiml:
         assert '<Connect><Stream url="wss://agent.example/stream">' in response.text
         assert f'<Parameter name="callId" value="{call_id}" />' in response.text
 
+    def test_a_call_hung_up_before_it_is_answered_hears_nothing(
+        self, api: Api, call_id: str
+    ) -> None:
+        assert api.post("/api/hang_up_call", callSid=call_id).status_code == 200
+        response = signed_post(f"/api/twilio/voice/{call_id}", {"CallSid": SID})
+        assert response.status_code == 200
+        assert "<Say>" not in response.text
+        assert "<Hangup />" in response.text
+
     def test_unsigned_request_is_403(self, api: Api, call_id: str) -> None:
         url = f"{get_settings().PUBLIC_BASE_URL}/api/twilio/voice/{call_id}"
         assert httpx.post(url, data={"CallSid": SID}).status_code == 403
