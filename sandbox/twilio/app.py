@@ -5,14 +5,13 @@ import base64
 import binascii
 import re
 import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from sandbox.twilio import filters
 from sandbox.twilio.config import Behaviour, CarrierSettings, credentials
 from sandbox.twilio.resources import API_VERSION, Call, Message, new_sid, twilio_error
 from sandbox.twilio.simulator import FINAL, Simulator
@@ -29,18 +28,6 @@ MAGIC_SMS_ERRORS = {
     **MAGIC_CALL_ERRORS,
     "+15005550009": (21614, "'To' number is not a valid mobile number"),
 }
-
-
-def _parse_when(raw: str) -> datetime | None:
-    for parse in (datetime.fromisoformat, parsedate_to_datetime):
-        try:
-            moment = (
-                parse(raw.replace("Z", "+00:00")) if parse is datetime.fromisoformat else parse(raw)
-            )
-        except (TypeError, ValueError):
-            continue
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
 
 
 def create_app(settings: CarrierSettings | None = None) -> FastAPI:
@@ -192,19 +179,8 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             calls = [c for c in calls if c.from_ == q["From"]]
         if q.get("Status"):
             calls = [c for c in calls if c.status == q["Status"]]
-        for key, keep in (
-            (
-                "StartTime",
-                lambda t, w: t.date() == w.date() if len(q["StartTime"]) == 10 else t == w,
-            ),
-            ("StartTime>", lambda t, w: t >= w),
-            ("StartTime<", lambda t, w: t <= w),
-        ):
-            when = _parse_when(q[key]) if q.get(key) else None
-            if when is not None:
-                if len(q[key]) == 10 and key == "StartTime>":
-                    when = when.replace(hour=0, minute=0, second=0)
-                calls = [c for c in calls if keep(c.start_time or c.date_created, when)]
+        calls = filters.by_day(calls, q, "StartTime", lambda c: c.start_time)
+        calls = filters.by_day(calls, q, "EndTime", lambda c: c.end_time)
         path = f"/{API_VERSION}/Accounts/{account_sid}/Calls.json"
         return JSONResponse(page(request, [c.resource() for c in calls], "calls", path))
 
@@ -257,11 +233,7 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             messages = [m for m in messages if m.to == q["To"]]
         if q.get("From"):
             messages = [m for m in messages if m.from_ == q["From"]]
-        after = _parse_when(q["DateSent>"]) if q.get("DateSent>") else None
-        if after is not None:
-            if len(q["DateSent>"]) == 10:
-                after = after.replace(hour=0, minute=0, second=0)
-            messages = [m for m in messages if (m.date_sent or m.date_created) >= after]
+        messages = filters.by_day(messages, q, "DateSent", lambda m: m.date_sent)
         path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
         return JSONResponse(page(request, [m.resource() for m in messages], "messages", path))
 

@@ -21,6 +21,10 @@ class Behaviour(BaseModel):
     # False: accept calls and leave them queued, with no TwiML fetch and no callbacks, so a
     # benchmark measures the dial path alone.
     PLAY_CALLS: bool = True
+    # Twilio's queue over the account's rate (see queueing.py): calls and messages created
+    # faster than this stay queued until their turn. 0: no queue.
+    CALLS_PER_SECOND: float = Field(default=0.0, ge=0)
+    MESSAGES_PER_SECOND: float = Field(default=0.0, ge=0)
     # A forced outcome per To number: answer, busy, no-answer, failed, hold (ring until
     # updated), answer-hold (stay in progress until updated).
     outcomes: dict[str, str] = {}

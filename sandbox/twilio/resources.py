@@ -41,6 +41,7 @@ class Call:
     params: dict[str, Any]
     created_at: float  # unix seconds, when the create request arrived
     status: str = "queued"
+    queued_seconds: float = 0.0  # held in Twilio's queue over the account's rate
     date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
     date_updated: datetime = field(default_factory=lambda: datetime.now(UTC))
     start_time: datetime | None = None
@@ -85,7 +86,7 @@ class Call:
             "forwarded_from": None,
             "group_sid": None,
             "caller_name": None,
-            "queue_time": "0",
+            "queue_time": str(round(self.queued_seconds * 1000)),
             "trunk_sid": None,
             "uri": f"{uri}.json",
             "subresource_uris": {
@@ -134,6 +135,7 @@ class Message:
     params: dict[str, Any]
     created_at: float
     status: str = "queued"
+    queued_seconds: float = 0.0  # held in Twilio's queue over the sender's rate
     date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
     date_updated: datetime = field(default_factory=lambda: datetime.now(UTC))
     date_sent: datetime | None = None

@@ -14,6 +14,7 @@ import yarl
 from twilio.request_validator import RequestValidator
 
 from sandbox.twilio.config import OUTCOMES, Behaviour
+from sandbox.twilio.queueing import RateQueue
 from sandbox.twilio.resources import API_VERSION, Call, Message, rfc2822
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class Simulator:
         self._callbacks: dict[str, asyncio.Queue[dict[str, str] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        self.call_queue = RateQueue()
+        self.message_queue = RateQueue()
 
     async def _request(self, method: str, url: str | yarl.URL, **kwargs: Any) -> tuple[int, str]:
         """A webhook request to the application: its status code and body.
@@ -67,6 +70,8 @@ class Simulator:
         self.messages.clear()
         self._ended.clear()
         self._callbacks.clear()
+        self.call_queue.reset()
+        self.message_queue.reset()
         self.behaviour = self.defaults.model_copy(deep=True)
 
     def _spawn(self, coroutine: Any) -> None:
@@ -80,6 +85,7 @@ class Simulator:
         self.calls[call.sid] = call
         self._ended[call.sid] = asyncio.Event()
         call.history.append({"status": "queued", "at": time.time()})
+        call.queued_seconds = self.call_queue.wait(self.behaviour.CALLS_PER_SECOND, call.created_at)
         if not self.behaviour.PLAY_CALLS:
             return
         if call.params.get("StatusCallback"):
@@ -167,12 +173,13 @@ class Simulator:
         timeout = float(call.params.get("Timeout") or 60)
         time_limit = float(call.params.get("TimeLimit") or 4 * 3600)
         outcome = self._outcome(call)
-        if await self._pause(call, 0.02):
+        if await self._pause(call, call.queued_seconds + 0.02):
             return
+        if call.status not in FINAL:
+            call.start_time = _now()  # dialed: Twilio's start_time is empty until then
         self._set_status(call, "initiated")
         if await self._pause(call, 0.1):
             return
-        call.start_time = _now()
         self._set_status(call, "ringing")
         ring = min(b.RING_SECONDS, timeout)
         if outcome == "hold":
@@ -267,11 +274,18 @@ class Simulator:
     def start_message(self, message: Message) -> None:
         self.messages[message.sid] = message
         message.history.append({"status": "queued", "at": time.time()})
+        message.queued_seconds = self.message_queue.wait(
+            self.behaviour.MESSAGES_PER_SECOND, message.created_at
+        )
         self._spawn(self._play_message(message))
 
     async def _play_message(self, message: Message) -> None:
         url = message.params.get("StatusCallback")
-        for status, delay in (("sent", 0.2), ("delivered", self.behaviour.SMS_DELIVERY_SECONDS)):
+        steps = (
+            ("sent", message.queued_seconds + 0.2),
+            ("delivered", self.behaviour.SMS_DELIVERY_SECONDS),
+        )
+        for status, delay in steps:
             await asyncio.sleep(delay)
             message.status = status
             message.date_updated = _now()

@@ -36,12 +36,36 @@ def create(client: Client, to: str, **params: object):  # type: ignore[no-untype
 class TestCalls:
     def test_create_fetch_and_list_with_start_time_and_pages(self, client: Client) -> None:
         number = factories.phone_number()
-        since = datetime.now(UTC) - timedelta(seconds=5)
         sids = {create(client, number).sid for _ in range(5)}
         call = client.calls(next(iter(sids))).fetch()
         assert (call.to, call._from, call.direction) == (number, FROM, "outbound-api")
-        found = client.calls.list(to=number, start_time_after=since, page_size=2)
+        wait_until(lambda: all(client.calls(s).fetch().start_time for s in sids), 10)
+        today = datetime.now(UTC).date()
+        found = client.calls.list(to=number, start_time_after=str(today), page_size=2)
         assert {c.sid for c in found} == sids  # three pages, followed by the SDK
+        tomorrow = str(today + timedelta(days=1))
+        assert client.calls.list(to=number, start_time_after=tomorrow) == []
+        assert len(client.calls.list(to=number, start_time_before=tomorrow)) == 5
+        assert len(client.calls.list(to=number, start_time=str(today))) == 5
+
+    def test_over_the_calls_per_second_a_call_waits_queued_with_no_start_time(
+        self, client: Client, carrier: Carrier
+    ) -> None:
+        carrier.configure(CALLS_PER_SECOND=0.5)
+        number = factories.phone_number()
+        first, second = create(client, number), create(client, number)
+        held = client.calls(second.sid).fetch()
+        assert (held.status, held.start_time) == ("queued", None)
+        assert 1000 < int(held.queue_time) <= 2000  # milliseconds it waits for its turn
+        # Filters on start_time do not see it, whatever the instant or day given; Status does.
+        wait_until(lambda: client.calls(first.sid).fetch().start_time is not None, 5)
+        started = client.calls.list(
+            to=number, start_time_after=datetime.now(UTC) - timedelta(days=1)
+        )
+        assert [c.sid for c in started] == [first.sid]
+        assert [c.sid for c in client.calls.list(to=number, status="queued")] == [second.sid]
+        wait_until(lambda: client.calls(second.sid).fetch().start_time is not None, 10)
+        assert client.calls(second.sid).fetch().status != "queued"
 
     def test_validation_errors_have_twilios_codes(self, client: Client) -> None:
         cases = {
@@ -94,6 +118,22 @@ class TestMessages:
         with pytest.raises(TwilioRestException) as error:
             client.messages.create(to="+15005550009", from_=FROM, body="hi")
         assert error.value.code == 21614
+
+    def test_over_the_messages_per_second_a_message_waits_queued_with_no_date_sent(
+        self, client: Client, carrier: Carrier
+    ) -> None:
+        carrier.configure(MESSAGES_PER_SECOND=0.5)
+        number = factories.phone_number()
+        first = client.messages.create(to=number, from_=FROM, body="one")
+        second = client.messages.create(to=number, from_=FROM, body="two")
+        wait_until(lambda: client.messages(first.sid).fetch().date_sent is not None, 5)
+        held = client.messages(second.sid).fetch()
+        assert (held.status, held.date_sent) == ("queued", None)
+        today = str(datetime.now(UTC).date())
+        sent = client.messages.list(to=number, date_sent_after=today)
+        assert [m.sid for m in sent] == [first.sid]
+        assert {m.sid for m in client.messages.list(to=number)} == {first.sid, second.sid}
+        wait_until(lambda: client.messages(second.sid).fetch().date_sent is not None, 10)
 
 
 def test_a_call_ended_as_its_next_step_comes_stays_ended() -> None:
