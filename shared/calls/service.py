@@ -384,9 +384,13 @@ def resume_waiting(session: Session, account_id: str) -> int:
 def reconcile(session: Session, call_id: str) -> str:
     """Settle a call whose hand-over to Twilio may or may not have happened.
 
-    Twilio is asked for calls to the same number since the claim: one we do not know yet is
-    this call, and its SID is adopted. None after the grace period means Twilio never placed
-    it, and the call goes back to the queue. Never re-dialled blindly.
+    Twilio is asked for every call from its caller ID to its number created since the claim, in
+    whatever state: one Twilio still holds queued over the account's calls per second, not yet
+    dialed, counts as much as one ringing (see `twilio.find_calls`). One we do not know yet is
+    this call, and its SID is adopted. None means Twilio never placed it (no create request of
+    this claim is still on its way: the worker sent it only while the claim was young enough for
+    it to end before now), and the call goes back to the queue. Never re-dialled blindly: when
+    the number has more calls than the lookup reads, the call waits for a later look.
     """
     call = repository.get(session, call_id)
     if call is None or call.status != st.DIALING or call.twilio_sid is not None:
@@ -395,16 +399,21 @@ def reconcile(session: Session, call_id: str) -> str:
     grace = timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS)
     if utcnow() - call.dial_started_at < grace:
         return "too early"
-    found = twilio.find_calls(
-        to=call.to_number, started_after=call.dial_started_at - timedelta(seconds=5)
+    lookup = twilio.find_calls(
+        to=call.to_number,
+        from_=call.from_number,
+        created_since=call.dial_started_at - timedelta(seconds=5),
     )
-    known = repository.known_sids(session, [c.sid for c in found])
-    unknown = [c for c in found if c.sid not in known and c.from_ == call.from_number]
+    known = repository.known_sids(session, [c.sid for c in lookup.found])
+    unknown = [c for c in lookup.found if c.sid not in known]
     plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0, call.batch_id)
     if unknown:
         remote = min(unknown, key=lambda c: c.date_created or call.dial_started_at)
         record_sid(session, plan, remote.sid, remote.date_created)
         return f"adopted {remote.sid}"
+    if not lookup.complete:
+        log.warning("call %s: too many calls to %s to tell; looking again", call.id, call.to_number)
+        return "cannot tell yet"
     release(session, plan)
     jobs.dial(session, call.id)
     return "requeued"

@@ -108,22 +108,28 @@ def fail(session: Session, plan: SendPlan, code: str, message: str) -> None:
 
 
 def reconcile(session: Session, sms_id: str) -> str:
-    """An SMS whose hand-over may have happened: adopt Twilio's copy, or queue it again."""
+    """An SMS whose hand-over may have happened: adopt Twilio's copy, sent or still queued (see
+    `twilio.find_messages`), or queue it again. Never re-sent blindly: when the number has more
+    messages than the lookup reads, the SMS waits for a later look."""
     sms = repository.get(session, sms_id)
     if sms is None or sms.status != st.SENDING or sms.twilio_sid is not None:
         return "nothing to do"
     assert sms.send_started_at is not None and sms.attempt is not None
     if utcnow() - sms.send_started_at < timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS):
         return "too early"
-    found = twilio.find_messages(
-        to=sms.to_number, sent_after=sms.send_started_at - timedelta(seconds=5)
+    lookup = twilio.find_messages(
+        to=sms.to_number,
+        from_=sms.from_number,
+        created_since=sms.send_started_at - timedelta(seconds=5),
     )
-    known = repository.known_sids(session, [m.sid for m in found])
+    known = repository.known_sids(session, [m.sid for m in lookup.found])
     plan = SendPlan(sms.id, sms.attempt, sms.to_number, sms.from_number, sms.body)
-    for message in found:
+    for message in lookup.found:
         if message.sid not in known and message.body == sms.body:
             record_sent(session, plan, message.sid, message.segments)
             return f"adopted {message.sid}"
+    if not lookup.complete:
+        return "cannot tell yet"
     release(session, plan)
     jobs.send(session, sms.id)
     return "requeued"

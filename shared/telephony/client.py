@@ -4,7 +4,8 @@ sandbox carrier and a contract mock are the same code path."""
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
+from typing import Any, Generic, TypeVar
 
 import requests
 
@@ -12,13 +13,15 @@ import requests
 # start, instead: under Python's import lock that first request would hold back every thread's
 # first dial and release them at once, a burst at the carrier however the slots were spaced.
 import twilio.rest.api.v2010.account  # noqa: F401
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from shared.config import get_settings
 
 CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+log = logging.getLogger(__name__)
 
 # The SDK logs every request's and response's headers at INFO, three lines a dial that drown a
 # worker's log; Celery's own line for each task says how the dial ended.
@@ -147,16 +150,63 @@ def update_call_status(sid: str, status: str) -> RemoteCall:
         raise _classify(exc) from exc
 
 
-def find_calls(*, to: str, started_after: datetime) -> list[RemoteCall]:
-    """Calls to `to` created since `started_after` (Twilio filters by day; we narrow it).
+# A lookup reads at most this many pages of Twilio's largest size (1000) per list.
+_MOST_PAGES = 10
 
-    One page is enough: it holds the 50 newest calls to one number since a claim seconds ago.
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lookup(Generic[T]):
+    """What a list found, and whether it was read to its end."""
+
+    found: list[T]
+    complete: bool
+
+
+def _read(first_page: Any) -> tuple[list[Any], bool]:
+    """The records of a list from its first page on, and whether they are all of it. A later
+    page that cannot be read ends the reading (incomplete): its URL is the server's, not ours."""
+    records: list[Any] = list(first_page)
+    page = first_page
+    for _ in range(_MOST_PAGES - 1):
+        try:
+            page = page.next_page()
+        except (TwilioException, requests.RequestException) as exc:
+            log.warning("a list's next page failed: %s", exc)
+            return records, False
+        if page is None:
+            return records, True
+        records.extend(page)
+    return records, page.next_page_url is None
+
+
+def find_calls(*, to: str, from_: str, created_since: datetime) -> Lookup[RemoteCall]:
+    """Every call from `from_` to `to` created since `created_since`, in whatever state.
+
+    Twilio filters calls by status, and by the day they started or ended, never by when they
+    were created; and a call it holds queued (Twilio queues calls over the account's calls per
+    second rather than refusing them) has no start_time until it is dialed, so StartTime alone
+    misses it. So three lists, narrowed here by date_created: the calls still queued, then those
+    started, then those ended since the day of `created_since`. In that order no call slips
+    between them: one that was not queued at the first had left the queue, dialed (it has a
+    start_time) or ended without being dialed (an end_time), and neither is ever cleared.
     """
+    # Twilio reads the day of a moment; midnight, so the request says what it means.
+    day = datetime.combine(created_since.astimezone(UTC).date(), time(), UTC)
+    calls: dict[str, RemoteCall] = {}
+    complete = True
     try:
-        found = get_client().calls.page(to=to, start_time_after=started_after, page_size=50)
+        for only in ({"status": "queued"}, {"start_time_after": day}, {"end_time_after": day}):
+            first = get_client().calls.page(to=to, from_=from_, page_size=1000, **only)
+            records, read_all = _read(first)
+            complete = complete and read_all
+            calls.update((c.sid, _remote(c)) for c in records)
     except _ERRORS as exc:
         raise _classify(exc) from exc
-    return [_remote(c) for c in found if c.date_created is None or c.date_created >= started_after]
+    found = [c for c in calls.values() if c.date_created is None or c.date_created >= created_since]
+    return Lookup(found, complete)
 
 
 @dataclass(frozen=True)
@@ -188,11 +238,21 @@ def send_sms(*, to: str, from_: str, body: str, status_callback: str) -> RemoteM
     return _remote_message(message)
 
 
-def find_messages(*, to: str, sent_after: datetime) -> list[RemoteMessage]:
+def find_messages(*, to: str, from_: str, created_since: datetime) -> Lookup[RemoteMessage]:
+    """Every message from `from_` to `to` created since `created_since`, sent or not.
+
+    Twilio filters messages only by To, From and the day they were sent (date_sent), which stays
+    empty while Twilio holds a message queued: a DateSent filter misses it. So the list is not
+    filtered by date at all, and narrowed here by date_created: longer for a number often texted,
+    never blind to a queued message.
+    """
     try:
-        found = get_client().messages.page(to=to, date_sent_after=sent_after, page_size=50)
+        records, complete = _read(get_client().messages.page(to=to, from_=from_, page_size=1000))
     except _ERRORS as exc:
         raise _classify(exc) from exc
-    return [
-        _remote_message(m) for m in found if m.date_created is None or m.date_created >= sent_after
+    found = [
+        _remote_message(m)
+        for m in records
+        if m.date_created is None or m.date_created >= created_since
     ]
+    return Lookup(found, complete)

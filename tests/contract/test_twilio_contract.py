@@ -98,7 +98,8 @@ class TestCallRequests:
         twilio.update_call_status("CA" + "1" * 32, "completed")
 
     def test_reconcile_lookup(self, via_prism: None) -> None:
-        twilio.find_calls(to="+14155552671", started_after=datetime.now(UTC) - timedelta(minutes=1))
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        twilio.find_calls(to="+14155552671", from_="+15005550006", created_since=since)
 
     def test_a_request_that_breaks_the_description_is_caught(self, via_prism: None) -> None:
         with pytest.raises(twilio.TwilioRejected):
@@ -116,4 +117,5 @@ class TestMessageRequests:
         assert message.sid.startswith(("SM", "MM"))
 
     def test_sms_reconcile_lookup(self, via_prism: None) -> None:
-        twilio.find_messages(to="+14155552671", sent_after=datetime.now(UTC) - timedelta(minutes=1))
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        twilio.find_messages(to="+14155552671", from_="+15005550006", created_since=since)
