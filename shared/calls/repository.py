@@ -177,23 +177,41 @@ def claim(session: Session, reservations: dict[str, int], attempt: str) -> set[s
     return claimed
 
 
-def take(session: Session, call_id: str, claimed: str, attempt: str) -> bool | None:
+class Taken(NamedTuple):
+    """A claim as its worker takes it: where to dial and for how long, from the call's row."""
+
+    to_number: str
+    from_number: str
+    batch_id: str | None
+    max_call_minutes: int
+    hangup_requested: bool
+
+
+def take(session: Session, call_id: str, claimed: str, attempt: str) -> Taken | None:
     """A worker takes a claim no worker has taken yet, under its own attempt: a dial task
-    delivered twice finds the claim taken the second time. Whether a hang-up was asked for
-    meanwhile, or None when the claim was not there to take."""
+    delivered twice finds the claim taken the second time. What to dial, and whether a hang-up
+    was asked for meanwhile; None when the claim was not there to take."""
     now = utcnow()
-    return session.scalar(
+    row = session.execute(
         update(Call)
         .where(
             Call.id == call_id,
             Call.attempt == claimed,
             Call.status == st.DIALING,
             Call.dial_started_at.is_(None),
+            Campaign.id == Call.campaign_id,
         )
         .values(attempt=attempt, dial_started_at=now, updated_at=now)
-        .returning(Call.hangup_requested)
+        .returning(
+            Call.to_number,
+            Call.from_number,
+            Call.batch_id,
+            Campaign.max_call_minutes,
+            Call.hangup_requested,
+        )
         .execution_options(synchronize_session=False)
-    )
+    ).one_or_none()
+    return None if row is None else Taken(*row)
 
 
 def batch_stopped(session: Session, batch_id: str | None) -> bool:

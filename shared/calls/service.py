@@ -3,7 +3,7 @@
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -187,10 +187,15 @@ def _plan(call: repository.Claimable, attempt: str) -> DialPlan:
     )
 
 
-def take(session: Session, call_id: str, claimed: DialPlan | None) -> DialPlan | None:
-    """The worker's hold on a claimed call, under an attempt of its own, so a dial task
-    delivered twice dials once. A call sent without a claim (a single call, a retry) is
-    claimed here first. None when there is nothing to dial."""
+def take(session: Session, call_id: str, claimed: str | None) -> DialPlan | None:
+    """The worker's hold on a claimed call (`claimed`: the claim's attempt), under an attempt of
+    its own, so a dial task delivered twice dials once. A call sent without a claim (a single
+    call, a retry) is claimed here first. None when there is nothing to dial.
+
+    Where to dial and for how long come from the call's row as the claim is taken, never from
+    the task's message: the broker and Flower can be read and written by others, and a message
+    naming a live claim with another number must not ring that number on our account.
+    """
     if claimed is None:
         call = repository.get(session, call_id)
         if call is None:
@@ -200,24 +205,38 @@ def take(session: Session, call_id: str, claimed: DialPlan | None) -> DialPlan |
             # No line or no credit for it now: the dispatcher hands it out when there is.
             repository.owe(session, call_id)
             return None
-        claimed = plans[0]
-    elif repository.batch_stopped(session, claimed.batch_id):
-        # Paused or canceled since the claim. The database says so even when the stop flag in
-        # Redis was lost (a Redis restart) or is not set yet: the claim goes back to the queue,
-        # or is canceled. Before the take, so the batch's row is locked before the call's, as a
-        # cancel locks them.
-        release(session, claimed)
-        return None
+        claimed = plans[0].attempt
+    else:
+        call = repository.get(session, call_id)
+        if call is not None and repository.batch_stopped(session, call.batch_id):
+            # Paused or canceled since the claim. The database says so even when the stop flag
+            # in Redis was lost (a Redis restart) or is not set yet: the claim goes back to the
+            # queue, or is canceled. Before the take, so the batch's row is locked before the
+            # call's, as a cancel locks them.
+            release(session, _held(call, claimed))
+            return None
     attempt = str(uuid.uuid4())
-    hangup_requested = repository.take(session, call_id, claimed.attempt, attempt)
-    if hangup_requested is None:
+    taken = repository.take(session, call_id, claimed, attempt)
+    if taken is None:
         return None
-    plan = replace(claimed, attempt=attempt)
-    if hangup_requested:
+    plan = DialPlan(
+        call_id=call_id,
+        attempt=attempt,
+        to=taken.to_number,
+        from_=taken.from_number,
+        time_limit_seconds=taken.max_call_minutes * 60,
+        batch_id=taken.batch_id,
+    )
+    if taken.hangup_requested:
         # Hung up before it was dialed: it never rings.
         _end_unplaced(session, plan, status=st.CANCELED)
         return None
     return plan
+
+
+def _held(call: Call, attempt: str) -> DialPlan:
+    """The plan of a call held under `attempt`, to hand it back or settle it (not to dial)."""
+    return DialPlan(call.id, attempt, call.to_number, call.from_number, 0, call.batch_id)
 
 
 def resend_untaken(session: Session, handed_before: datetime) -> int:

@@ -92,7 +92,7 @@ def _held_call(api: KeyedClient) -> tuple[str, calls_service.DialPlan]:
     """A one-number batch whose call a worker has taken for dialing: (batch, the worker's plan)."""
     batch_id, claimed = _claimed_call(api)
     with session_scope() as session:
-        plan = calls_service.take(session, claimed.call_id, claimed)
+        plan = calls_service.take(session, claimed.call_id, claimed.attempt)
     assert plan is not None
     return batch_id, plan
 
@@ -286,7 +286,7 @@ class TestControlsAreConditional:
     def test_a_completed_batch_stays_completed(self, api: KeyedClient) -> None:
         batch_id, claimed = _claimed_call(api)
         with session_scope() as session:
-            plan = calls_service.take(session, claimed.call_id, claimed)
+            plan = calls_service.take(session, claimed.call_id, claimed.attempt)
             assert plan is not None
             calls_service.fail(session, plan, "21211", "invalid number")
         assert api.get(f"/api/batches/{batch_id}").json()["status"] == "completed"

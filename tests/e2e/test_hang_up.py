@@ -49,7 +49,7 @@ def taken_call(api: Api, number: str) -> calls_service.DialPlan:
         session.flush()
         [claimed] = calls_service.claim(session, api.account_id, [call.id])
     with session_scope() as session:
-        plan = calls_service.take(session, call.id, claimed)
+        plan = calls_service.take(session, call.id, claimed.attempt)
     assert plan is not None
     return plan
 

@@ -4,15 +4,18 @@ ambiguity window does not dial a claim handed to another, and a dial task dials 
 database holds for its claim, whatever its message says."""
 
 import time
+from dataclasses import asdict
 
+from shared.calls import jobs
 from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.models import SmsMessage, utcnow
+from shared.queue import send_now
 from shared.sms import service as sms_service
 from shared.telephony import client as twilio
 from tests import factories
-from tests.e2e.test_claims import claimed_call, customer
+from tests.e2e.test_claims import claimed_call, customer, status_of
 from tests.stack import Api, Carrier, StackProcesses, wait_until
 
 
@@ -40,7 +43,7 @@ class TestReconcileFindsWhatTwilioHoldsQueued:
         hold_the_queue(carrier, seconds=60)
         plan = claimed_call(api, number)
         with session_scope() as session:
-            taken = calls_service.take(session, plan.call_id, plan)
+            taken = calls_service.take(session, plan.call_id, plan.attempt)
         assert taken is not None
         # The worker's create request reaches Twilio, which queues the call; the worker dies
         # before it stores the SID (or the answer is lost).
@@ -94,3 +97,26 @@ class TestReconcileFindsWhatTwilioHoldsQueued:
         time.sleep(2)
         assert sid() == remote.sid
         assert [m["sid"] for m in carrier.messages() if m["to"] == number] == [remote.sid]
+
+
+class TestADialTaskDialsOnlyItsOwnClaim:
+    def test_a_forged_plan_dials_the_number_and_time_limit_of_the_claim(
+        self, api_server: str, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        api = customer(api_server, credits=100)
+        number, forged_number = factories.phone_number(), factories.phone_number()
+        plan = claimed_call(api, number)
+        # Whoever can write to the broker (or use Flower's task API) sends the claim's id and
+        # attempt with another number, caller ID and time limit.
+        forged = {
+            **asdict(plan),
+            "to": forged_number,
+            "from_": "+15005550007",
+            "time_limit_seconds": 4 * 3600,
+        }
+        send_now(jobs.DIAL, plan.call_id, forged)
+        wait_until(lambda: status_of(api, plan.call_id) == "completed", 30, message="completed")
+        assert carrier.calls(to=forged_number) == []
+        [placed] = carrier.calls(to=number)
+        assert placed["from"] == get_settings().TWILIO_FROM_NUMBER
+        assert placed["params"]["TimeLimit"] == "300"  # the campaign's 5 minutes, as reserved

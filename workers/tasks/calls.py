@@ -26,10 +26,10 @@ app = get_celery()
 @app.task(name=jobs.DIAL, bind=True, max_retries=None)
 def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str:
     settings = get_settings()
+    # Of a dispatched task's plan only the claim's attempt is read: the rest comes from the
+    # database (see calls_service.take).
     with session_scope() as session:
-        plan = calls_service.take(
-            session, call_id, calls_service.DialPlan(**claimed) if claimed else None
-        )
+        plan = calls_service.take(session, call_id, claimed["attempt"] if claimed else None)
     if plan is None:
         return "not taken: taken by another worker, over, paused, or waiting for credits"
     if batch_stops.is_stopped(plan.batch_id):
