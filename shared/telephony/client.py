@@ -18,6 +18,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from shared.config import get_settings
+from shared.telephony import deadline
 
 CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
@@ -73,6 +74,9 @@ def get_client() -> Client:
 def _build_client() -> Client:
     settings = get_settings()
     http_client = TwilioHttpClient(timeout=settings.TWILIO_TIMEOUT_SECONDS)
+    assert http_client.session is not None
+    for scheme in ("http://", "https://"):  # the sandbox and contract mocks are plain HTTP
+        http_client.session.mount(scheme, deadline.Adapter())
     client = Client(
         settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http_client
     )
@@ -117,20 +121,38 @@ def _remote(instance) -> RemoteCall:  # type: ignore[no-untyped-def]
 
 
 def create_call(
-    *, to: str, from_: str, url: str, status_callback: str, timeout: int, time_limit: int | None
+    *,
+    to: str,
+    from_: str,
+    url: str,
+    status_callback: str,
+    timeout: int,
+    time_limit: int | None,
+    ends_by: datetime | None = None,
 ) -> RemoteCall:
+    """Create a call. The whole request ends, answered or cut, by `ends_by` (at most
+    TWILIO_TIMEOUT_SECONDS from now): a request cut on its way may have created the call, and
+    is ambiguous; one the deadline stopped before it was sent is not (see `deadline`)."""
+    seconds = get_settings().TWILIO_TIMEOUT_SECONDS
+    if ends_by is not None:
+        seconds = min(seconds, (ends_by - datetime.now(UTC)).total_seconds())
+    if seconds <= 0:
+        raise TwilioUnavailable(
+            "the request's deadline passed before it was sent", maybe_sent=False
+        )
     kwargs = {"time_limit": time_limit} if time_limit is not None else {}
     try:
-        instance = get_client().calls.create(
-            to=to,
-            from_=from_,
-            url=url,
-            status_callback=status_callback,
-            status_callback_event=CALL_STATUS_EVENTS,
-            status_callback_method="POST",
-            timeout=timeout,
-            **kwargs,
-        )
+        with deadline.within(seconds):
+            instance = get_client().calls.create(
+                to=to,
+                from_=from_,
+                url=url,
+                status_callback=status_callback,
+                status_callback_event=CALL_STATUS_EVENTS,
+                status_callback_method="POST",
+                timeout=timeout,
+                **kwargs,
+            )
     except _ERRORS as exc:
         raise _classify(exc) from exc
     return _remote(instance)
@@ -230,9 +252,10 @@ def _remote_message(instance) -> RemoteMessage:  # type: ignore[no-untyped-def]
 
 def send_sms(*, to: str, from_: str, body: str, status_callback: str) -> RemoteMessage:
     try:
-        message = get_client().messages.create(
-            to=to, from_=from_, body=body, status_callback=status_callback
-        )
+        with deadline.within(get_settings().TWILIO_TIMEOUT_SECONDS):
+            message = get_client().messages.create(
+                to=to, from_=from_, body=body, status_callback=status_callback
+            )
     except _ERRORS as exc:
         raise _classify(exc) from exc
     return _remote_message(message)
