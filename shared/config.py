@@ -14,6 +14,9 @@ DEV_STRIPE_WEBHOOK_SECRET = "whsec_development"
 # The development checkout stand-in accepts this key; real Stripe never would.
 DEV_STRIPE_SECRET_KEY = "sk_test_sandbox"
 TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
+# Between the end of the longest create request a claim may send and the first moment reconcile
+# may look for its call: room for the clocks of two hosts, and for the watchdog to wake.
+DIAL_MARGIN_SECONDS = 0.5
 
 
 class Settings(BaseSettings):
@@ -31,11 +34,16 @@ class Settings(BaseSettings):
     # Unset: the development launcher starts an embedded redis-server and sets this for its
     # children; the tests do the same.
     REDIS_URL: str | None = None
+    # Every Redis command and connect of every client (the shared state's and the broker's)
+    # gives up after this: a dead connection must not hold a worker for ever.
+    REDIS_SOCKET_TIMEOUT_SECONDS: float = 5.0
 
     TWILIO_ACCOUNT_SID: str = DEV_TWILIO_ACCOUNT_SID
     TWILIO_AUTH_TOKEN: str = DEV_TWILIO_AUTH_TOKEN
     TWILIO_FROM_NUMBER: str = "+15005550006"
     TWILIO_API_BASE: str = TWILIO_DEFAULT_API_BASE
+    # Each phase of a request to Twilio (connect, each read); a call creation also ends within
+    # it as a whole (see shared.telephony.deadline).
     TWILIO_TIMEOUT_SECONDS: float = 10.0
     CALL_RING_TIMEOUT_SECONDS: int = 30
     MEDIA_STREAM_URL: str | None = None
@@ -87,15 +95,22 @@ class Settings(BaseSettings):
     # it again (its message was lost, or its task gave up).
     HANGUP_RESEND_SECONDS: int = 10
 
+    @property
+    def dial_fence_seconds(self) -> float:
+        """How old a worker's claim may be when it sends the call's create request: that request
+        ends within TWILIO_TIMEOUT_SECONDS, so it has ended, answered or cut, a margin before
+        reconcile may ask Twilio about the call (DIAL_AMBIGUOUS_SECONDS after the claim)."""
+        return self.DIAL_AMBIGUOUS_SECONDS - self.TWILIO_TIMEOUT_SECONDS - DIAL_MARGIN_SECONDS
+
     @model_validator(mode="after")
     def _reconcile_after_any_live_hand_over(self) -> "Settings":
-        # A worker may still send a claimed call up to its slot wait plus Twilio's timeout after
-        # the claim; reconciling sooner could find nothing and queue a call that is being placed.
-        floor = self.RATE_MAX_WAIT_SECONDS + self.TWILIO_TIMEOUT_SECONDS
+        # A worker waits up to RATE_MAX_WAIT_SECONDS for its slot after taking its claim, and
+        # must then still be young enough to send it.
+        floor = self.RATE_MAX_WAIT_SECONDS + self.TWILIO_TIMEOUT_SECONDS + DIAL_MARGIN_SECONDS
         if floor >= self.DIAL_AMBIGUOUS_SECONDS:
             raise ValueError(
                 f"DIAL_AMBIGUOUS_SECONDS must exceed RATE_MAX_WAIT_SECONDS + "
-                f"TWILIO_TIMEOUT_SECONDS ({floor:g})"
+                f"TWILIO_TIMEOUT_SECONDS + {DIAL_MARGIN_SECONDS:g} ({floor:g})"
             )
         return self
 

@@ -52,8 +52,14 @@ def get_celery() -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         # Far-future work is scheduled from the database, never with long ETAs on Redis, so
-        # the default hour is only the redelivery delay for a message whose worker died.
-        broker_transport_options={"visibility_timeout": 3600},
+        # the default hour is only the redelivery delay for a message whose worker died. Socket
+        # timeouts: a send to a broker that vanished without closing the connection fails
+        # instead of waiting for ever (the consumer's BRPOP is answered within a second).
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            "socket_timeout": settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+            "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        },
         worker_send_task_events=True,
         task_send_sent_event=True,
         enable_utc=True,
