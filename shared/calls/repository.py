@@ -220,6 +220,25 @@ def batch_stopped(session: Session, batch_id: str | None) -> bool:
     return session.scalar(select(Batch.status).where(Batch.id == batch_id)) in STOPPED_BATCHES
 
 
+def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -> bool:
+    """Right before the create request: the claim is still this attempt's, with no SID, and was
+    taken after `taken_after`. An UPDATE, not a read: it waits for a reconcile that is handing
+    the claim back and sees what that reconcile commits, where a read would see the row as it
+    was and dial a call just given to another worker."""
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(Call)
+        .where(
+            Call.id == call_id,
+            Call.attempt == claimed,
+            Call.status == st.DIALING,
+            Call.twilio_sid.is_(None),
+            Call.dial_started_at > taken_after,
+        )
+        .values(updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
 def untaken(session: Session, handed_before: datetime) -> list[tuple[str, Claimable]]:
     """Claims whose dial task no worker took long after it was sent (a lost message), with
     their attempt."""

@@ -239,6 +239,25 @@ def _held(call: Call, attempt: str) -> DialPlan:
     return DialPlan(call.id, attempt, call.to_number, call.from_number, 0, call.batch_id)
 
 
+def fence(session: Session, plan: DialPlan) -> datetime | None:
+    """The last look at the claim, immediately before its create request: when that request
+    must have ended by, or None when it must not be sent.
+
+    Reconcile may ask Twilio about the call DIAL_AMBIGUOUS_SECONDS after the claim was taken,
+    find nothing, and hand the claim to another worker. A worker stalled past that (a busy
+    host, a hung connection) and dialing then would place a second call, of which no SID is
+    kept: untracked, unbilled and impossible to hang up. So the request is sent only while the
+    claim is still this attempt's and young enough (`dial_fence_seconds`) for the request,
+    ended within TWILIO_TIMEOUT_SECONDS, to be over before reconcile may look.
+    """
+    settings = get_settings()
+    now = utcnow()
+    taken_after = now - timedelta(seconds=settings.dial_fence_seconds)
+    if not repository.fence(session, plan.call_id, plan.attempt, taken_after):
+        return None
+    return now + timedelta(seconds=settings.TWILIO_TIMEOUT_SECONDS)
+
+
 def resend_untaken(session: Session, handed_before: datetime) -> int:
     """Claims whose dial task was lost (a killed worker, a broker restart): the task is sent
     again. The first to take the claim dials; any other finds it taken."""

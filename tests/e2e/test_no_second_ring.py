@@ -3,6 +3,9 @@ start_time yet) or a message it has not sent (no date_sent yet), a worker that s
 ambiguity window does not dial a claim handed to another, and a dial task dials the number the
 database holds for its claim, whatever its message says."""
 
+import os
+import signal
+import threading
 import time
 from dataclasses import asdict
 
@@ -11,12 +14,17 @@ from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.models import SmsMessage, utcnow
-from shared.queue import send_now
+from shared.queue import get_celery, send_now
+from shared.redis_client import get_redis
 from shared.sms import service as sms_service
 from shared.telephony import client as twilio
 from tests import factories
 from tests.e2e.test_claims import claimed_call, customer, status_of
 from tests.stack import Api, Carrier, StackProcesses, wait_until
+
+# A worker may wait up to four seconds for its dial slot (the test of a stalled worker holds it
+# that long); reconcile looks at a claim ten seconds after it was taken.
+STACK_ENV = {"RATE_MAX_WAIT_SECONDS": "4", "DIAL_AMBIGUOUS_SECONDS": "10"}
 
 
 def call_sid(api: Api, call_id: str) -> str | None:
@@ -32,6 +40,31 @@ def hold_the_queue(carrier: Carrier, seconds: float, kind: str = "CALLS") -> Non
         twilio.get_client().calls.create(to=filler, from_=sender, twiml="<Response/>")
     else:
         twilio.get_client().messages.create(to=filler, from_=sender, body="first in line")
+
+
+def hold_the_dial_slot(seconds: float, until: threading.Event) -> None:
+    """Keep the next free slot in the dial rate `seconds` away, until told to stop."""
+    redis = get_redis()
+    bucket = f"toingg:rate:dial:{get_settings().TWILIO_ACCOUNT_SID}"
+    while not until.is_set():
+        now_seconds, now_micros = redis.time()
+        slot = now_seconds * 1_000_000 + now_micros + int(seconds * 1_000_000)
+        redis.set(bucket, str(slot), px=int(seconds * 1000) + 10_000)
+        until.wait(0.02)
+
+
+def taken(call_id: str) -> bool:
+    with session_scope() as session:
+        call = calls_service.repository.get(session, call_id)
+        return call is not None and call.dial_started_at is not None
+
+
+def dialing(worker: str, call_id: str) -> bool | None:
+    """Whether the worker runs a dial task for the call; None while it does not answer."""
+    active = get_celery().control.inspect(destination=[worker], timeout=2).active() or {}
+    if worker not in active:
+        return None
+    return any(t["name"] == jobs.DIAL and call_id in str(t["args"]) for t in active[worker])
 
 
 class TestReconcileFindsWhatTwilioHoldsQueued:
@@ -100,6 +133,41 @@ class TestReconcileFindsWhatTwilioHoldsQueued:
 
 
 class TestADialTaskDialsOnlyItsOwnClaim:
+    def test_a_worker_stalled_until_its_claim_was_reconciled_does_not_dial(
+        self, api_server: str, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        [stalled] = [w for w in stack.workers if w.poll() is None]
+        [[stalled_name]] = get_celery().control.ping(timeout=2)
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        plan = claimed_call(api, number)
+        # The worker's slot in the dial rate is three seconds and a half away when it takes
+        # the claim: it waits for it, and is stopped (SIGSTOP) while it waits.
+        holding = threading.Event()
+        threading.Thread(target=hold_the_dial_slot, args=(3.5, holding), daemon=True).start()
+        other = None
+        try:
+            send_now(jobs.DIAL, plan.call_id, asdict(plan))
+            wait_until(lambda: taken(plan.call_id), 30, interval=0.02, message="claim taken")
+            os.kill(stalled.pid, signal.SIGSTOP)
+            holding.set()
+            other = stack._spawn("worker", "--concurrency", "4", log_name="worker-other.log")
+            # Reconcile finds no call at Twilio and hands the claim to the other worker.
+            wait_until(lambda: status_of(api, plan.call_id) == "completed", 60, message="completed")
+            placed = call_sid(api, plan.call_id)
+            os.kill(stalled.pid, signal.SIGCONT)
+            # Its slot has long come: it goes on with its task, to the end.
+            wait_until(
+                lambda: dialing(stalled_name, plan.call_id) is False, 60, message="its task done"
+            )
+            assert [c["sid"] for c in carrier.calls(to=number)] == [placed]
+        finally:
+            holding.set()
+            os.kill(stalled.pid, signal.SIGCONT)
+            if other is not None:
+                other.terminate()
+                other.wait(timeout=30)
+
     def test_a_forged_plan_dials_the_number_and_time_limit_of_the_claim(
         self, api_server: str, carrier: Carrier, stack: StackProcesses
     ) -> None:

@@ -44,6 +44,14 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
         )
     if not batch_stops.wait_unless_stopped(plan.batch_id, slot.wait_seconds):
         return _stand_down(plan)
+    with session_scope() as session:
+        ends_by = calls_service.fence(session, plan)
+        # Not sent: a claim still ours but too old goes back to the queue, to be dialed anew.
+        released = ends_by is None and calls_service.release(session, plan)
+    if ends_by is None:
+        if released:
+            raise self.retry(args=[call_id], countdown=backoff_seconds(self.request.retries))
+        return "not placed: its claim was reconciled, or ended, meanwhile"
     dialed_at = utcnow()
     try:
         remote = twilio.create_call(
@@ -53,6 +61,7 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
             status_callback=calls_service.status_callback_url(plan.call_id),
             timeout=settings.CALL_RING_TIMEOUT_SECONDS,
             time_limit=plan.time_limit_seconds,
+            ends_by=ends_by,
         )
     except twilio.TwilioRejected as exc:
         with session_scope() as session:
