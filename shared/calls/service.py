@@ -444,7 +444,7 @@ def reconcile(session: Session, call_id: str) -> str:
     )
     known = repository.known_sids(session, [c.sid for c in lookup.found])
     unknown = [c for c in lookup.found if c.sid not in known]
-    plan = DialPlan(call.id, call.attempt, call.to_number, call.from_number, 0, call.batch_id)
+    plan = _held(call, call.attempt)
     if unknown:
         remote = min(unknown, key=lambda c: c.date_created or call.dial_started_at)
         record_sid(session, plan, remote.sid, remote.date_created)
