@@ -178,7 +178,8 @@ def claim(session: Session, reservations: dict[str, int], attempt: str) -> set[s
 
 
 class Taken(NamedTuple):
-    """A claim as its worker takes it: where to dial and for how long, from the call's row."""
+    """A claim as its worker takes it: where to dial and for how long (what it was accepted with,
+    as its reservation was counted), from the call's row."""
 
     to_number: str
     from_number: str
@@ -199,14 +200,13 @@ def take(session: Session, call_id: str, claimed: str, attempt: str) -> Taken | 
             Call.attempt == claimed,
             Call.status == st.DIALING,
             Call.dial_started_at.is_(None),
-            Campaign.id == Call.campaign_id,
         )
         .values(attempt=attempt, dial_started_at=now, updated_at=now)
         .returning(
             Call.to_number,
             Call.from_number,
             Call.batch_id,
-            Campaign.max_call_minutes,
+            Call.max_call_minutes,
             Call.hangup_requested,
         )
         .execution_options(synchronize_session=False)

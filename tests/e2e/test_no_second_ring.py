@@ -187,4 +187,4 @@ class TestADialTaskDialsOnlyItsOwnClaim:
         assert carrier.calls(to=forged_number) == []
         [placed] = carrier.calls(to=number)
         assert placed["from"] == get_settings().TWILIO_FROM_NUMBER
-        assert placed["params"]["TimeLimit"] == "300"  # the campaign's 5 minutes, as reserved
+        assert placed["params"]["TimeLimit"] == "300"  # the 5 minutes it was accepted with
