@@ -253,11 +253,8 @@ class TestControlsAreConditional:
             ]
         assert claims, "the tick claimed none of the batch's calls"
         for attempt, call in claims:
-            plan = calls_service.DialPlan(
-                call.id, attempt, call.to_number, call.from_number, 60, call.batch_id
-            )
             with session_scope() as session:
-                assert calls_service.take(session, call.id, plan) is None
+                assert calls_service.take(session, call.id, attempt) is None
         shown = api.get(f"/api/batches/{batch_id}").json()
         assert shown["status"] == "canceled"
         assert shown["counts"] == {"canceled": 3}
