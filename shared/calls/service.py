@@ -311,10 +311,13 @@ def release(session: Session, plan: DialPlan) -> bool:
     The batch's row is read locked, before the call is touched: a worker may hand a call back
     (its slot refused, Twilio unreachable) while a cancel is written but not yet committed. It
     then waits here and sees `canceled`, or the cancel waits for it and finds the call back in
-    the queue; read unlocked, the call would stay queued in a canceled batch.
+    the queue; read unlocked, the call would stay queued in a canceled batch. A share lock
+    (FOR SHARE) is enough for that, and lets through the key-share locks that foreign-key checks
+    take: a claim that holds the account's row and updates a call of this batch must not wait
+    for it, since it waits for the account's row next.
     """
     batch = (
-        session.get(Batch, plan.batch_id, with_for_update=True, populate_existing=True)
+        session.get(Batch, plan.batch_id, with_for_update={"read": True}, populate_existing=True)
         if plan.batch_id is not None
         else None
     )
