@@ -9,9 +9,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
-from sandbox.twilio import filters
+from sandbox.twilio import faults, filters
 from sandbox.twilio.config import Behaviour, CarrierSettings, credentials
 from sandbox.twilio.resources import API_VERSION, Call, Message, new_sid, twilio_error
 from sandbox.twilio.simulator import FINAL, Simulator
@@ -36,6 +38,7 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
     sim = Simulator(account_sid, auth_token, settings.behaviour(), settings.SEED)
     app = FastAPI(title="Sandbox carrier (Twilio 2010-04-01 compatible)", docs_url=None)
     app.state.simulator = sim
+    fault_draws = faults.FaultDraws(sim.behaviour.faults)
     base = f"/{API_VERSION}/Accounts/{{AccountSid}}"
 
     def authorized(request: Request, path_sid: str) -> JSONResponse | None:
@@ -96,8 +99,15 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if (error := injected_error()) is not None:
             return error
+        fault = fault_draws.next(sim.behaviour.faults)
+        if fault == "429":
+            return twilio_error(429, 20429, "Too Many Requests")
         call = Call(new_sid("CA"), account_sid, to, from_, params, created_at=received_at)
         sim.start_call(call)
+        if fault == "500-after":
+            return twilio_error(500, 20500, "Internal Server Error")
+        if fault == "drop-after":
+            faults.drop_connection(request)
         return JSONResponse(call.resource(), status_code=201)
 
     def find_call(sid: str) -> Call | JSONResponse:
@@ -260,12 +270,25 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
         merged = {**sim.behaviour.model_dump(), **changes}
         if "outcomes" in changes:
             merged["outcomes"] = {**sim.behaviour.outcomes, **changes["outcomes"]}
-        sim.behaviour = Behaviour.model_validate(merged)
+        try:
+            sim.behaviour = Behaviour.model_validate(merged)
+        except ValidationError as exc:  # a 422 naming the setting, not a 500
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_context=False)]
+            ) from None
+        if "faults" in changes:
+            fault_draws.restart(sim.behaviour.faults)
         return sim.behaviour
+
+    @app.get("/sandbox/faults")
+    def served_faults() -> dict[str, int]:
+        """How many call creations met each fault since the faults were last configured."""
+        return dict(fault_draws.served)
 
     @app.post("/sandbox/reset")
     def reset() -> dict[str, str]:
         sim.reset()
+        fault_draws.restart(sim.behaviour.faults)
         return {"status": "reset"}
 
     return app

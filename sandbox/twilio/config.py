@@ -3,6 +3,7 @@
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sandbox.twilio.faults import Faults
 from shared.config import get_settings
 
 OUTCOMES = ("answer", "busy", "no-answer", "failed", "hold", "answer-hold")
@@ -28,6 +29,8 @@ class Behaviour(BaseModel):
     # A forced outcome per To number: answer, busy, no-answer, failed, hold (ring until
     # updated), answer-hold (stay in progress until updated).
     outcomes: dict[str, str] = {}
+    # Call creations refused, or made and then answered 500 or left unanswered (faults.py).
+    faults: Faults = Faults()
 
 
 class CarrierSettings(BaseSettings, Behaviour):
