@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from celery import Celery
 from sqlalchemy import create_engine, text
 
 from shared import migrate
@@ -62,14 +63,14 @@ class ServerProcess:
         self.args, self.health_url, self.log, self.env = args, health_url, log, env
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", *self.args],
             stdout=open(self.log, "ab"),  # noqa: SIM115 (the child keeps it)
             stderr=subprocess.STDOUT,
             env=self.env,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.args} exited; see {self.log}")
@@ -79,7 +80,7 @@ class ServerProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{self.health_url} did not answer within 30 s")
+        raise RuntimeError(f"{self.health_url} did not answer within {timeout:g} s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -93,11 +94,15 @@ class ServerProcess:
 class StackProcesses:
     """Celery worker and beat processes, started the way `toingg` starts them."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, env: dict[str, str] | None = None, start_timeout: float = 90
+    ) -> None:
         self.tmp = tmp
         self.env = {**os.environ, **(env or {})}
+        self.start_timeout = start_timeout  # a worker's imports take long on a busy machine
         self.workers: list[subprocess.Popen[bytes]] = []
         self.beat: subprocess.Popen[bytes] | None = None
+        self.broker: Celery | None = None
 
     def _spawn(self, *args: str, log_name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / log_name, "ab")  # noqa: SIM115 (the child keeps it)
@@ -109,22 +114,33 @@ class StackProcesses:
         )
 
     def start_worker(self, concurrency: int = 8) -> subprocess.Popen[bytes]:
-        process = self._spawn(
-            "worker", "--concurrency", str(concurrency), log_name=f"worker-{len(self.workers)}.log"
-        )
-        self.workers.append(process)
-        self._wait_for_workers(len([w for w in self.workers if w.poll() is None]))
+        [process] = self.start_workers(1, concurrency)
         return process
 
-    def _wait_for_workers(self, count: int) -> None:
-        from shared.queue import get_celery
+    def start_workers(self, count: int, concurrency: int = 8) -> list[subprocess.Popen[bytes]]:
+        """Side by side, each with `concurrency` threads; returns once all answer a ping."""
+        started = []
+        for _ in range(count):
+            log_name = f"worker-{len(self.workers)}.log"
+            started.append(
+                self._spawn("worker", "--concurrency", str(concurrency), log_name=log_name)
+            )
+            self.workers.append(started[-1])
+        self._wait_for_workers(len([w for w in self.workers if w.poll() is None]))
+        return started
 
-        deadline = time.monotonic() + 60
+    def _wait_for_workers(self, count: int) -> None:
+        # Asked on the broker these processes were given (the drills give them their own).
+        if self.broker is None:
+            self.broker = Celery("toingg", broker=self.env["REDIS_URL"])
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            replies = get_celery().control.ping(timeout=0.5) or []
+            replies = self.broker.control.ping(timeout=0.5) or []
             if len(replies) >= count:
                 return
-        raise RuntimeError(f"{count} worker(s) did not answer a ping within 60 s")
+        raise RuntimeError(
+            f"{count} worker(s) did not answer a ping within {self.start_timeout:g} s"
+        )
 
     def stop_worker(self, process: subprocess.Popen[bytes]) -> None:
         """A warm shutdown, as an orchestrator scaling workers down sends it."""

@@ -1,0 +1,59 @@
+"""Drill: Redis killed in the middle of a batch and started again empty (no append-only file:
+the queues, the dial-rate bucket and every flag are gone). The database knows what is owed: the
+claims whose tasks were lost are sent again, and no number rings twice; readiness says Redis is
+down meanwhile, and answers 200 again once it is back."""
+
+import time
+
+import pytest
+
+from tests import factories
+from tests.drills.conftest import report
+from tests.drills.stack import CREDITS, DrillStack
+from tests.stack import wait_until
+
+# A stack of its own starts in a minute or more on a busy machine, then the batch runs.
+pytestmark = [pytest.mark.drill, pytest.mark.timeout(600)]
+
+NUMBERS = 600
+
+
+def test_redis_killed_mid_batch_and_started_empty(drill: DrillStack) -> None:
+    numbers = [factories.phone_number() for _ in range(NUMBERS)]
+    wanted = set(numbers)
+    started = time.monotonic()
+    batch_id = drill.place_batch(numbers)
+
+    wait_until(lambda: len(drill.rung(wanted)) >= 150, 60, interval=0.2, message="150 rung")
+    drill.kill_redis()
+    rung_at_kill = len(drill.rung(wanted))
+    assert rung_at_kill < NUMBERS, "the batch finished before the kill: nothing was tested"
+    time.sleep(1)
+    down = drill.http.get("/api/ready")
+    time.sleep(4)
+    drill.start_redis()
+    restarted = time.monotonic()
+    wait_until(lambda: drill.http.get("/api/ready").status_code == 200, 30, message="ready")
+    ready_after = time.monotonic() - restarted
+
+    drill.wait_for_batch(batch_id, NUMBERS, timeout=150)
+    outcome = drill.outcome(batch_id, numbers)
+    money = drill.wait_for_settled_credits()
+    report(
+        "Redis killed mid-batch and started again empty",
+        {
+            **outcome.figures(),
+            "rung when Redis was killed": rung_at_kill,
+            "Redis down for": "5 s",
+            "/api/ready while down": f"{down.status_code} {down.json().get('detail', '')[:60]}",
+            "/api/ready 200 again after the restart": f"{ready_after:.1f} s",
+            "batch placed to completed": f"{time.monotonic() - started:.1f} s",
+            "reconciles": dict(drill.task_results("calls.reconcile")),
+            "credits": money,
+        },
+    )
+    assert down.status_code == 503 and down.json()["detail"].startswith("redis unreachable")
+    assert outcome.repeats == {}
+    assert outcome.missing == 0
+    assert outcome.counts == {"completed": NUMBERS}
+    assert money["balance"] == money["ledger"] == CREDITS - money["charged"]
