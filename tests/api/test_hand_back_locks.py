@@ -10,21 +10,14 @@ PostgreSQL broke each cycle after a second, failing one of the two.
 import threading
 from collections.abc import Callable
 
-import pytest
 from sqlalchemy import select, text
 
 from shared.calls import service as calls_service
-from shared.config import get_settings
 from shared.db import get_engine, session_scope
 from shared.models import Call
 from tests import factories
 from tests.api.conftest import KeyedClient
 from tests.stack import wait_until
-
-pytestmark = pytest.mark.skipif(
-    not get_settings().DATABASE_URL.startswith("postgresql"),
-    reason="row locks and foreign-key checks interleave only on PostgreSQL",
-)
 
 
 def _waiting_for_locks() -> int:

@@ -34,11 +34,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def drill(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DrillStack]:
-    url = get_settings().DATABASE_URL
-    if not url.startswith("postgresql"):
-        pytest.skip("the drills run on PostgreSQL (set TEST_DATABASE_URL)")
     stack = DrillStack(
-        tmp_path_factory.mktemp("drill"), url, env=getattr(request.module, "STACK_ENV", {})
+        tmp_path_factory.mktemp("drill"),
+        get_settings().database_url,
+        env=getattr(request.module, "STACK_ENV", {}),
     )
     try:
         stack.start()
