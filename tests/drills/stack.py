@@ -60,6 +60,7 @@ class Outcome:
     seconds: float
     rate: float
     longest_pause: float
+    per_ten_seconds: list[int]
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class Outcome:
             "first to last creation": f"{self.seconds:.1f} s",
             "achieved rate": f"{self.rate:.2f} calls/s (limit {DIAL_RATE}/s)",
             "longest pause between creations": f"{self.longest_pause:.1f} s",
+            "creations in each 10 s": self.per_ten_seconds,
         }
 
 
@@ -246,6 +248,10 @@ class DrillStack:
             seconds=seconds,
             rate=(len(calls) - 1) / seconds if seconds else 0.0,
             longest_pause=max((b - a for a, b in itertools.pairwise(created)), default=0.0),
+            per_ten_seconds=[
+                sum(1 for t in created if start <= t - created[0] < start + 10)
+                for start in range(0, int(seconds) + 1, 10)
+            ],
         )
 
     def wait_for_settled_credits(self, timeout: float = 30) -> dict[str, int]:

@@ -61,13 +61,14 @@ class Pollers:
             thread.join(timeout=30)
 
 
-def _api_waits_for_a_lock(drill: DrillStack) -> bool:
+def _update_waits_for_the_lock(drill: DrillStack) -> bool:
     with drill.db.connect() as connection:
         return bool(
             connection.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND application_name = :name AND wait_event_type = 'Lock'"
+                    "AND application_name = :name AND wait_event_type = 'Lock' "
+                    "AND query LIKE 'UPDATE campaigns %'"
                 ),
                 {"name": APPLICATION_NAME},
             )
@@ -86,10 +87,12 @@ def kill_with_a_request_in_flight(drill: DrillStack, campaign_id: str) -> dict[s
             json={"script": "Hello {name}, again."},
             params={"apiKey": drill.api_key},
         )
-        wait_until(lambda: _api_waits_for_a_lock(drill), 30, message="the update waits")
+        wait_until(lambda: _update_waits_for_the_lock(drill), 30, message="the update waits")
         terminated = drill.terminate_database_connections()
-        answer = in_flight.result(timeout=30)
-        holder.rollback()
+        try:
+            answer = in_flight.result(timeout=20)
+        finally:
+            holder.rollback()  # a request the kill missed would wait for this forever
     killed_at = time.monotonic()
     wait_until(
         lambda: drill.get(f"/api/campaigns/{campaign_id}").status_code == 200,
