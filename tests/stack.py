@@ -156,10 +156,11 @@ class StackProcesses:
         that waits on the dispatcher or the settler must not spend its time on beat's start."""
         schedule = self.tmp / f"beat-{time.monotonic_ns()}"
         self.beat = self._spawn("beat", "--schedule", str(schedule), log_name="beat.log")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.start_timeout
         while not list(self.tmp.glob(f"{schedule.name}*")):
             if time.monotonic() > deadline or self.beat.poll() is not None:
-                raise RuntimeError(f"beat did not start within 60 s; see {self.tmp / 'beat.log'}")
+                log = self.tmp / "beat.log"
+                raise RuntimeError(f"beat did not start within {self.start_timeout:g} s; see {log}")
             time.sleep(0.1)
 
     def stop_all(self) -> None:

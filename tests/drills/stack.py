@@ -222,17 +222,37 @@ class DrillStack:
             ).all()
         return {status: count for status, count in rows}
 
-    def wait_for_batch(self, batch_id: str, total: int, timeout: float) -> None:
+    def restart_exited_workers(self) -> int:
+        """What docker-compose's `restart: unless-stopped` does for a worker that exited by
+        itself (one killed by the drill is not alive either, but is no longer listed)."""
+        exited = [w for w in self.processes.workers if w.poll() is not None]
+        for process in exited:
+            self.processes.workers.remove(process)
+        for _ in exited:
+            self.processes.start_worker()
+        return len(exited)
+
+    def wait_for_batch(
+        self, batch_id: str, total: int, timeout: float, supervise: bool = False
+    ) -> int:
+        """Until every call of the batch is final; with `supervise`, workers that exit are
+        started again meanwhile. Returns how many were."""
         final = {"completed", "busy", "no-answer", "failed", "canceled"}
-        wait_until(
-            lambda: sum(n for s, n in self.batch(batch_id).items() if s in final) == total,
-            timeout,
-            interval=1,
-            message=f"every call of the batch final: {self.batch(batch_id)}",
-        )
+        restarted = [0]
+
+        def done() -> bool:
+            if supervise:
+                restarted[0] += self.restart_exited_workers()
+            return sum(n for s, n in self.batch(batch_id).items() if s in final) == total
+
+        try:
+            wait_until(done, timeout, interval=1)
+        except AssertionError:
+            raise AssertionError(f"not every call final: {self.batch(batch_id)}") from None
         response = self.get(f"/api/batches/{batch_id}")
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed", response.json()
+        return restarted[0]
 
     def outcome(self, batch_id: str, numbers: list[str]) -> Outcome:
         calls = self.rung(set(numbers))
