@@ -58,7 +58,7 @@ class TestAHandBackWhileACallIsClaimed:
             )
             [claimed] = calls_service.claim(session, api.account_id, [handed_back])
         with session_scope() as session:
-            plan = calls_service.take(session, handed_back, claimed)
+            plan = calls_service.take(session, handed_back, claimed.attempt)
         assert plan is not None
 
         def hand_back() -> None:
