@@ -53,11 +53,16 @@ class Simulator:
         aiohttp rather than httpx: at a few hundred webhooks a second, httpx's pool spent most
         of the sandbox's one core choosing connections, and the sandbox, busy, stamped the
         arrival of call creations late and bunched (Twilio counts a second's calls on arrival).
+
+        The timeouts are Twilio's defaults: 5 seconds to connect, then 15 seconds for the
+        application's answer, not counting the time a request waits for one of the sandbox's
+        own connections (a 10-second total lost final callbacks from a busy application that
+        Twilio would have delivered).
         """
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=_CONNECTIONS),
-                timeout=aiohttp.ClientTimeout(total=10),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=15),
             )
         async with self._http.request(method, url, **kwargs) as response:
             return response.status, await response.text()

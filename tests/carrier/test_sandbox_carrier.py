@@ -155,3 +155,33 @@ def test_a_call_ended_as_its_next_step_comes_stays_ended() -> None:
     sim._set_status(call, "ringing")
     assert call.status == "canceled"
     assert [step["status"] for step in call.history] == ["canceled"]
+
+
+class TestWebhookTimeout:
+    def test_the_application_has_twilios_fifteen_seconds_to_answer(self) -> None:
+        """Twilio waits 15 s for the application's answer (its default read timeout): a status
+        callback answered in 11 s is delivered, not lost."""
+        from aiohttp import web
+
+        async def scenario() -> dict:  # type: ignore[type-arg]
+            async def slow(_request: web.Request) -> web.Response:
+                await asyncio.sleep(11)
+                return web.Response(status=204)
+
+            app = web.Application()
+            app.router.add_post("/status", slow)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            sim = Simulator("AC" + "0" * 32, "token", Behaviour(), seed=1)
+            try:
+                return await sim._send(f"http://127.0.0.1:{port}/status", "POST", {"n": "1"})
+            finally:
+                if sim._http is not None:
+                    await sim._http.close()
+                await runner.cleanup()
+
+        record = asyncio.run(scenario())
+        assert (record["status_code"], record["error"]) == (204, None)
