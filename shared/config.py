@@ -79,10 +79,12 @@ class Settings(BaseSettings):
     DIAL_RATE_PER_SECOND: float = 1.0
     DIAL_BURST: int = 1
     SMS_RATE_PER_SECOND: float = 1.0
-    # Each API key's leaky bucket (accounts may override), and each account's live calls.
+    # Each API key's leaky bucket (accounts may override), and each account's lines: a line
+    # is held from the claim to the final status, so R calls a second of L seconds each need
+    # about R × (L + 3) lines (20/s of the sandbox's 7 s calls: about 200).
     API_RATE_PER_SECOND: float = 10.0
     API_BURST: int = 20
-    MAX_CONCURRENT_CALLS: int = 50
+    MAX_CONCURRENT_CALLS: int = 300
     # A worker waits at most this long for its slot; longer, the task is retried later.
     RATE_MAX_WAIT_SECONDS: float = 5.0
 
