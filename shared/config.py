@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development defaults: valid-looking Twilio credentials that only the sandbox carrier accepts,
@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # 6 hours apart) and given up (dead) after this many tries: about three days, as long as
     # Stripe itself retries a webhook delivery.
     STRIPE_EVENT_MAX_ATTEMPTS: int = 20
+
+    # Twilio's raw callback parameters, SMS bodies and Stripe event payloads are emptied once
+    # this many days old (the records themselves stay: see shared.retention).
+    RETENTION_DAYS: int = Field(default=90, ge=1)
 
     FLOWER_BASIC_AUTH: str = "admin:admin"
 

@@ -6,6 +6,7 @@ from shared.billing import jobs as billing_jobs
 from shared.calls import jobs as call_jobs
 from shared.idempotency import jobs as idempotency_jobs
 from shared.queue import get_celery
+from shared.retention import jobs as retention_jobs
 from shared.sms import jobs as sms_jobs
 
 app = get_celery()
@@ -14,6 +15,7 @@ app.conf.include = [
     "workers.tasks.sms",
     "workers.tasks.billing",
     "workers.tasks.idempotency",
+    "workers.tasks.retention",
 ]
 app.conf.beat_schedule = {
     "hand out owed calls": {"task": call_jobs.DISPATCH, "schedule": 1.0},
@@ -34,6 +36,11 @@ app.conf.beat_schedule = {
     # Keys are kept at least 24 hours (KEEP); an hourly purge keeps them at most 25.
     "forget idempotency keys older than a day": {
         "task": idempotency_jobs.PURGE,
+        "schedule": 3600.0,
+    },
+    # Payloads are kept RETENTION_DAYS; an hourly purge keeps them at most an hour longer.
+    "empty payloads older than RETENTION_DAYS": {
+        "task": retention_jobs.PURGE,
         "schedule": 3600.0,
     },
 }

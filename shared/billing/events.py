@@ -63,6 +63,8 @@ def apply(session: Session, event_row_id: str, *, only_if_due: bool = False) -> 
     if handler is None:
         row.handled_at = utcnow()
         return f"{row.type}: stored, nothing to apply"
+    # Only applied and dead events lose their payload (shared.retention).
+    assert row.payload is not None
     row.attempts += 1
     try:
         # A handler that fails leaves nothing of its own behind, and the attempt is still

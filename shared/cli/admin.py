@@ -1,7 +1,8 @@
-"""Admin commands: the schema, accounts, API keys, credits and Stripe events."""
+"""Admin commands: the schema, accounts, API keys, credits, Stripe events and retention."""
 
 import argparse
 import json
+from datetime import UTC, datetime
 
 from shared import migrate
 from shared.accounts import service as accounts_service
@@ -11,6 +12,7 @@ from shared.calls import service as calls_service
 from shared.db import session_scope
 from shared.models import Account, new_id
 from shared.ratelimit import api as api_limits
+from shared.retention import service as retention_service
 
 
 def db_upgrade(_args: argparse.Namespace) -> int:
@@ -170,6 +172,27 @@ def credits_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _moment(raw: str) -> datetime:
+    """A date (midnight UTC) or an ISO 8601 time (UTC unless it names its offset)."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def purge(args: argparse.Namespace) -> int:
+    purged = retention_service.purge(args.before)
+    print(
+        f"emptied what was created before {args.before.isoformat()}: "
+        f"{purged.call_event_params} call events' Twilio parameters, "
+        f"{purged.sms_bodies} SMS bodies, {purged.stripe_payloads} Stripe event payloads"
+    )
+    return 0
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db = commands.add_parser("db", help="the database schema").add_subparsers(required=True)
     db.add_parser("upgrade", help="apply every migration").set_defaults(func=db_upgrade)
@@ -211,6 +234,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     grant.add_argument("credits", type=int)
     grant.add_argument("--reason", required=True)
     grant.set_defaults(func=credits_grant)
+
+    purge_command = commands.add_parser(
+        "purge",
+        help="empty Twilio's callback parameters, SMS bodies and Stripe event payloads created "
+        "before a date, as the hourly purge does after RETENTION_DAYS (the records stay)",
+    )
+    purge_command.add_argument(
+        "--before", required=True, type=_moment, help="YYYY-MM-DD (UTC) or an ISO 8601 time"
+    )
+    purge_command.set_defaults(func=purge)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
     key_create = keys.add_parser("create", help="a new key for an account")

@@ -21,13 +21,20 @@ class ExternalEvent(Base):
             postgresql_where=text("handled_at IS NULL AND dead_at IS NULL"),
         ),
         Index("ix_external_events_dead", "dead_at", postgresql_where=text("dead_at IS NOT NULL")),
+        Index(
+            "ix_external_events_unpurged",
+            "created_at",
+            postgresql_where=text("payload IS NOT NULL"),
+        ),
     )
 
     id: Mapped[IdPk]
     source: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # NULL once applied (or dead) and older than RETENTION_DAYS; the row stays, so its id still
+    # deduplicates a late delivery of the same event.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # Why the event is not applied yet (e.g. a refund whose payment is not known yet), or why
     # it was given up.
     pending_reason: Mapped[str | None] = mapped_column(String(500))

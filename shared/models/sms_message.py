@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -9,14 +9,18 @@ from shared.models._columns import CreatedAt, IdPk, UpdatedAt, UTCDateTime
 
 class SmsMessage(Base):
     __tablename__ = "sms_messages"
-    __table_args__ = (Index("ix_sms_status_handed", "status", "handed_at"),)
+    __table_args__ = (
+        Index("ix_sms_status_handed", "status", "handed_at"),
+        Index("ix_sms_messages_unpurged", "created_at", postgresql_where=text("body IS NOT NULL")),
+    )
 
     id: Mapped[IdPk]
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     to_number: Mapped[str] = mapped_column(String(32))
     from_number: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200), default="")
-    body: Mapped[str] = mapped_column(Text)
+    # NULL once Twilio has the message (or it ended) and it is older than RETENTION_DAYS.
+    body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), default="queued")
     twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     attempt: Mapped[str | None] = mapped_column(String(36))

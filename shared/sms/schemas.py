@@ -24,7 +24,10 @@ class SmsOut(BaseModel):
     name: str
     phoneNumber: str
     fromNumber: str
-    message: str
+    message: str | None = Field(
+        description="null once the message is older than RETENTION_DAYS (its status, segments "
+        "and cost are kept)"
+    )
     segments: int | None
     errorCode: str | None
     errorMessage: str | None

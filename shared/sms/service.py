@@ -75,7 +75,8 @@ def claim(session: Session, sms_id: str) -> SendPlan | None:
     if not repository.claim(session, sms_id, attempt):
         return None
     sms = repository.get(session, sms_id)
-    assert sms is not None
+    # A message loses its body only once Twilio has it or it ended (shared.retention).
+    assert sms is not None and sms.body is not None
     return SendPlan(sms.id, attempt, sms.to_number, sms.from_number, sms.body)
 
 
@@ -114,7 +115,7 @@ def reconcile(session: Session, sms_id: str) -> str:
     sms = repository.get(session, sms_id)
     if sms is None or sms.status != st.SENDING or sms.twilio_sid is not None:
         return "nothing to do"
-    assert sms.send_started_at is not None and sms.attempt is not None
+    assert sms.send_started_at is not None and sms.attempt is not None and sms.body is not None
     if utcnow() - sms.send_started_at < timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS):
         return "too early"
     lookup = twilio.find_messages(

@@ -1,0 +1,3 @@
+"""Task names for retention."""
+
+PURGE = "retention.purge"

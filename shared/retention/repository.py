@@ -1,0 +1,69 @@
+"""One batch of each purge: the oldest rows still holding their payload, locked with SKIP LOCKED
+(a row a callback or a worker holds is left for the next batch, and nothing waits on the purge),
+emptied in the caller's short transaction."""
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.models import CallEvent, ExternalEvent, SmsMessage
+from shared.sms import status as sms_status
+
+
+def _empty(
+    session: Session,
+    model: type[CallEvent] | type[SmsMessage] | type[ExternalEvent],
+    column: str,
+    cutoff: datetime,
+    limit: int,
+    *conditions: ColumnElement[bool],
+    **kept: object,
+) -> int:
+    payload = getattr(model, column)
+    batch = (
+        select(model.id)
+        .where(payload.is_not(None), model.created_at < cutoff, *conditions)
+        .order_by(model.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(model)
+        .where(model.id.in_(batch.scalar_subquery()))
+        .values({column: None, **kept})
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def empty_call_event_params(session: Session, cutoff: datetime, limit: int) -> int:
+    """Twilio's raw callback parameters. The event's status, time and SequenceNumber stay: the
+    call's timeline, and the deduplication of a callback delivered again."""
+    return _empty(session, CallEvent, "params", cutoff, limit)
+
+
+def empty_sms_bodies(session: Session, cutoff: datetime, limit: int) -> int:
+    """The text of messages Twilio has (or that ended): a queued message still needs its own,
+    and one whose hand-over is in doubt is recognised at Twilio by it."""
+    return _empty(
+        session,
+        SmsMessage,
+        "body",
+        cutoff,
+        limit,
+        or_(SmsMessage.twilio_sid.is_not(None), SmsMessage.status.in_(sms_status.FINAL)),
+        updated_at=SmsMessage.updated_at,  # the message did not change
+    )
+
+
+def empty_stripe_payloads(session: Session, cutoff: datetime, limit: int) -> int:
+    """Payloads of events applied or given up; one still to apply needs its own."""
+    return _empty(
+        session,
+        ExternalEvent,
+        "payload",
+        cutoff,
+        limit,
+        or_(ExternalEvent.handled_at.is_not(None), ExternalEvent.dead_at.is_not(None)),
+    )
