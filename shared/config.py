@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     SMS_RATE_PER_SECOND: float = 1.0
     # Each API key's leaky bucket (accounts may override), and each account's lines: a line
     # is held from the claim to the final status, so R calls a second of L seconds each need
-    # about R × (L + 3) lines (20/s of the sandbox's 7 s calls: about 200).
+    # about R * (L + 3) lines (20/s of the sandbox's 7 s calls: about 200).
     API_RATE_PER_SECOND: float = 10.0
     API_BURST: int = 20
     MAX_CONCURRENT_CALLS: int = 300
