@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from shared import dispatch
 from shared.batches import repository as batches_repository
 from shared.calls import jobs, repository
 from shared.calls import service as calls_service
@@ -24,15 +25,11 @@ from shared.models import utcnow
 
 def window() -> int:
     settings = get_settings()
-    # Beat wakes the dispatcher every second, but a wake-up can come late on a busy host (the
-    # tick, the broker, a free worker thread): two and a half seconds of dialing keep the
-    # workers fed through a late one, where one and a half ran dry and lost slots for good.
-    paced = math.ceil(settings.DIAL_RATE_PER_SECOND * 2.5) + settings.DIAL_BURST
-    return max(1, min(settings.DISPATCH_WINDOW, paced))
+    return dispatch.window(settings.DIAL_RATE_PER_SECOND, settings.DIAL_BURST)
 
 
 def hand_out(session: Session) -> int:
-    stale_before = utcnow() - timedelta(seconds=get_settings().DISPATCH_STALE_SECONDS)
+    stale_before = dispatch.stale_before()
     calls_service.resend_untaken(session, stale_before)
     free = window() - repository.count_unsent(session, stale_before)
     groups = repository.owed_groups(session, stale_before) if free > 0 else []

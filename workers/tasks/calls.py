@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Task
 
+from shared import dispatch as dispatching
 from shared.batches import stops as batch_stops
 from shared.calls import dispatcher, jobs
 from shared.calls import service as calls_service
@@ -15,7 +16,6 @@ from shared.db import session_scope
 from shared.models import utcnow
 from shared.queue import get_celery
 from shared.ratelimit import carrier as carrier_limits
-from shared.redis_client import get_redis
 from shared.telephony import client as twilio
 from workers.tasks.retry import HANG_UP_RETRY, TWILIO_RETRY, backoff_seconds
 
@@ -118,15 +118,11 @@ def sweep_hang_ups() -> int:
 
 @app.task(name=jobs.DISPATCH, acks_late=False)
 def dispatch() -> int:
-    # One dispatcher at a time: two would hand out the same calls (harmless, but wasteful).
-    lock = get_redis().lock("toingg:calls:dispatch", timeout=30, blocking=False)
-    if not lock.acquire():
-        return 0
-    try:
+    with dispatching.one_at_a_time("calls") as alone:
+        if not alone:
+            return 0
         with session_scope() as session:
             return dispatcher.hand_out(session)
-    finally:
-        lock.release()
 
 
 @app.task(name=jobs.SETTLE, acks_late=False)

@@ -1,0 +1,45 @@
+"""What the calls' and the SMS dispatchers share: how much each hands out at a time, when a
+claim no worker took counts as lost, and one tick at a time.
+
+Both keep what is owed in the database and put on the broker only what can be sent within the
+next few seconds, each task carrying its claim's attempt; a task lost with its message leaves a
+claim nobody took, and that claim is handed out again once it is stale.
+"""
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from shared.config import get_settings
+from shared.models import utcnow
+from shared.redis_client import get_redis
+
+
+def window(rate_per_second: float, burst: int = 0) -> int:
+    """How many claims may be out with workers at once, not yet sent."""
+    # Beat wakes a dispatcher every second, but a wake-up can come late on a busy host (the
+    # tick, the broker, a free worker thread): two and a half seconds of sending keep the
+    # workers fed through a late one, where one and a half ran dry and lost slots for good.
+    paced = math.ceil(rate_per_second * 2.5) + burst
+    return max(1, min(get_settings().DISPATCH_WINDOW, paced))
+
+
+def stale_before() -> datetime:
+    """A claim handed to a worker before this and still not taken lost its task (a killed
+    worker, a broker restart): it is handed out again."""
+    return utcnow() - timedelta(seconds=get_settings().DISPATCH_STALE_SECONDS)
+
+
+@contextmanager
+def one_at_a_time(name: str) -> Iterator[bool]:
+    """Whether this tick of the `name` dispatcher may run: two at once would claim for the same
+    free room twice (the claims are conditional, so nothing is sent twice, but the window is)."""
+    lock = get_redis().lock(f"toingg:{name}:dispatch", timeout=30, blocking=False)
+    if not lock.acquire():
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
