@@ -37,6 +37,7 @@ def get_celery() -> Celery:
             "calls.dispatch": {"queue": "default"},
             "calls.sweep": {"queue": "default"},
             "calls.settle": {"queue": "default"},
+            "sms.dispatch": {"queue": "default"},
             "sms.sweep": {"queue": "default"},
             "billing.retry_pending": {"queue": "default"},
             "calls.*": {"queue": "calls"},

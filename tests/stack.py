@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 from celery import Celery
+from celery.events.receiver import EventReceiver
 from sqlalchemy import create_engine, text
 
 from shared import migrate
@@ -219,3 +220,68 @@ class Carrier:
 
     def reset(self) -> None:
         self.http.post("/sandbox/reset").raise_for_status()
+
+
+class _Receiver(EventReceiver):
+    def __init__(self, *args: object, consuming: threading.Event, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.consuming = consuming
+
+    def on_consume_ready(self, *args: object, **kwargs: object) -> None:
+        self.consuming.set()
+
+
+class TaskEvents:
+    """The task events on the broker, as Flower reads them: every task published (task-sent,
+    from whichever process sent it) and how each run ended. Recorded while the block runs."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.app = Celery("toingg", broker=broker_url)
+        self.events: list[dict] = []  # type: ignore[type-arg]
+        self._consuming = threading.Event()
+        self._thread = threading.Thread(target=self._capture, daemon=True)
+        self._receiver: _Receiver | None = None
+
+    def _capture(self) -> None:
+        with self.app.connection() as connection:
+            self._receiver = _Receiver(
+                connection,
+                handlers={"*": self.events.append},
+                app=self.app,
+                consuming=self._consuming,
+            )
+            self._receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def __enter__(self) -> "TaskEvents":
+        self._thread.start()
+        if not self._consuming.wait(15):
+            raise RuntimeError("the event receiver did not start")
+        # Subscribed once an event of our own comes back.
+        with self.app.events.default_dispatcher() as dispatcher:
+            wait_until(
+                lambda: dispatcher.send("task-probe") is None and self.of_type("task-probe"),
+                15,
+                interval=0.2,
+                message="the event receiver is subscribed",
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        self._thread.join(timeout=10)
+
+    def of_type(self, type_: str) -> list[dict]:  # type: ignore[type-arg]
+        return [e for e in list(self.events) if e["type"] == type_]
+
+    def sent(self, name: str) -> list[dict]:  # type: ignore[type-arg]
+        """The tasks named `name` published so far, retries included."""
+        return [e for e in self.of_type("task-sent") if e.get("name") == name]
+
+    def ended(self, task_id: str) -> dict | None:  # type: ignore[type-arg]
+        """How the task's run ended (task-succeeded with its result, or task-failed), once it
+        has."""
+        for event in self.of_type("task-succeeded") + self.of_type("task-failed"):
+            if event["uuid"] == task_id:
+                return event
+        return None

@@ -28,7 +28,8 @@ app.conf.beat_schedule = {
         "schedule": 5.0,
         "options": {"expires": 30.0},
     },
-    "hand out owed sms": {"task": sms_jobs.SWEEP, "schedule": 5.0},
+    "hand out owed sms": {"task": sms_jobs.DISPATCH, "schedule": 1.0},
+    "reconcile stuck sms": {"task": sms_jobs.SWEEP, "schedule": 5.0},
     "retry stripe events waiting for their payment": {
         "task": billing_jobs.RETRY_PENDING,
         "schedule": 60.0,

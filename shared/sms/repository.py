@@ -1,6 +1,8 @@
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.billing import disputes
@@ -19,17 +21,73 @@ def get_for_account(session: Session, account_id: str, ref: str) -> SmsMessage |
     )
 
 
-def claim(session: Session, sms_id: str, attempt: str) -> bool:
+def _may_send() -> ColumnElement[bool]:
+    # A blocked account's messages wait, like its calls.
+    return SmsMessage.account_id.not_in(disputes.blocked_accounts())
+
+
+def claim(session: Session, sms_ids: Sequence[str], attempt: str) -> list[str]:
+    """Claim queued messages for sending under `attempt`, for workers to take; returns those
+    claimed (one sent, claimed by another or blocked meanwhile is not)."""
     now = utcnow()
+    return list(
+        session.scalars(
+            update(SmsMessage)
+            .where(SmsMessage.id.in_(sms_ids), SmsMessage.status == st.QUEUED, _may_send())
+            .values(
+                status=st.SENDING,
+                attempt=attempt,
+                handed_at=now,
+                send_started_at=None,
+                updated_at=now,
+            )
+            .returning(SmsMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+class Taken(NamedTuple):
+    """A claim as its worker takes it: what to send, from the message's row."""
+
+    to_number: str
+    from_number: str
+    body: str | None
+
+
+def take(session: Session, sms_id: str, claimed: str, attempt: str) -> Taken | None:
+    """A worker takes a claim no worker has taken yet, under its own attempt: a send task
+    delivered twice, or sent again while its first copy waited, finds it taken. None when the
+    claim was not there to take (see `calls.repository.take`)."""
+    now = utcnow()
+    row = session.execute(
+        update(SmsMessage)
+        .where(
+            SmsMessage.id == sms_id,
+            SmsMessage.attempt == claimed,
+            SmsMessage.status == st.SENDING,
+            SmsMessage.send_started_at.is_(None),
+        )
+        .values(attempt=attempt, send_started_at=now, updated_at=now)
+        .returning(SmsMessage.to_number, SmsMessage.from_number, SmsMessage.body)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    return None if row is None else Taken(*row)
+
+
+def fence(session: Session, sms_id: str, claimed: str, taken_after: datetime) -> bool:
+    """Right before the create request: the claim is still this attempt's, with no SID, and was
+    taken after `taken_after` (an UPDATE, for the reason `calls.repository.fence` gives)."""
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(SmsMessage)
         .where(
             SmsMessage.id == sms_id,
-            SmsMessage.status == st.QUEUED,
-            # A blocked account's messages wait, like its calls.
-            SmsMessage.account_id.not_in(disputes.blocked_accounts()),
+            SmsMessage.attempt == claimed,
+            SmsMessage.status == st.SENDING,
+            SmsMessage.twilio_sid.is_(None),
+            SmsMessage.send_started_at > taken_after,
         )
-        .values(status=st.SENDING, attempt=attempt, send_started_at=now, updated_at=now)
+        .values(updated_at=utcnow())
     )
     return result.rowcount == 1
 
@@ -73,25 +131,54 @@ def sid_for_callback(session: Session, sms_id: str, sid: str) -> str | None:
 
 
 def owed_ids(session: Session, stale_before: datetime, limit: int) -> list[str]:
+    """Queued messages no worker holds, oldest first: never handed out, or handed back so long
+    ago that the task that was to send them again is lost."""
     return list(
         session.scalars(
             select(SmsMessage.id)
             .where(
                 SmsMessage.status == st.QUEUED,
                 or_(SmsMessage.handed_at.is_(None), SmsMessage.handed_at < stale_before),
-                SmsMessage.account_id.not_in(disputes.blocked_accounts()),
+                _may_send(),
             )
+            .order_by(SmsMessage.created_at, SmsMessage.id)
             .limit(limit)
         )
     )
 
 
-def mark_handed(session: Session, sms_ids: list[str]) -> None:
-    session.execute(
-        update(SmsMessage)
-        .where(SmsMessage.id.in_(sms_ids), SmsMessage.status == st.QUEUED)
-        .values(handed_at=utcnow())
+def count_unsent(session: Session, handed_since: datetime) -> int:
+    """Messages claimed and handed to a worker whose create request has not returned yet."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(SmsMessage)
+            .where(
+                SmsMessage.status == st.SENDING,
+                SmsMessage.twilio_sid.is_(None),
+                SmsMessage.handed_at >= handed_since,
+            )
+        )
+        or 0
     )
+
+
+def hand_out_untaken(session: Session, handed_before: datetime) -> list[tuple[str, str]]:
+    """Claims no worker took long after their task was sent (a lost message), as (id, attempt):
+    marked handed now, in one statement, so they are sent again once."""
+    now = utcnow()
+    rows = session.execute(
+        update(SmsMessage)
+        .where(
+            SmsMessage.status == st.SENDING,
+            SmsMessage.send_started_at.is_(None),
+            SmsMessage.handed_at < handed_before,
+        )
+        .values(handed_at=now, updated_at=now)
+        .returning(SmsMessage.id, SmsMessage.attempt)
+        .execution_options(synchronize_session=False)
+    )
+    return [(sms_id, attempt) for sms_id, attempt in rows]
 
 
 def stuck_sending_ids(session: Session, started_before: datetime) -> list[str]:

@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -44,7 +44,6 @@ def accept(
         name=name,
         body=body,
         status=st.QUEUED,
-        handed_at=utcnow(),
     )
     session.add(sms)
     session.flush()
@@ -59,7 +58,9 @@ def accept(
     )
     sms.credits_charged = cost
     sms.segments = prices.sms_segments(body)
-    jobs.send(session, sms.id)
+    # Owed from now on: the dispatcher claims it within its rate, and this wakes it at once
+    # rather than at its next tick.
+    jobs.dispatch(session)
     return sms
 
 
@@ -70,23 +71,61 @@ def get_for_account(session: Session, account_id: str, ref: str) -> SmsMessage:
     return sms
 
 
-def claim(session: Session, sms_id: str) -> SendPlan | None:
+def take(session: Session, sms_id: str, claimed: str | None) -> SendPlan | None:
+    """The worker's hold on a claimed message (`claimed`: the claim's attempt), under an attempt
+    of its own, so a send task delivered twice sends once. A message sent without a claim (a
+    retry, a reconciled message queued again) is claimed here first. None when there is nothing
+    to send.
+
+    To, From and the body come from the message's row as the claim is taken, never from the
+    task's message: the broker and Flower can be read and written by others.
+    """
+    if claimed is None:
+        claimed = str(uuid.uuid4())
+        if not repository.claim(session, [sms_id], claimed):
+            return None
     attempt = str(uuid.uuid4())
-    if not repository.claim(session, sms_id, attempt):
+    taken = repository.take(session, sms_id, claimed, attempt)
+    if taken is None:
         return None
-    sms = repository.get(session, sms_id)
     # A message loses its body only once Twilio has it or it ended (shared.retention).
-    assert sms is not None and sms.body is not None
-    return SendPlan(sms.id, attempt, sms.to_number, sms.from_number, sms.body)
+    assert taken.body is not None
+    return SendPlan(sms_id, attempt, taken.to_number, taken.from_number, taken.body)
+
+
+def fence(session: Session, plan: SendPlan) -> bool:
+    """The last look at the claim, immediately before its create request: whether it may be
+    sent. Reconcile may hand a claim to another worker DIAL_AMBIGUOUS_SECONDS after it was
+    taken, so, as a call's, it is sent only while still this attempt's and young enough
+    (`dial_fence_seconds`) for the request to be over before then (see `calls.service.fence`)."""
+    taken_after = utcnow() - timedelta(seconds=get_settings().dial_fence_seconds)
+    return repository.fence(session, plan.sms_id, plan.attempt, taken_after)
+
+
+def resend_untaken(session: Session, handed_before: datetime) -> int:
+    """Claims whose send task was lost (a killed worker, a broker restart): the task is sent
+    again. The first to take the claim sends; any other finds it taken."""
+    untaken = repository.hand_out_untaken(session, handed_before)
+    for sms_id, attempt in untaken:
+        jobs.send(session, sms_id, attempt)
+    return len(untaken)
 
 
 def record_sent(session: Session, plan: SendPlan, sid: str, segments: int) -> None:
     repository.update_attempt(session, plan.sms_id, plan.attempt, twilio_sid=sid, segments=segments)
 
 
-def release(session: Session, plan: SendPlan) -> None:
-    repository.update_attempt(
-        session, plan.sms_id, plan.attempt, status=st.QUEUED, attempt=None, handed_at=utcnow()
+def release(session: Session, plan: SendPlan) -> bool:
+    """Give the message back to the queue: Twilio did not take it. The worker retries it on its
+    own (the dispatcher leaves a message just handed back alone)."""
+    return repository.update_attempt(
+        session,
+        plan.sms_id,
+        plan.attempt,
+        status=st.QUEUED,
+        attempt=None,
+        handed_at=utcnow(),
+        send_started_at=None,
     )
 
 
@@ -115,7 +154,9 @@ def reconcile(session: Session, sms_id: str) -> str:
     sms = repository.get(session, sms_id)
     if sms is None or sms.status != st.SENDING or sms.twilio_sid is not None:
         return "nothing to do"
-    assert sms.send_started_at is not None and sms.attempt is not None and sms.body is not None
+    if sms.send_started_at is None:
+        return "not taken yet"  # a claim whose task is on its way, or lost (`resend_untaken`)
+    assert sms.attempt is not None and sms.body is not None
     if utcnow() - sms.send_started_at < timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS):
         return "too early"
     lookup = twilio.find_messages(
@@ -164,17 +205,3 @@ def advance(session: Session, sms: SmsMessage, new_status: str, **values: object
     moved = repository.advance(session, sms.id, new_status, **values)
     session.refresh(sms)
     return moved
-
-
-def hand_out(session: Session) -> int:
-    settings = get_settings()
-    stale_before = utcnow() - timedelta(seconds=settings.DISPATCH_STALE_SECONDS)
-    sms_ids = repository.owed_ids(session, stale_before, settings.DISPATCH_WINDOW)
-    if sms_ids:
-        repository.mark_handed(session, sms_ids)
-        for sms_id in sms_ids:
-            jobs.send(session, sms_id)
-    started_before = utcnow() - timedelta(seconds=settings.DIAL_AMBIGUOUS_SECONDS)
-    for sms_id in repository.stuck_sending_ids(session, started_before):
-        jobs.reconcile(session, sms_id)
-    return len(sms_ids)

@@ -129,12 +129,12 @@ class TestQueuedSms:
         open_dispute(api)
         assert not sms_owed(sms_id)
         with session_scope() as session:
-            assert sms_service.claim(session, sms_id) is None
+            assert sms_service.take(session, sms_id, None) is None
 
         assert toingg("accounts", "unblock", api.account_id).returncode == 0
         assert sms_owed(sms_id)
         with session_scope() as session:
-            plan = sms_service.claim(session, sms_id)
+            plan = sms_service.take(session, sms_id, None)
         assert plan is not None and plan.sms_id == sms_id
 
     def test_an_sms_accepted_while_the_block_commits_is_not_sent(self, api: KeyedClient) -> None:
@@ -160,5 +160,5 @@ class TestQueuedSms:
         sms_id = racer.join()
         with session_scope() as session:
             assert session.get(SmsMessage, sms_id) is not None
-            assert sms_service.claim(session, sms_id) is None
+            assert sms_service.take(session, sms_id, None) is None
         assert not sms_owed(sms_id)

@@ -119,7 +119,7 @@ def sent_sms(account_id: str) -> tuple[str, str]:
         assert account is not None
         sms_id = sms_service.accept(session, account, "Ada", factories.phone_number(), "Hi").id
     with session_scope() as session:
-        plan = sms_service.claim(session, sms_id)
+        plan = sms_service.take(session, sms_id, None)
         assert plan is not None
     sid = "SM" + sms_id.replace("-", "")
     with session_scope() as session:
@@ -155,7 +155,7 @@ class TestSmsCallbacksAtOnce:
             assert account is not None
             sms_id = sms_service.accept(session, account, "Ada", factories.phone_number(), "Hi").id
         with session_scope() as session:
-            assert sms_service.claim(session, sms_id) is not None  # no SID stored yet
+            assert sms_service.take(session, sms_id, None) is not None  # no SID stored yet
         first_sid, other_sid = "SM" + "1" * 32, "SM" + "2" * 32
 
         def apply(sid: str, status: str, session: Session) -> SmsMessage:

@@ -1,7 +1,7 @@
 """No number is rung twice for one call: reconcile finds a call Twilio holds queued (no
 start_time yet) or a message it has not sent (no date_sent yet), a worker that stalled past the
-ambiguity window does not dial a claim handed to another, and a dial task dials the number the
-database holds for its claim, whatever its message says."""
+ambiguity window does not dial a claim handed to another (nor send a message's), and a dial task
+dials the number the database holds for its claim, whatever its message says."""
 
 import os
 import signal
@@ -16,6 +16,7 @@ from shared.db import session_scope
 from shared.models import SmsMessage, utcnow
 from shared.queue import get_celery, send_now
 from shared.redis_client import get_redis
+from shared.sms import jobs as sms_jobs
 from shared.sms import service as sms_service
 from shared.telephony import client as twilio
 from tests import factories
@@ -42,10 +43,10 @@ def hold_the_queue(carrier: Carrier, seconds: float, kind: str = "CALLS") -> Non
         twilio.get_client().messages.create(to=filler, from_=sender, body="first in line")
 
 
-def hold_the_dial_slot(seconds: float, until: threading.Event) -> None:
-    """Keep the next free slot in the dial rate `seconds` away, until told to stop."""
+def hold_the_slot(seconds: float, until: threading.Event, rate: str = "dial") -> None:
+    """Keep the next free slot in the dial (or sms) rate `seconds` away, until told to stop."""
     redis = get_redis()
-    bucket = f"toingg:rate:dial:{get_settings().TWILIO_ACCOUNT_SID}"
+    bucket = f"toingg:rate:{rate}:{get_settings().TWILIO_ACCOUNT_SID}"
     while not until.is_set():
         now_seconds, now_micros = redis.time()
         slot = now_seconds * 1_000_000 + now_micros + int(seconds * 1_000_000)
@@ -59,12 +60,13 @@ def taken(call_id: str) -> bool:
         return call is not None and call.dial_started_at is not None
 
 
-def dialing(worker: str, call_id: str) -> bool | None:
-    """Whether the worker runs a dial task for the call; None while it does not answer."""
+def running(worker: str, task: str, ref: str) -> bool | None:
+    """Whether the worker runs the task for the call or message `ref`; None while it does not
+    answer."""
     active = get_celery().control.inspect(destination=[worker], timeout=2).active() or {}
     if worker not in active:
         return None
-    return any(t["name"] == jobs.DIAL and call_id in str(t["args"]) for t in active[worker])
+    return any(t["name"] == task and ref in str(t["args"]) for t in active[worker])
 
 
 class TestReconcileFindsWhatTwilioHoldsQueued:
@@ -113,7 +115,7 @@ class TestReconcileFindsWhatTwilioHoldsQueued:
             )
             session.add(sms)
             session.flush()
-            plan = sms_service.claim(session, sms.id)
+            plan = sms_service.take(session, sms.id, None)
         assert plan is not None
         remote = twilio.send_sms(
             to=plan.to,
@@ -132,6 +134,71 @@ class TestReconcileFindsWhatTwilioHoldsQueued:
         assert [m["sid"] for m in carrier.messages() if m["to"] == number] == [remote.sid]
 
 
+def queued_sms(api: Api, number: str) -> str:
+    """A message accepted and not yet handed out (nor owed for the next minute)."""
+    with session_scope() as session:
+        sms = SmsMessage(
+            account_id=api.account_id,
+            to_number=number,
+            from_number=get_settings().TWILIO_FROM_NUMBER,
+            body="Your code is 1234",
+            status="queued",
+            handed_at=utcnow(),
+        )
+        session.add(sms)
+        session.flush()
+        return sms.id
+
+
+def sms_sid(api: Api, sms_id: str) -> str | None:
+    return api.get(f"/api/sms/{sms_id}").json()["messageSid"]  # type: ignore[no-any-return]
+
+
+def sms_taken(sms_id: str) -> bool:
+    with session_scope() as session:
+        sms = session.get(SmsMessage, sms_id)
+        return sms is not None and sms.send_started_at is not None
+
+
+class TestASendTaskSendsOnlyItsOwnClaim:
+    def test_a_worker_stalled_until_its_claim_was_reconciled_does_not_send(
+        self, api_server: str, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        [stalled] = [w for w in stack.workers if w.poll() is None]
+        [[stalled_name]] = get_celery().control.ping(timeout=2)
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        sms_id = queued_sms(api, number)
+        # The worker takes the message's claim, then waits three seconds and a half for its slot
+        # in the messages' rate, and is stopped (SIGSTOP) while it waits.
+        holding = threading.Event()
+        threading.Thread(target=hold_the_slot, args=(3.5, holding, "sms"), daemon=True).start()
+        other = None
+        try:
+            send_now(sms_jobs.SEND, sms_id)
+            wait_until(lambda: sms_taken(sms_id), 30, interval=0.02, message="claim taken")
+            os.kill(stalled.pid, signal.SIGSTOP)
+            holding.set()
+            other = stack._spawn("worker", "--concurrency", "4", log_name="worker-other.log")
+            # Reconcile finds no message at Twilio and hands the claim to the other worker.
+            wait_until(lambda: sms_sid(api, sms_id) is not None, 60, message="sent")
+            sent = sms_sid(api, sms_id)
+            os.kill(stalled.pid, signal.SIGCONT)
+            # Its slot has long come: it goes on with its task, to the end.
+            wait_until(
+                lambda: running(stalled_name, sms_jobs.SEND, sms_id) is False,
+                60,
+                message="its task done",
+            )
+            assert [m["sid"] for m in carrier.messages() if m["to"] == number] == [sent]
+        finally:
+            holding.set()
+            os.kill(stalled.pid, signal.SIGCONT)
+            if other is not None:
+                other.terminate()
+                other.wait(timeout=30)
+
+
 class TestADialTaskDialsOnlyItsOwnClaim:
     def test_a_worker_stalled_until_its_claim_was_reconciled_does_not_dial(
         self, api_server: str, carrier: Carrier, stack: StackProcesses
@@ -144,7 +211,7 @@ class TestADialTaskDialsOnlyItsOwnClaim:
         # The worker's slot in the dial rate is three seconds and a half away when it takes
         # the claim: it waits for it, and is stopped (SIGSTOP) while it waits.
         holding = threading.Event()
-        threading.Thread(target=hold_the_dial_slot, args=(3.5, holding), daemon=True).start()
+        threading.Thread(target=hold_the_slot, args=(3.5, holding), daemon=True).start()
         other = None
         try:
             send_now(jobs.DIAL, plan.call_id, asdict(plan))
@@ -158,7 +225,9 @@ class TestADialTaskDialsOnlyItsOwnClaim:
             os.kill(stalled.pid, signal.SIGCONT)
             # Its slot has long come: it goes on with its task, to the end.
             wait_until(
-                lambda: dialing(stalled_name, plan.call_id) is False, 60, message="its task done"
+                lambda: running(stalled_name, jobs.DIAL, plan.call_id) is False,
+                60,
+                message="its task done",
             )
             assert [c["sid"] for c in carrier.calls(to=number)] == [placed]
         finally:

@@ -4,11 +4,12 @@ import time
 
 from celery import Task
 
+from shared import dispatch as dispatching
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.queue import get_celery
 from shared.ratelimit import carrier as carrier_limits
-from shared.sms import jobs
+from shared.sms import dispatcher, jobs
 from shared.sms import service as sms_service
 from shared.telephony import client as twilio
 from workers.tasks.retry import TWILIO_RETRY, backoff_seconds
@@ -17,16 +18,32 @@ app = get_celery()
 
 
 @app.task(name=jobs.SEND, bind=True, max_retries=None)
-def send(self: Task, sms_id: str) -> str:
+def send(self: Task, sms_id: str, claimed: str | None = None) -> str:
     settings = get_settings()
+    # Of a dispatched task's message only the claim's attempt is read: To, From and the body
+    # come from the database (see sms_service.take).
+    with session_scope() as session:
+        plan = sms_service.take(session, sms_id, claimed)
+    if plan is None:
+        return "not taken: taken by another worker, sent, or its account is blocked"
+    # The slot only now, for a message this task holds: a task for a message sent already, or
+    # taken by another, takes no slot a waiting message could use.
     slot = carrier_limits.sms_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
     if not slot.allowed:
-        raise self.retry(countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2)
+        with session_scope() as session:
+            sms_service.release(session, plan)
+        raise self.retry(
+            args=[sms_id], countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2
+        )
     time.sleep(slot.wait_seconds)
     with session_scope() as session:
-        plan = sms_service.claim(session, sms_id)
-    if plan is None:
-        return "not queued"
+        fenced = sms_service.fence(session, plan)
+        # Not sent: a claim still ours but too old goes back to the queue, to be sent anew.
+        released = not fenced and sms_service.release(session, plan)
+    if not fenced:
+        if released:
+            raise self.retry(args=[sms_id], countdown=backoff_seconds(self.request.retries))
+        return "not sent: its claim was reconciled meanwhile"
     try:
         message = twilio.send_sms(
             to=plan.to,
@@ -43,7 +60,9 @@ def send(self: Task, sms_id: str) -> str:
             return f"ambiguous, the sweeper reconciles it: {exc}"
         with session_scope() as session:
             sms_service.release(session, plan)
-        raise self.retry(countdown=backoff_seconds(self.request.retries), exc=exc) from exc
+        raise self.retry(
+            args=[sms_id], countdown=backoff_seconds(self.request.retries), exc=exc
+        ) from exc
     with session_scope() as session:
         sms_service.record_sent(session, plan, message.sid, message.segments)
     return message.sid
@@ -55,7 +74,16 @@ def reconcile(sms_id: str) -> str:
         return sms_service.reconcile(session, sms_id)
 
 
+@app.task(name=jobs.DISPATCH, acks_late=False)
+def dispatch() -> int:
+    with dispatching.one_at_a_time("sms") as alone:
+        if not alone:
+            return 0
+        with session_scope() as session:
+            return dispatcher.hand_out(session)
+
+
 @app.task(name=jobs.SWEEP, acks_late=False)
 def sweep() -> int:
     with session_scope() as session:
-        return sms_service.hand_out(session)
+        return dispatcher.sweep(session)
