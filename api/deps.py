@@ -2,15 +2,20 @@
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Query, Response, status
+from fastapi import Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from shared.accounts import service as accounts_service
 from shared.db import session_scope
 from shared.models import Account
 from shared.ratelimit import api as api_limits
+from shared.schemas import text_problem
+
+_STATE = "caller"
 
 
 def get_session() -> Iterator[Session]:
@@ -23,27 +28,40 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def current_account(
-    session: SessionDep,
-    response: Response,
-    apiKey: Annotated[
-        str | None, Query(description="API key, as the seeds send it; or use a Bearer token")
-    ] = None,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Account:
-    secret = apiKey
-    if secret is None and authorization and authorization.lower().startswith("bearer "):
-        secret = authorization[7:].strip()
+@dataclass(frozen=True)
+class Caller:
+    """An API key found active and within its bucket: its account and its RateLimit-* fields."""
+
+    account_id: str
+    headers: dict[str, str]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _presented_key(api_key: str | None, authorization: str | None) -> str:
+    if api_key is not None:
+        where, secret = ("query", "apiKey"), api_key
+    elif authorization and authorization.lower().startswith("bearer "):
+        where, secret = ("header", "Authorization"), authorization[7:].strip()
+    else:
+        where, secret = ("query", "apiKey"), ""
     if not secret:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing API key: pass ?apiKey=... or an Authorization: Bearer header",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return limited_account(session, secret, response)
+    problem = text_problem(secret)
+    if problem is not None:
+        raise RequestValidationError(
+            [{"loc": where, "msg": f"the API key {problem}", "type": "value_error"}]
+        )
+    return secret
 
 
-def limited_account(session: Session, secret: str, response: Response) -> Account:
+def authenticate(session: Session, secret: str, client: str) -> Caller:
     """The key's account, once its key has a token in its leaky bucket; 401 or 429 otherwise,
     before the request has any effect."""
     api_key = accounts_service.active_key(session, secret)
@@ -64,8 +82,46 @@ def limited_account(session: Session, secret: str, response: Response) -> Accoun
             f"retry in {decision.wait_seconds:.2f} s",
             headers={**headers, "Retry-After": str(max(1, math.ceil(decision.wait_seconds)))},
         )
-    response.headers.update(headers)
+    return Caller(account.id, headers)
+
+
+def authenticate_request(request: Request) -> None:
+    """The key of the query or the Authorization header, checked before the body is read (see
+    api.routing): an unauthenticated request costs no body read and no parse."""
+    secret = _presented_key(
+        request.query_params.get("apiKey"), request.headers.get("authorization")
+    )
+    with session_scope() as session:
+        caller = authenticate(session, secret, client_address(request))
+    setattr(request.state, _STATE, caller)
+
+
+def caller_account(session: Session, caller: Caller, response: Response) -> Account:
+    account = session.get(Account, caller.account_id)
+    if account is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown or revoked API key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    response.headers.update(caller.headers)
     return account
+
+
+def current_account(
+    request: Request,
+    session: SessionDep,
+    response: Response,
+    apiKey: Annotated[
+        str | None, Query(description="API key, as the seeds send it; or use a Bearer token")
+    ] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Account:
+    caller: Caller | None = getattr(request.state, _STATE, None)
+    if caller is None:  # a route that did not check the key first: checked now, the same way
+        secret = _presented_key(apiKey, authorization)
+        caller = authenticate(session, secret, client_address(request))
+    return caller_account(session, caller, response)
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]

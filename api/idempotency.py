@@ -2,20 +2,20 @@
 shared.idempotency.service): one dependency reserves the key before the work, one route class
 stores the answer in the work's own transaction."""
 
-import unicodedata
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request, Response, params, status
-from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep, current_account
 from api.errors import invalid_header
+from api.routing import ApiRoute
 from shared.idempotency import service
 from shared.models import Account
+from shared.schemas import text_problem
 
 HEADER = "Idempotency-Key"
 _STATE = "idempotency"
@@ -39,7 +39,7 @@ class _Taken:
         service.remember(self.session, self.row_id, self.request, response.status_code, body)
 
 
-class IdempotentRoute(APIRoute):
+class IdempotentRoute(ApiRoute):
     """A route whose answer can be remembered. FastAPI closes function-scoped dependencies (the
     request's session, which commits) only after the route's handler has built the response,
     so the answer is stored here, in the same transaction as the work it answers."""
@@ -69,9 +69,7 @@ def _problem(key: str) -> str | None:
         return "must not be empty"
     if len(key) > service.MAX_KEY_LENGTH:
         return f"must be at most {service.MAX_KEY_LENGTH} characters (it has {len(key)})"
-    if any(unicodedata.category(c) == "Cc" for c in key):
-        return "must not contain control characters"
-    return None
+    return text_problem(key)
 
 
 def idempotent(account: Callable[..., Account]) -> params.Depends:

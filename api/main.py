@@ -12,10 +12,17 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from api.body_limit import BodyLimit
 from api.routes import api_router
 
 # Requests served at once (uvicorn --limit-concurrency); more are answered 503 at once.
 MAX_CONCURRENT_REQUESTS = 200
+# Every body but a batch's: a campaign's script, an SMS, a checkout, Twilio's and Stripe's
+# webhooks (these can only authenticate from their body, so it is kept small).
+SMALL_BODY_BYTES = 64 * 1024
+# A batch of 100,000 rows, each row's name and number as long as a row usually has and more.
+BATCH_BODY_BYTES = 32 * 1024 * 1024
+BATCH_PATHS = ("/api/make_batch_toingg", "/api/make/toingg")
 
 
 @asynccontextmanager
@@ -38,6 +45,11 @@ def create_app() -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.include_router(api_router)
+    app.add_middleware(
+        BodyLimit,
+        default=SMALL_BODY_BYTES,
+        by_path=dict.fromkeys(BATCH_PATHS, BATCH_BODY_BYTES),
+    )
 
     @app.exception_handler(redis.exceptions.ConnectionError)
     async def redis_unreachable(_request: Request, exc: Exception) -> JSONResponse:

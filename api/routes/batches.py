@@ -14,6 +14,7 @@ from shared.batches.schemas import BatchAccepted, BatchCanceled, BatchOut, Batch
 from shared.billing import prices
 from shared.campaigns import service as campaigns_service
 from shared.models import Account, Batch
+from shared.schemas import Line
 
 router = APIRouter(tags=["batches"], route_class=IdempotentRoute)
 
@@ -34,7 +35,7 @@ def accept_batch(session: Session, account: Account, body: BatchRequest) -> Batc
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [
                 {
-                    "loc": ["body", "numberList", row.index, "clientNumber"],
+                    "loc": ["body", "numberList", row.index, row.field],
                     "msg": row.reason,
                     "type": "value_error",
                 }
@@ -88,7 +89,7 @@ def batch_out(session: Session, account: Account, batch: Batch) -> BatchOut:
 
 
 @router.get("/batches/{batch_id}", response_model=BatchOut, summary="A batch and its progress")
-def get_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+def get_batch(batch_id: Line, session: SessionDep, account: CurrentAccount) -> BatchOut:
     return batch_out(session, account, _batch(session, account, batch_id))
 
 
@@ -108,12 +109,12 @@ def _control(
 
 
 @router.post("/batches/{batch_id}/pause", response_model=BatchOut, summary="Start no new call")
-def pause_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+def pause_batch(batch_id: Line, session: SessionDep, account: CurrentAccount) -> BatchOut:
     return _control(session, account, batch_id, batches_service.pause)
 
 
 @router.post("/batches/{batch_id}/resume", response_model=BatchOut, summary="Go on dialing")
-def resume_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> BatchOut:
+def resume_batch(batch_id: Line, session: SessionDep, account: CurrentAccount) -> BatchOut:
     return _control(session, account, batch_id, batches_service.resume)
 
 
@@ -123,7 +124,7 @@ def resume_batch(batch_id: str, session: SessionDep, account: CurrentAccount) ->
     summary="Cancel every call not yet placed (hangUp=true hangs up live ones too)",
 )
 def cancel_batch(
-    batch_id: str,
+    batch_id: Line,
     session: SessionDep,
     account: CurrentAccount,
     hangUp: Annotated[bool, Query(description="also hang up the batch's live calls")] = False,

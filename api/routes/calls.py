@@ -3,7 +3,9 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
-from pydantic import ValidationError
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, TypeAdapter, ValidationError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
@@ -28,6 +30,7 @@ from shared.calls.schemas import (
 from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
 from shared.models import Account, Call, Campaign
+from shared.schemas import Line
 from shared.telephony.numbers import InvalidNumber, to_e164
 
 router = APIRouter(tags=["calls"], route_class=IdempotentRoute)
@@ -48,6 +51,8 @@ def _place(session: Session, account: Account, body: MakeCallRequest) -> CallAcc
         call = calls_service.place_call(session, account, campaign, body.name, body.phoneNumber)
     except InvalidNumber as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
+    except calls_service.Unspeakable as exc:
+        raise invalid_field(["name"], str(exc)) from None
     return CallAccepted(
         callId=call.id, status=call.status, phoneNumber=call.to_number, campaign=campaign.name
     )
@@ -71,6 +76,24 @@ def make_toingg(
     return _place(session, account, body)
 
 
+class _OneOf:
+    """A body read as any JSON object and documented as one of some models: the route picks the
+    model and validates, so its errors name the fields as the models' own routes do."""
+
+    def __init__(self, *models: type) -> None:
+        self.models = models
+
+    def __get_pydantic_core_schema__(
+        self, _source: Any, _handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
+
+    def __get_pydantic_json_schema__(
+        self, _schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"oneOf": [handler(TypeAdapter(model).core_schema) for model in self.models]}
+
+
 @router.post(
     "/make/toingg",
     response_model=CallAccepted | BatchAccepted,
@@ -78,7 +101,7 @@ def make_toingg(
     dependencies=[Idempotent],
 )
 def make_toingg_alias(
-    payload: Annotated[dict[str, Any], Body(description="MakeCallRequest or BatchRequest")],
+    payload: Annotated[dict[str, Any], _OneOf(MakeCallRequest, BatchRequest), Body()],
     session: SessionDep,
     account: CurrentAccount,
 ) -> CallAccepted | BatchAccepted:
@@ -117,7 +140,7 @@ def make_toingg_details(
 
 @router.post("/hang_up_call", response_model=HangUpResult, summary="Hang up a call")
 def hang_up_call(
-    callSid: Annotated[str, Query(description="Twilio's call SID, or the call id")],
+    callSid: Annotated[Line, Query(description="Twilio's call SID, or the call id")],
     session: SessionDep,
     account: CurrentAccount,
 ) -> HangUpResult:
@@ -160,7 +183,7 @@ def call_out(session: Session, call: Call) -> CallOut:
 
 
 @router.get("/calls/{call_ref}", response_model=CallOut, summary="A call, by id or call SID")
-def get_call(call_ref: str, session: SessionDep, account: CurrentAccount) -> CallOut:
+def get_call(call_ref: Line, session: SessionDep, account: CurrentAccount) -> CallOut:
     try:
         call = calls_service.get_for_account(session, account.id, call_ref)
     except calls_service.CallNotFound:
@@ -172,11 +195,11 @@ def get_call(call_ref: str, session: SessionDep, account: CurrentAccount) -> Cal
 def list_calls(
     session: SessionDep,
     account: CurrentAccount,
-    campaign: Annotated[str | None, Query(description="campaign name")] = None,
+    campaign: Annotated[Line | None, Query(description="campaign name")] = None,
     status_: Annotated[
         str | None, Query(alias="status", pattern="^(" + "|".join(call_status.ALL) + ")$")
     ] = None,
-    batch: Annotated[str | None, Query(description="batch id")] = None,
+    batch: Annotated[Line | None, Query(description="batch id")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CallPage:

@@ -7,13 +7,15 @@ from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field
+from api.routing import ApiRoute
 from shared.campaigns import repository as campaigns_repository
 from shared.campaigns import service as campaigns_service
 from shared.campaigns.schemas import CampaignCreate, CampaignOut, CampaignPage, CampaignUpdate
 from shared.models import Account, Campaign
+from shared.schemas import Line
 from shared.telephony.numbers import InvalidNumber
 
-router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/campaigns", tags=["campaigns"], route_class=ApiRoute)
 
 
 def _get(session: Session, account: Account, campaign_id: str) -> Campaign:
@@ -56,13 +58,13 @@ def list_campaigns(
 
 
 @router.get("/{campaign_id}", response_model=CampaignOut)
-def get_campaign(campaign_id: str, session: SessionDep, account: CurrentAccount) -> Campaign:
+def get_campaign(campaign_id: Line, session: SessionDep, account: CurrentAccount) -> Campaign:
     return _get(session, account, campaign_id)
 
 
 @router.patch("/{campaign_id}", response_model=CampaignOut)
 def update_campaign(
-    campaign_id: str, body: CampaignUpdate, session: SessionDep, account: CurrentAccount
+    campaign_id: Line, body: CampaignUpdate, session: SessionDep, account: CurrentAccount
 ) -> Campaign:
     campaign = _get(session, account, campaign_id)
     try:
@@ -74,7 +76,7 @@ def update_campaign(
 
 
 @router.delete("/{campaign_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_campaign(campaign_id: str, session: SessionDep, account: CurrentAccount) -> Response:
+def delete_campaign(campaign_id: Line, session: SessionDep, account: CurrentAccount) -> Response:
     campaign = _get(session, account, campaign_id)
     try:
         campaigns_service.delete(session, campaign)

@@ -4,10 +4,11 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.routing import ApiRoute
 from shared.db import get_engine
 from shared.redis_client import get_redis
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ApiRoute)
 
 
 @router.get("/health", summary="Answers while the process lives")

@@ -6,6 +6,7 @@ from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field, payment_required, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from shared.billing.ledger import InsufficientCredits
+from shared.schemas import Line
 from shared.sms import service as sms_service
 from shared.sms.schemas import SendSmsRequest, SmsAccepted, SmsOut
 from shared.telephony.numbers import InvalidNumber
@@ -34,7 +35,7 @@ def send_sms(body: SendSmsRequest, session: SessionDep, account: CurrentAccount)
 
 
 @router.get("/sms/{sms_ref}", response_model=SmsOut, summary="An SMS, by id or message SID")
-def get_sms(sms_ref: str, session: SessionDep, account: CurrentAccount) -> SmsOut:
+def get_sms(sms_ref: Line, session: SessionDep, account: CurrentAccount) -> SmsOut:
     try:
         sms = sms_service.get_for_account(session, account.id, sms_ref)
     except sms_service.SmsNotFound:

@@ -11,13 +11,16 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from api.deps import SessionDep
+from api.routing import ApiRoute
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
 from shared.calls import status as st
 from shared.config import get_settings
+from shared.schemas import Line
 from shared.sms import service as sms_service
+from shared.telephony import twiml
 
-router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
+router = APIRouter(prefix="/twilio", tags=["twilio webhooks"], route_class=ApiRoute)
 
 
 async def twilio_params(request: Request) -> dict[str, str]:
@@ -36,31 +39,31 @@ async def twilio_params(request: Request) -> dict[str, str]:
 TwilioParams = Annotated[dict[str, str], Depends(twilio_params)]
 
 
-def _twiml(response: VoiceResponse) -> Response:
-    return Response(content=str(response), media_type="application/xml")
+def _twiml(document: str) -> Response:
+    return Response(content=document, media_type="application/xml")
 
 
 @router.post("/voice/{call_id}", summary="TwiML for a call: the script it was accepted with")
-def voice(call_id: str, params: TwilioParams, session: SessionDep) -> Response:
+def voice(call_id: Line, params: TwilioParams, session: SessionDep) -> Response:
     call = calls_repository.get(session, call_id)
     response = VoiceResponse()
     # A hang-up asked for (or a call already over) as the callee answers: end it, say nothing.
     if call is None or call.hangup_requested or call.status in st.FINAL:
         response.hangup()
-        return _twiml(response)
+        return _twiml(str(response))
     media_stream_url = get_settings().MEDIA_STREAM_URL
     if media_stream_url:
         connect = Connect()
         stream = connect.stream(url=media_stream_url)
         stream.parameter(name="callId", value=call.id)
         response.append(connect)
-    else:
-        response.say(calls_service.script_of(session, call))
-    return _twiml(response)
+        return _twiml(str(response))
+    # Within Twilio's limits: checked when the call was accepted, on this same document.
+    return _twiml(twiml.say(calls_service.script_of(session, call)))
 
 
 @router.post("/call-status", status_code=status.HTTP_204_NO_CONTENT, summary="Call status")
-def call_status(callId: str, params: TwilioParams, session: SessionDep) -> Response:
+def call_status(callId: Line, params: TwilioParams, session: SessionDep) -> Response:
     try:
         calls_service.apply_status_callback(session, callId, params)
     except calls_service.CallNotFound:
@@ -69,7 +72,7 @@ def call_status(callId: str, params: TwilioParams, session: SessionDep) -> Respo
 
 
 @router.post("/sms-status", status_code=status.HTTP_204_NO_CONTENT, summary="SMS status")
-def sms_status(smsId: str, params: TwilioParams, session: SessionDep) -> Response:
+def sms_status(smsId: Line, params: TwilioParams, session: SessionDep) -> Response:
     try:
         sms_service.apply_status_callback(session, smsId, params)
     except sms_service.SmsNotFound:

@@ -1,6 +1,9 @@
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.schemas import CalleeName, CampaignName, Line
 
 MAX_BATCH_SIZE = 100_000
 
@@ -9,12 +12,12 @@ class NumberEntry(BaseModel):
     # A number sent as a JSON number is still a number to call: read it as text.
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
-    clientName: str = Field(default="", max_length=200)
-    clientNumber: str = Field(max_length=64)
+    clientName: CalleeName = ""
+    clientNumber: Annotated[Line, Field(max_length=64)]
 
 
 class BatchRequest(BaseModel):
-    campaign: str = Field(min_length=1, max_length=200)
+    campaign: CampaignName
     numberList: list[NumberEntry] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
 
 
@@ -22,6 +25,8 @@ class RejectedRow(BaseModel):
     index: int
     clientNumber: str
     reason: str
+    # Which of the row's fields the reason is about (not part of the answer's row).
+    field: str = Field(default="clientNumber", exclude=True)
 
 
 class BatchAccepted(BaseModel):

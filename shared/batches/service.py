@@ -12,6 +12,8 @@ from shared.calls import service as calls_service
 from shared.calls import status as call_status
 from shared.config import get_settings
 from shared.models import Account, Batch, Campaign, new_id, utcnow
+from shared.schemas import NAME_MAX_LENGTH
+from shared.telephony import twiml
 from shared.telephony.numbers import InvalidNumber, to_e164
 
 
@@ -48,6 +50,8 @@ def create_batch(
     batch_id = new_id()
     now = utcnow()
     terms = calls_service.accepted_terms(session, campaign)
+    # A script saved within Twilio's limits for any name needs no look at each row's name.
+    any_name_fits = twiml.script_problem(campaign.script, NAME_MAX_LENGTH) is None
     rows = []
     for index, entry in enumerate(entries):
         try:
@@ -55,6 +59,19 @@ def create_batch(
         except InvalidNumber as exc:
             rejected.append(
                 RejectedRow(index=index, clientNumber=entry.clientNumber, reason=str(exc))
+            )
+            continue
+        spoken = (
+            None
+            if any_name_fits
+            else twiml.spoken_problem(twiml.render_script(campaign.script, entry.clientName))
+        )
+        if spoken is not None:
+            reason = f"the script, with this clientName, {spoken}"
+            rejected.append(
+                RejectedRow(
+                    index=index, clientNumber=entry.clientNumber, reason=reason, field="clientName"
+                )
             )
             continue
         if number in seen:

@@ -2,11 +2,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.schemas import Line
+
 
 class CheckoutRequest(BaseModel):
-    apikey: str = Field(min_length=1, description="the account's API key, as the seeds send it")
+    apikey: Line = Field(min_length=1, description="the account's API key, as the seeds send it")
     credits: int | None = Field(default=None, ge=1, le=1_000_000)
-    pack: str | None = Field(default=None, description="a credit pack name from CREDIT_PACKS")
+    pack: Line | None = Field(
+        default=None, max_length=100, description="a credit pack name from CREDIT_PACKS"
+    )
 
 
 class CheckoutCreated(BaseModel):

@@ -2,22 +2,24 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.schemas import CalleeName, CampaignName, PhoneNumber, Script
+
 
 class MakeCallRequest(BaseModel):
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
-    campaign: str = Field(min_length=1, max_length=200)
-    name: str = Field(default="", max_length=200)
-    phoneNumber: str = Field(min_length=1, max_length=64)
+    campaign: CampaignName
+    name: CalleeName = ""
+    phoneNumber: PhoneNumber
 
 
 class MakeCallDetailsRequest(BaseModel):
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
-    campaignName: str = Field(min_length=1, max_length=200)
-    campaignScript: str = Field(min_length=1, max_length=10_000)
-    name: str = Field(default="", max_length=200)
-    phoneNumber: str = Field(min_length=1, max_length=64)
+    campaignName: CampaignName
+    campaignScript: Script
+    name: CalleeName = ""
+    phoneNumber: PhoneNumber
 
 
 class CallAccepted(BaseModel):

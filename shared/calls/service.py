@@ -21,6 +21,7 @@ from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
 from shared.models import Account, Batch, Call, CallEvent, Campaign, utcnow
 from shared.telephony import client as twilio
+from shared.telephony import twiml
 from shared.telephony.numbers import to_e164
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 class CallNotFound(LookupError):
     pass
+
+
+class Unspeakable(ValueError):
+    """The campaign's script, with this callee's name, is more than Twilio would speak."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,16 @@ def accepted_terms(session: Session, campaign: Campaign) -> dict[str, Any]:
 def script_of(session: Session, call: Call) -> str:
     """What the callee hears: the script the call was accepted with, with its name."""
     text = campaigns_repository.script_text(session, call.script_id)
-    return campaigns_service.render_script(text, call.name)
+    return twiml.render_script(text, call.name)
 
 
 def place_call(
     session: Session, account: Account, campaign: Campaign, name: str, phone_number: str
 ) -> Call:
     """Accept one call and wake a worker for it once the caller commits."""
+    problem = twiml.spoken_problem(twiml.render_script(campaign.script, name))
+    if problem is not None:
+        raise Unspeakable(f"the script of campaign {campaign.name!r}, with this name, {problem}")
     call = Call(
         account_id=account.id,
         to_number=to_e164(phone_number, get_settings().DEFAULT_REGION),

@@ -1,15 +1,18 @@
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Name = Field(min_length=1, max_length=200)
-Script = Field(min_length=1, max_length=10_000)
+from shared.schemas import CampaignName, Line, Script
+
+# Empty: the default caller ID.
+CallerId = Annotated[Line, Field(max_length=64)]
 
 
 class CampaignCreate(BaseModel):
-    name: str = Name
-    script: str = Script
-    callerId: str | None = Field(default=None, description="E.164; default TWILIO_FROM_NUMBER")
+    name: CampaignName
+    script: Script
+    callerId: CallerId | None = Field(default=None, description="E.164; default TWILIO_FROM_NUMBER")
     maxCallMinutes: int = Field(default=5, ge=1, le=240)
     maxConcurrentCalls: int | None = Field(
         default=None, ge=1, description="live calls at once; default: the account's limit"
@@ -17,9 +20,9 @@ class CampaignCreate(BaseModel):
 
 
 class CampaignUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    script: str | None = Field(default=None, min_length=1, max_length=10_000)
-    callerId: str | None = None
+    name: CampaignName | None = None
+    script: Script | None = None
+    callerId: CallerId | None = None
     maxCallMinutes: int | None = Field(default=None, ge=1, le=240)
     maxConcurrentCalls: int | None = Field(default=None, ge=1)
 

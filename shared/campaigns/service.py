@@ -24,11 +24,6 @@ class CampaignInUse(ValueError):
     """A campaign with calls keeps them attached: their history names it."""
 
 
-def render_script(script: str, name: str) -> str:
-    # Only {name} is a placeholder; any other brace is the customer's text and stays as it is.
-    return script.replace("{name}", name)
-
-
 def script_version(session: Session, account_id: str, text: str) -> str:
     """The id of this text as an unchanging script of the account, stored the first time a
     call is accepted with it."""

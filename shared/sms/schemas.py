@@ -1,14 +1,17 @@
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.schemas import CalleeName, PhoneNumber, Prose
 
 
 class SendSmsRequest(BaseModel):
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
-    name: str = Field(default="", max_length=200)
-    phoneNumber: str = Field(min_length=1, max_length=64)
-    message: str = Field(min_length=1, max_length=1600)
+    name: CalleeName = ""
+    phoneNumber: PhoneNumber
+    message: Annotated[Prose, Field(min_length=1, max_length=1600)]
 
 
 class SmsAccepted(BaseModel):

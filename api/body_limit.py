@@ -1,0 +1,79 @@
+"""Every request body capped while it streams in, before anything reads it: a pure ASGI
+middleware, so a route, a dependency or a webhook's signature check never holds more.
+
+The bytes are counted as they arrive: a Content-Length over the limit is refused before a byte
+is read, and a body without one (chunked) or longer than it said is cut at the limit. Over it
+the answer is 413, naming the limit, in the API's {"detail": ...} shape.
+"""
+
+from fastapi import HTTPException, status
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def size_text(size: int) -> str:
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit} ({size:,} bytes)"
+    return f"{size:,} bytes"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from the request's receive: FastAPI passes an HTTPException raised while it reads
+    a body on as it is, so the route's own error handling answers it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the request body is larger than this route's limit of {size_text(limit)}",
+        )
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, default: int, by_path: dict[str, int]) -> None:
+        self.app = app
+        self.default = default
+        self.by_path = by_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.by_path.get(scope["path"], self.default)
+        try:
+            declared = int(Headers(scope=scope).get("content-length", ""))
+        except ValueError:
+            declared = None
+        if declared is not None and declared > limit:
+            await _answer(BodyTooLarge(limit), scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, watched_send)
+        except BodyTooLarge as exc:  # read outside a route's error handling
+            if started:
+                raise
+            await _answer(exc, scope, receive, send)
+
+
+async def _answer(exc: BodyTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
+    # The rest of the body is never read: the server closes the connection after the answer.
+    response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    await response(scope, receive, send)

@@ -1,0 +1,76 @@
+"""Text every request model and parameter is read with: what may reach a phone (TwiML, SMS)
+or the database.
+
+A control character makes TwiML not well-formed (the callee hears Twilio's application error),
+a NUL byte makes PostgreSQL raise, and a lone surrogate cannot be encoded as UTF-8 at all: each
+is refused with a 422 naming the field. Multi-line text (a script, a message) may hold tabs and
+line breaks; a single line (a name, a number, an id) holds none.
+"""
+
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
+
+from shared.telephony import twiml
+
+# Line breaks and tabs: the only control characters XML 1.0 and an SMS carry as text.
+_LINE_BREAKS = frozenset("\t\n\r")
+# Not characters at all in XML 1.0: a document holding one is not well-formed.
+_NON_CHARACTERS = frozenset("\ufffe\uffff")
+
+
+def text_problem(text: str, *, multiline: bool = False) -> str | None:
+    """Why this text cannot be stored or spoken, or None. The character is named by its code
+    point: echoing it would carry the problem into the answer."""
+    for position, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category == "Cc" and not (multiline and char in _LINE_BREAKS):
+            what = "a control character"
+        elif category == "Cs":
+            what = "a lone surrogate"
+        elif char in _NON_CHARACTERS:
+            what = "a non-character"
+        else:
+            continue
+        return f"must not contain {what} (U+{ord(char):04X} at position {position})"
+    return None
+
+
+def _checker(multiline: bool):  # type: ignore[no-untyped-def]
+    def check(text: str) -> str:
+        problem = text_problem(text, multiline=multiline)
+        if problem is not None:
+            raise PydanticCustomError("text_character", problem)
+        return text
+
+    return check
+
+
+Line = Annotated[str, AfterValidator(_checker(multiline=False))]
+"""One line of text: a name, a number, an id, a key."""
+
+Prose = Annotated[str, AfterValidator(_checker(multiline=True))]
+"""Text that may run over lines: a script, a message."""
+
+NAME_MAX_LENGTH = 200
+CalleeName = Annotated[Line, Field(max_length=NAME_MAX_LENGTH)]
+"""The name a script's {name} is filled in with."""
+
+PhoneNumber = Annotated[Line, Field(min_length=1, max_length=64)]
+CampaignName = Annotated[Line, Field(min_length=1, max_length=200)]
+
+
+def _speakable(script: str) -> str:
+    problem = twiml.script_problem(script, NAME_MAX_LENGTH)
+    if problem is not None:
+        raise PydanticCustomError("script_too_long", problem)
+    return script
+
+
+Script = Annotated[
+    Prose, Field(min_length=1, max_length=twiml.SAY_MAX_CHARACTERS), AfterValidator(_speakable)
+]
+"""A campaign's script: what <Say> speaks with each {name} filled in, within Twilio's limits
+whatever the callee's name."""
