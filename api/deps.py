@@ -63,10 +63,20 @@ def _presented_key(api_key: str | None, authorization: str | None) -> str:
 
 def authenticate(session: Session, secret: str, client: str) -> Caller:
     """The key's account, once its key has a token in its leaky bucket; 401 or 429 otherwise,
-    before the request has any effect."""
+    before the request has any effect. A client address that sent too many unknown or revoked
+    keys is refused before its next key is looked up."""
+    refusal = api_limits.bad_keys_allowed(client)
+    if not refusal.allowed:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many unknown or revoked API keys from this address; "
+            f"retry in {refusal.wait_seconds:.2f} s",
+            headers={"Retry-After": str(max(1, math.ceil(refusal.wait_seconds)))},
+        )
     api_key = accounts_service.active_key(session, secret)
     account = None if api_key is None else session.get(Account, api_key.account_id)
     if api_key is None or account is None:
+        api_limits.count_bad_key(client)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "unknown or revoked API key",

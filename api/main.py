@@ -52,10 +52,15 @@ def create_app() -> FastAPI:
     )
 
     @app.exception_handler(redis.exceptions.ConnectionError)
-    async def redis_unreachable(_request: Request, exc: Exception) -> JSONResponse:
+    async def redis_unreachable(_request: Request, _exc: Exception) -> JSONResponse:
         # Nothing was accepted: the client may retry. (Work already committed is not lost:
-        # the sweeper hands out whatever the database still owes.)
-        return JSONResponse({"detail": f"Redis unreachable: {exc}"}, status_code=503)
+        # the sweeper hands out whatever the database still owes.) The details stay in the
+        # server's log.
+        return JSONResponse(
+            {"detail": "Redis is unreachable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(sqlalchemy.exc.OperationalError)
     @app.exception_handler(sqlalchemy.exc.TimeoutError)
@@ -67,6 +72,12 @@ def create_app() -> FastAPI:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # Whatever failed, the answer says no more than that; the exception goes on to the
+        # server, which logs its trace.
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     API_RATE_PER_SECOND: float = 10.0
     API_BURST: int = 20
     MAX_CONCURRENT_CALLS: int = 300
+    # Unknown or revoked API keys a client address may send: a burst, then this many a second.
+    API_BAD_KEY_RATE_PER_SECOND: float = 1.0
+    API_BAD_KEY_BURST: int = 20
     # A worker waits at most this long for its slot; longer, the task is retried later.
     RATE_MAX_WAIT_SECONDS: float = 5.0
 

@@ -58,6 +58,7 @@ def _configure_environment() -> None:
     # Tests poll hard; the rate-limit tests give their own accounts tighter buckets.
     os.environ["API_RATE_PER_SECOND"] = "1000"
     os.environ["API_BURST"] = "1000"
+    os.environ["API_BAD_KEY_BURST"] = "1000"
     # Lines are tested with their own small limit; elsewhere they must not pace the tests.
     os.environ["MAX_CONCURRENT_CALLS"] = "1000"
     os.environ["DIAL_RATE_PER_SECOND"] = "200"

@@ -1,5 +1,7 @@
 """Liveness and readiness."""
 
+import logging
+
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -10,6 +12,8 @@ from shared.redis_client import get_redis
 
 router = APIRouter(tags=["health"], route_class=ApiRoute)
 
+log = logging.getLogger(__name__)
+
 
 @router.get("/health", summary="Answers while the process lives")
 def health() -> dict[str, str]:
@@ -18,18 +22,22 @@ def health() -> dict[str, str]:
 
 @router.get("/ready", summary="200 only when the database and Redis answer")
 def ready() -> JSONResponse:
-    problems: dict[str, str] = {}
+    # Any failure means not ready. The answer names what is down; why (the exception's text,
+    # which names hosts and users) is only in the server's log.
+    down: list[str] = []
     try:
         with get_engine().connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means not ready; the message says which
-        problems["database"] = f"unreachable: {type(exc).__name__}: {exc}"
+    except Exception:
+        log.warning("not ready: the database is unreachable", exc_info=True)
+        down.append("database")
     try:
         get_redis().ping()
-    except Exception as exc:
-        problems["redis"] = f"unreachable: {type(exc).__name__}: {exc}"
-    if problems:
-        detail = "; ".join(f"{name} {problem}" for name, problem in problems.items())
+    except Exception:
+        log.warning("not ready: Redis is unreachable", exc_info=True)
+        down.append("redis")
+    if down:
+        detail = "; ".join(f"{name} unreachable" for name in down)
         return JSONResponse(
             {"status": "not ready", "detail": detail}, status.HTTP_503_SERVICE_UNAVAILABLE
         )

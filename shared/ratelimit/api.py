@@ -1,5 +1,6 @@
 """Each API key's leaky bucket, as the seeds promise: a request rate and a burst (defaults from
-settings, overridable per account). One Redis round trip per request."""
+settings, overridable per account). One Redis round trip per request, and one more for the
+client address's bucket of unknown or revoked keys, asked before the key is looked up."""
 
 import math
 
@@ -31,3 +32,23 @@ def headers(account: Account, decision: Decision) -> dict[str, str]:
         "RateLimit-Reset": str(math.ceil(decision.wait_seconds)),
         "RateLimit-Policy": f"{max(burst, 1)};w={math.ceil(max(burst, 1) / rate)}",
     }
+
+
+def _bad_keys(client: str) -> Bucket:
+    settings = get_settings()
+    return Bucket(
+        get_redis(),
+        f"toingg:rate:bad-key:{client}",
+        settings.API_BAD_KEY_RATE_PER_SECOND,
+        settings.API_BAD_KEY_BURST,
+    )
+
+
+def bad_keys_allowed(client: str) -> Decision:
+    """Whether this client address may have another key looked up: filled only by its unknown
+    or revoked keys, so random keys cannot drive database lookups without bound."""
+    return _bad_keys(client).peek()
+
+
+def count_bad_key(client: str) -> None:
+    _bad_keys(client).take()

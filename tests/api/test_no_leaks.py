@@ -1,0 +1,107 @@
+"""What the API does not give away: why a dependency is down (only what), a stack trace, or
+unbounded key lookups to whoever sends random keys."""
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from shared.accounts import service as accounts_service
+from shared.calls import service as calls_service
+from shared.config import get_settings
+from shared.embedded_redis import free_port
+from tests.api.conftest import KeyedClient
+
+CALL = {"campaign": "welcome", "name": "Ada", "phoneNumber": "+14155552671"}
+
+
+def unreachable_redis() -> redis.Redis:
+    return redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
+@pytest.fixture(scope="module")
+def quiet_client() -> Iterator[TestClient]:
+    """A client that gets the answer a real client would get when the app raises."""
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+class TestWhatIsDown:
+    def test_ready_names_redis_but_not_the_exception(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("api.routes.health.get_redis", unreachable_redis)
+        ready = client.get("/api/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "not ready", "detail": "redis unreachable"}
+
+    def test_a_503_for_redis_says_only_that(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("shared.ratelimit.api.get_redis", unreachable_redis)
+        response = api.post("/api/make_toingg/", json=CALL)
+        assert response.status_code == 503
+        assert response.json() == {"detail": "Redis is unreachable; retry shortly"}
+        assert response.headers["Retry-After"] == "1"
+
+
+class TestNoStackTraces:
+    def test_an_unexpected_failure_answers_500_with_no_details(
+        self, quiet_client: TestClient, api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def fails(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("secret-internal-detail at /srv/app/shared/calls/service.py")
+
+        monkeypatch.setattr(calls_service, "place_call", fails)
+        response = quiet_client.post("/api/make_toingg/", json=CALL, params={"apiKey": api.api_key})
+        assert response.status_code == 500
+        assert response.json() == {"detail": "internal error"}
+        assert "secret" not in response.text and "Traceback" not in response.text
+
+
+class TestUnknownKeysPerAddress:
+    @pytest.fixture
+    def lookups(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        settings = get_settings()
+        monkeypatch.setattr(settings, "API_BAD_KEY_RATE_PER_SECOND", 1.0)
+        monkeypatch.setattr(settings, "API_BAD_KEY_BURST", 3)
+        seen: list[str] = []
+        real = accounts_service.active_key
+
+        def counted(session, secret):  # type: ignore[no-untyped-def]
+            seen.append(secret)
+            return real(session, secret)
+
+        monkeypatch.setattr(accounts_service, "active_key", counted)
+        return seen
+
+    def from_address(self, address: str) -> TestClient:
+        return TestClient(create_app(), client=(address, 40000))
+
+    def test_random_keys_are_limited_per_client_address(
+        self, lookups: list[str], api: KeyedClient
+    ) -> None:
+        address = f"203.0.113.{uuid.uuid4().int % 250}"
+        attacker = self.from_address(address)
+        statuses = [
+            attacker.get("/api/calls", params={"apiKey": f"tg_{uuid.uuid4().hex}"}).status_code
+            for _ in range(10)
+        ]
+        assert statuses == [401] * 3 + [429] * 7
+        assert len(lookups) == 3  # the refused seven were never looked up
+        refused = attacker.get("/api/calls", params={"apiKey": "tg_guess"})
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "too many unknown or revoked API keys" in refused.json()["detail"]
+        checkout = attacker.post("/api/create-checkout-session", json={"apikey": "tg_guess"})
+        assert checkout.status_code == 429
+        # Another address is not held back by this one.
+        other = self.from_address(f"198.51.100.{uuid.uuid4().int % 250}")
+        assert other.get("/api/calls", params={"apiKey": "tg_guess"}).status_code == 401
+        assert other.get("/api/calls", params={"apiKey": api.api_key}).status_code == 200
+        # The address's bucket drains at its rate.
+        time.sleep(1.1)
+        assert attacker.get("/api/calls", params={"apiKey": "tg_guess"}).status_code == 401
