@@ -1,9 +1,11 @@
 """Settings for every process, read from flat UPPER_CASE environment variables."""
 
+import sys
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development defaults: valid-looking Twilio credentials that only the sandbox carrier accepts,
@@ -13,7 +15,9 @@ DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_development"
 # The development checkout stand-in accepts this key; real Stripe never would.
 DEV_STRIPE_SECRET_KEY = "sk_test_sandbox"
+DEV_FLOWER_BASIC_AUTH = "admin:admin"
 TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
+STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
 # Between the end of the longest create request a claim may send and the first moment reconcile
 # may look for its call: room for the clocks of two hosts, and for the watchdog to wake.
 DIAL_MARGIN_SECONDS = 0.5
@@ -42,6 +46,9 @@ class Settings(BaseSettings):
     TWILIO_AUTH_TOKEN: str = DEV_TWILIO_AUTH_TOKEN
     TWILIO_FROM_NUMBER: str = "+15005550006"
     TWILIO_API_BASE: str = TWILIO_DEFAULT_API_BASE
+    # Production sends Twilio's requests to Twilio's own host only, or to the host named here
+    # (a regional edge, a proxy).
+    TWILIO_API_ALLOWED_HOST: str | None = None
     # Each phase of a request to Twilio (connect, each read); a call creation also ends within
     # it as a whole (see shared.telephony.deadline).
     TWILIO_TIMEOUT_SECONDS: float = 10.0
@@ -54,6 +61,8 @@ class Settings(BaseSettings):
     STRIPE_SECRET_KEY: str | None = None
     STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET
     STRIPE_API_BASE: str | None = None
+    # The same for Stripe's requests.
+    STRIPE_API_ALLOWED_HOST: str | None = None
 
     # A Stripe event that cannot be applied is tried again after 1, 2, 4 ... minutes (at most
     # 6 hours apart) and given up (dead) after this many tries: about three days, as long as
@@ -64,7 +73,7 @@ class Settings(BaseSettings):
     # this many days old (the records themselves stay: see shared.retention).
     RETENTION_DAYS: int = Field(default=90, ge=1)
 
-    FLOWER_BASIC_AUTH: str = "admin:admin"
+    FLOWER_BASIC_AUTH: str = DEV_FLOWER_BASIC_AUTH
 
     # Prices in credits, and what a credit costs in Checkout.
     CREDITS_PER_CALL_MINUTE: int = 1
@@ -112,40 +121,65 @@ class Settings(BaseSettings):
         return self.DIAL_AMBIGUOUS_SECONDS - self.TWILIO_TIMEOUT_SECONDS - DIAL_MARGIN_SECONDS
 
     @model_validator(mode="after")
-    def _reconcile_after_any_live_hand_over(self) -> "Settings":
+    def _refuse_what_cannot_run(self) -> "Settings":
+        # Every problem at once, so whoever starts the process fixes them in one go.
+        problems = self._problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _problems(self) -> list[str]:
+        problems = []
         # A worker waits up to RATE_MAX_WAIT_SECONDS for its slot after taking its claim, and
         # must then still be young enough to send it.
         floor = self.RATE_MAX_WAIT_SECONDS + self.TWILIO_TIMEOUT_SECONDS + DIAL_MARGIN_SECONDS
         if floor >= self.DIAL_AMBIGUOUS_SECONDS:
-            raise ValueError(
+            problems.append(
                 f"DIAL_AMBIGUOUS_SECONDS must exceed RATE_MAX_WAIT_SECONDS + "
                 f"TWILIO_TIMEOUT_SECONDS + {DIAL_MARGIN_SECONDS:g} ({floor:g})"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _postgresql_only(self) -> "Settings":
         # One engine everywhere: the locking and conflict handling is written for PostgreSQL.
         if self.DATABASE_URL is not None and not self.DATABASE_URL.startswith("postgresql"):
-            raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://...)")
-        return self
+            problems.append("DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://...)")
+        if self.ENVIRONMENT == "production":
+            problems.extend(self._development_parts())
+        return problems
 
-    @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> "Settings":
-        if self.ENVIRONMENT != "production":
-            return self
+    def _development_parts(self) -> list[str]:
+        """What production must not run on: the development secrets and embedded servers, a
+        carrier or payment provider that is not Twilio's or Stripe's own (the sandbox accepts
+        any call and signs payments with whatever secret it is given), and plain HTTP."""
         placeholders = {
             "TWILIO_ACCOUNT_SID": self.TWILIO_ACCOUNT_SID == DEV_TWILIO_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": self.TWILIO_AUTH_TOKEN == DEV_TWILIO_AUTH_TOKEN,
             "STRIPE_WEBHOOK_SECRET": self.STRIPE_WEBHOOK_SECRET == DEV_STRIPE_WEBHOOK_SECRET,
             "STRIPE_SECRET_KEY": self.STRIPE_SECRET_KEY in (None, DEV_STRIPE_SECRET_KEY),
-            "FLOWER_BASIC_AUTH": self.FLOWER_BASIC_AUTH == "admin:admin",
+            "FLOWER_BASIC_AUTH": self.FLOWER_BASIC_AUTH == DEV_FLOWER_BASIC_AUTH,
+            "DATABASE_URL": self.DATABASE_URL is None,
             "REDIS_URL": self.REDIS_URL is None,
         }
         bad = [name for name, is_placeholder in placeholders.items() if is_placeholder]
-        if bad:
-            raise ValueError(f"production needs real values for: {', '.join(bad)}")
-        return self
+        problems = [f"production needs real values for: {', '.join(bad)}"] if bad else []
+        for name, base, own, allowed_name, allowed in (
+            ("TWILIO_API_BASE", self.TWILIO_API_BASE, TWILIO_DEFAULT_API_BASE,
+             "TWILIO_API_ALLOWED_HOST", self.TWILIO_API_ALLOWED_HOST),
+            ("STRIPE_API_BASE", self.STRIPE_API_BASE or STRIPE_DEFAULT_API_BASE,
+             STRIPE_DEFAULT_API_BASE, "STRIPE_API_ALLOWED_HOST", self.STRIPE_API_ALLOWED_HOST),
+        ):  # fmt: skip
+            url = urlsplit(base)
+            hosts = {urlsplit(own).hostname, allowed}
+            if url.scheme != "https" or url.hostname not in hosts:
+                problems.append(
+                    f"{name} must be {own} in production, not {url.scheme}://{url.hostname} "
+                    f"(an HTTPS regional edge or proxy is allowed when {allowed_name} names "
+                    "its host)"
+                )
+        if urlsplit(self.PUBLIC_BASE_URL).scheme != "https":
+            problems.append(
+                "PUBLIC_BASE_URL must be an https:// URL in production: Twilio and Stripe send "
+                "signed requests and customers' checkouts there"
+            )
+        return problems
 
     @property
     def database_url(self) -> str:
@@ -173,3 +207,18 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_or_exit(process: str) -> Settings:
+    """The settings, checked as a process starts: settings it cannot run on end it at once, with
+    a message naming each problem, instead of failing its requests later. The message never
+    shows a setting's value (pydantic's own would show them all, secrets included)."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        problems = []
+        for each in error.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in each["loc"])
+            message = each["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        sys.exit(f"{process}: refusing to start: " + "; ".join(problems))

@@ -1,7 +1,45 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from shared.config import Settings
+
+# Real-looking values for everything production checks: each test changes one.
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "DATABASE_URL": "postgresql+psycopg://toingg:secret@db:5432/toingg",
+    "REDIS_URL": "redis://:secret@redis:6379/0",
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "real-token",
+    "TWILIO_API_BASE": "https://api.twilio.com",
+    "STRIPE_SECRET_KEY": "sk_live_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_real",
+    "STRIPE_API_BASE": "https://api.stripe.com",
+    "PUBLIC_BASE_URL": "https://dialer.example.com",
+    "FLOWER_BASIC_AUTH": "ops:long-password",
+}
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def refusal(monkeypatch: pytest.MonkeyPatch, **changes: str | None) -> str:
+    for name, value in changes.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    return str(error.value)
 
 
 class TestProductionSettings:
@@ -19,18 +57,59 @@ class TestProductionSettings:
         ):
             assert name in str(error.value)
 
-    def test_accepts_real_values(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        for name, value in {
-            "ENVIRONMENT": "production",
-            "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
-            "TWILIO_AUTH_TOKEN": "real-token",
-            "STRIPE_SECRET_KEY": "sk_live_x",
-            "STRIPE_WEBHOOK_SECRET": "whsec_real",
-            "FLOWER_BASIC_AUTH": "ops:long-password",
-            "REDIS_URL": "redis://redis:6379/0",
-        }.items():
-            monkeypatch.setenv(name, value)
+    def test_accepts_real_values(self, production: pytest.MonkeyPatch) -> None:
         assert Settings().ENVIRONMENT == "production"
+        production.delenv("STRIPE_API_BASE")  # the SDK's own: Stripe's
+        assert Settings().ENVIRONMENT == "production"
+
+    def test_refuses_the_embedded_database_and_redis(self, production: pytest.MonkeyPatch) -> None:
+        message = refusal(production, DATABASE_URL=None, REDIS_URL=None)
+        assert "production needs real values for: DATABASE_URL, REDIS_URL" in message
+
+    @pytest.mark.parametrize(
+        "base",
+        ["http://sandbox:8081", "http://api.twilio.com", "https://twilio.example.com"],
+    )
+    def test_refuses_a_carrier_that_is_not_twilio(
+        self, production: pytest.MonkeyPatch, base: str
+    ) -> None:
+        message = refusal(production, TWILIO_API_BASE=base)
+        assert "TWILIO_API_BASE must be https://api.twilio.com in production" in message
+
+    @pytest.mark.parametrize(
+        "base", ["http://sandbox:8081/stripe", "https://stripe.example.com/v1"]
+    )
+    def test_refuses_a_payment_provider_that_is_not_stripe(
+        self, production: pytest.MonkeyPatch, base: str
+    ) -> None:
+        message = refusal(production, STRIPE_API_BASE=base)
+        assert "STRIPE_API_BASE must be https://api.stripe.com in production" in message
+
+    def test_another_https_host_only_when_a_setting_names_it(
+        self, production: pytest.MonkeyPatch
+    ) -> None:
+        production.setenv("TWILIO_API_BASE", "https://api.dublin.ie1.twilio.com")
+        production.setenv("TWILIO_API_ALLOWED_HOST", "api.dublin.ie1.twilio.com")
+        production.setenv("STRIPE_API_BASE", "https://stripe-proxy.internal")
+        production.setenv("STRIPE_API_ALLOWED_HOST", "stripe-proxy.internal")
+        assert Settings().TWILIO_API_BASE == "https://api.dublin.ie1.twilio.com"
+        # Naming a host does not make plain HTTP to it acceptable.
+        message = refusal(production, STRIPE_API_BASE="http://stripe-proxy.internal")
+        assert "STRIPE_API_BASE must be" in message
+
+    def test_refuses_a_plain_http_public_url(self, production: pytest.MonkeyPatch) -> None:
+        message = refusal(production, PUBLIC_BASE_URL="http://dialer.example.com")
+        assert "PUBLIC_BASE_URL must be an https:// URL in production" in message
+
+    def test_names_every_problem_at_once(self, production: pytest.MonkeyPatch) -> None:
+        message = refusal(
+            production,
+            TWILIO_AUTH_TOKEN="dev-twilio-auth-token",
+            TWILIO_API_BASE="http://sandbox:8081",
+            PUBLIC_BASE_URL="http://api:8000",
+        )
+        for name in ("TWILIO_AUTH_TOKEN", "TWILIO_API_BASE", "PUBLIC_BASE_URL"):
+            assert name in message
 
 
 class TestDatabaseSetting:
@@ -38,3 +117,52 @@ class TestDatabaseSetting:
         monkeypatch.setenv("DATABASE_URL", "sqlite:///toingg.db")
         with pytest.raises(ValidationError, match="DATABASE_URL must be a PostgreSQL URL"):
             Settings()
+
+    def test_production_refuses_it_too(self, production: pytest.MonkeyPatch) -> None:
+        message = refusal(production, DATABASE_URL="sqlite:///toingg.db")
+        assert "DATABASE_URL must be a PostgreSQL URL" in message
+
+
+def start(argv: list[str], cwd: Path, **changes: str) -> subprocess.CompletedProcess[str]:
+    """A process as an operator starts it, with production's settings and `changes`, in a
+    folder of its own (no .env, no embedded servers to find)."""
+    env = {**os.environ, **PRODUCTION, **changes}
+    return subprocess.run(
+        [sys.executable, *argv], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+class TestRefusedAtStart:
+    """Each process checks its settings as it starts and exits naming what is wrong, instead of
+    starting and failing its requests later (the API answered its health check 200, and 500 to
+    every real request)."""
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            ["api", "--port", "0"],
+            ["worker"],
+            ["beat"],
+            ["flower", "--port", "0"],
+            ["db", "upgrade"],
+            ["accounts", "create", "--name", "acme"],
+        ],
+        ids=" ".join,
+    )
+    def test_production_on_a_development_secret_exits_naming_it(
+        self, tmp_path: Path, command: list[str]
+    ) -> None:
+        started = start(
+            ["-m", "shared.cli", *command], tmp_path, STRIPE_WEBHOOK_SECRET="whsec_development"
+        )
+        assert started.returncode != 0
+        assert "refusing to start" in started.stderr
+        assert "STRIPE_WEBHOOK_SECRET" in started.stderr
+        # The message names the settings, never their values.
+        assert "real-token" not in started.stderr
+
+    def test_the_sandbox_refuses_production_whatever_its_secrets(self, tmp_path: Path) -> None:
+        for argv in (["-m", "shared.cli", "sandbox"], ["-m", "sandbox"]):
+            started = start(argv, tmp_path, SANDBOX_PORT="0")
+            assert started.returncode != 0
+            assert "refusing to start with ENVIRONMENT=production" in started.stderr

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from shared import embedded_postgres
 from shared.cli import admin, stack
-from shared.config import get_settings
+from shared.config import get_settings, settings_or_exit
 
 
 def _find_or_start_database(mode: str) -> Callable[[], None]:
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     stack.add_commands(commands)
     admin.add_commands(commands)
     args = parser.parse_args(argv)
+    # Every process and admin command checks its settings before it does anything: production
+    # on a development part (a secret, the sandbox, plain HTTP) ends here, naming it.
+    settings_or_exit("toingg")
     stop_database = _find_or_start_database(getattr(args, "database", "start"))
     try:
         return int(args.func(args) or 0)
