@@ -144,12 +144,12 @@ def dead(session: Session) -> list[ExternalEvent]:
 
 
 def _checkout_for_session(session: Session, stripe_session: dict[str, Any]) -> CheckoutSession:
+    # Only by the session id Stripe gave when the checkout was recorded: metadata is whatever
+    # the session's creator wrote, and a session made elsewhere (by a sandbox that signs with
+    # whatever secret it holds) could name any of our checkouts there.
     checkout = session.scalar(
         select(CheckoutSession).where(CheckoutSession.stripe_session_id == stripe_session["id"])
     )
-    if checkout is None:
-        checkout_id = (stripe_session.get("metadata") or {}).get("checkout_id")
-        checkout = session.get(CheckoutSession, checkout_id) if checkout_id else None
     if checkout is None:
         raise Pending(f"checkout session {stripe_session['id']} is not one of ours yet")
     return checkout

@@ -19,7 +19,7 @@ from shared import queue
 from shared.billing import jobs
 from shared.config import get_settings
 from shared.db import session_scope
-from shared.models import ExternalEvent, utcnow
+from shared.models import CheckoutSession, ExternalEvent, utcnow
 from tests import factories
 from tests.billing import direct
 from tests.billing import stripe_events as se
@@ -122,6 +122,25 @@ class TestAttempts:
         assert failed.attempts == 1 and failed.handled_at is None and failed.dead_at is None
         assert failed.pending_reason is not None and "KeyError" in failed.pending_reason
         assert failed.next_attempt_at is not None and failed.next_attempt_at > utcnow()
+
+    def test_a_session_we_did_not_make_credits_nothing_whatever_its_metadata_names(
+        self, cleanup: list[str]
+    ) -> None:
+        # A paid session with an id no checkout of ours was given, its metadata naming one of
+        # our open checkouts: as a sandbox signing with the real webhook secret would send it.
+        account_id, _ = factories.account()
+        checkout_id, _ = factories.checkout(account_id, credits=100)
+        foreign = se.checkout_completed(
+            "cs_test_" + secrets.token_hex(12), checkout_id, account_id, 100,
+            payment_intent="pi_" + secrets.token_hex(8),
+        )  # fmt: skip
+        row_id = direct.store(foreign)
+        cleanup.append(row_id)
+        assert "is not one of ours" in direct.apply(row_id)
+        assert direct.balance(account_id) == 0
+        with session_scope() as session:
+            checkout = session.get(CheckoutSession, checkout_id)
+            assert checkout is not None and checkout.status == "open"
 
 
 class TestScan:
