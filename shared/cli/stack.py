@@ -27,8 +27,8 @@ POSTGRES_DIR = STATE_DIR / "postgres"
 CELERY_APP = "workers.celery_app"
 
 
-def _exec(argv: list[str]) -> int:
-    os.execvp(argv[0], argv)
+def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
+    os.execvpe(argv[0], argv, env if env is not None else dict(os.environ))
 
 
 def api_argv(host: str, port: int, workers: int = 1) -> list[str]:
@@ -39,13 +39,14 @@ def api_argv(host: str, port: int, workers: int = 1) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_argv(concurrency: int, queues: str) -> list[str]:
+def worker_argv(concurrency: int, queues: str, hostname: str | None = None) -> list[str]:
     # Dialing waits on Twilio's HTTP answers, not on the CPU: threads keep many requests in
-    # flight per process at a fraction of prefork's memory.
+    # flight per process at a fraction of prefork's memory. A node name of its own unless given,
+    # so several workers on one host do not clash.
     return [
         sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "--loglevel=INFO",
         "--pool=threads", f"--concurrency={concurrency}", f"--queues={queues}",
-        f"--hostname=worker-{secrets.token_hex(3)}@%h",
+        f"--hostname={hostname or f'worker-{secrets.token_hex(3)}@%h'}",
     ]  # fmt: skip
 
 
@@ -57,11 +58,18 @@ def beat_argv(schedule_file: Path) -> list[str]:
 
 
 def flower_argv(address: str, port: int) -> list[str]:
+    # No --basic-auth: a command line is there for anyone on the host to read (ps). Flower takes
+    # FLOWER_BASIC_AUTH from its environment instead (flower_env).
     return [
         sys.executable, "-m", "celery", "-A", CELERY_APP, "flower",
         f"--address={address}", f"--port={port}",
-        f"--basic-auth={get_settings().FLOWER_BASIC_AUTH}",
     ]  # fmt: skip
+
+
+def flower_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` with Flower's credentials as the settings have them (perhaps from .env, which
+    Flower does not read)."""
+    return {**env, "FLOWER_BASIC_AUTH": get_settings().FLOWER_BASIC_AUTH}
 
 
 def sandbox_argv() -> list[str]:
@@ -128,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     if sandbox_carrier or sandbox_checkout:
         plan.insert(0, ("sandbox", sandbox_argv()))
     for name, argv in plan:
-        children.append((name, subprocess.Popen(argv, env=env)))
+        child_env = flower_env(env) if name == "flower" else env
+        children.append((name, subprocess.Popen(argv, env=child_env)))
 
     user, _, _ = settings.FLOWER_BASIC_AUTH.partition(":")
     print(
@@ -203,7 +212,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     worker = commands.add_parser("worker", help="a Celery worker")
     worker.add_argument("--concurrency", type=int, default=16)
     worker.add_argument("--queues", default=",".join(QUEUES))
-    worker.set_defaults(func=lambda a: _exec(worker_argv(a.concurrency, a.queues)), database="find")
+    worker.add_argument("--hostname", help="Celery node name (default: worker-<random>@%%h)")
+    worker.set_defaults(
+        func=lambda a: _exec(worker_argv(a.concurrency, a.queues, a.hostname)), database="find"
+    )
 
     beat = commands.add_parser("beat", help="the scheduler that wakes the dispatcher")
     beat.add_argument("--schedule", type=Path, default=Path("/tmp/celerybeat-schedule"))
@@ -212,7 +224,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     flower = commands.add_parser("flower", help="Flower, the Celery monitor")
     flower.add_argument("--address", default="0.0.0.0")
     flower.add_argument("--port", type=int, default=5555)
-    flower.set_defaults(func=lambda a: _exec(flower_argv(a.address, a.port)), database="find")
+    flower.set_defaults(
+        func=lambda a: _exec(flower_argv(a.address, a.port), flower_env(dict(os.environ))),
+        database="find",
+    )
 
     sandbox = commands.add_parser("sandbox", help="the Twilio-compatible sandbox carrier")
     sandbox.set_defaults(func=lambda a: _exec(sandbox_argv()), database="none")
