@@ -77,3 +77,23 @@ def terminate_backend(session: Session) -> None:
     pid = session.scalar(text("SELECT pg_backend_pid()"))
     with get_engine().connect() as connection:
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def wait_until_any_waits(still_running: Callable[[], bool], timeout: float = 30) -> None:
+    """Until some connection to this database waits for a lock: for an action whose sessions are
+    not the test's to name (an API request in the app's threads, a command in a process of its
+    own). `still_running` tells an action that ended without waiting from one not there yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_engine().connect() as connection:
+            waiting = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            )
+        if waiting:
+            return
+        assert still_running(), "ended without waiting for a lock"
+        time.sleep(0.02)
+    raise AssertionError("no connection waited for a lock")

@@ -2,6 +2,7 @@
 
 import hashlib
 
+import psycopg.errors
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,6 +49,11 @@ def _caller_id(raw: str | None) -> str:
     return to_e164(raw, settings.DEFAULT_REGION) if raw else settings.TWILIO_FROM_NUMBER
 
 
+def _is_name_taken(exc: IntegrityError) -> bool:
+    # The campaigns' only unique key besides the random id is (account, name).
+    return isinstance(exc.orig, psycopg.errors.UniqueViolation)
+
+
 def get_by_name(session: Session, account_id: str, name: str) -> Campaign:
     campaign = repository.get_by_name(session, account_id, name)
     if campaign is None:
@@ -63,6 +69,8 @@ def get(session: Session, account_id: str, campaign_id: str) -> Campaign:
 
 
 def create(session: Session, account_id: str, data: CampaignCreate) -> Campaign:
+    """Raises CampaignNameTaken, also when the name is being taken by another request at the
+    same moment (its insert waits for that one's, and is refused once it commits)."""
     if repository.get_by_name(session, account_id, data.name) is not None:
         raise CampaignNameTaken(data.name)
     campaign = Campaign(
@@ -73,8 +81,13 @@ def create(session: Session, account_id: str, data: CampaignCreate) -> Campaign:
         max_call_minutes=data.maxCallMinutes,
         max_concurrent_calls=data.maxConcurrentCalls,
     )
-    session.add(campaign)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(campaign)
+    except IntegrityError as exc:
+        if _is_name_taken(exc):
+            raise CampaignNameTaken(data.name) from None
+        raise
     return campaign
 
 
@@ -82,7 +95,13 @@ def update(session: Session, campaign: Campaign, data: CampaignUpdate) -> Campai
     if data.name is not None and data.name != campaign.name:
         if repository.get_by_name(session, campaign.account_id, data.name) is not None:
             raise CampaignNameTaken(data.name)
-        campaign.name = data.name
+        try:
+            with session.begin_nested():
+                campaign.name = data.name
+        except IntegrityError as exc:
+            if _is_name_taken(exc):
+                raise CampaignNameTaken(data.name) from None
+            raise
     if data.script is not None:
         campaign.script = data.script
     if data.callerId is not None:
@@ -96,10 +115,15 @@ def update(session: Session, campaign: Campaign, data: CampaignUpdate) -> Campai
 
 
 def upsert_script(session: Session, account_id: str, name: str, script: str) -> Campaign:
-    """make_toingg_details: the named campaign with this script, made if it does not exist."""
+    """make_toingg_details: the named campaign with this script, made if it does not exist
+    (or updated, when another request made it at the same moment)."""
     campaign = repository.get_by_name(session, account_id, name)
     if campaign is None:
-        return create(session, account_id, CampaignCreate(name=name, script=script))
+        try:
+            return create(session, account_id, CampaignCreate(name=name, script=script))
+        except CampaignNameTaken:
+            # Committed by the other request by now: its insert is what this one waited for.
+            campaign = get_by_name(session, account_id, name)
     if campaign.script != script:
         campaign.script = script
         session.flush()
