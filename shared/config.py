@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     TWILIO_ACCOUNT_SID: str = DEV_TWILIO_ACCOUNT_SID
     TWILIO_AUTH_TOKEN: str = DEV_TWILIO_AUTH_TOKEN
     TWILIO_FROM_NUMBER: str = "+15005550006"
+    # Whether every account may call and text from TWILIO_FROM_NUMBER, besides its own caller
+    # IDs. Unset: yes in development (the sandbox's number), no in production, where a number
+    # is one customer's (see `platform_from_number_shared`).
+    PLATFORM_FROM_NUMBER_SHARED: bool | None = None
     TWILIO_API_BASE: str = TWILIO_DEFAULT_API_BASE
     # Production sends Twilio's requests to Twilio's own host only, or to the host named here
     # (a regional edge, a proxy).
@@ -198,6 +202,12 @@ class Settings(BaseSettings):
                 "embedded Redis, or point REDIS_URL at a Redis server"
             )
         return self.REDIS_URL
+
+    @property
+    def platform_from_number_shared(self) -> bool:
+        if self.PLATFORM_FROM_NUMBER_SHARED is None:
+            return self.ENVIRONMENT == "development"
+        return self.PLATFORM_FROM_NUMBER_SHARED
 
     @property
     def uses_sandbox_carrier(self) -> bool:

@@ -6,6 +6,7 @@ import threading
 import phonenumbers
 
 from shared.accounts import service as accounts_service
+from shared.caller_ids import service as caller_ids_service
 from shared.campaigns import service as campaigns_service
 from shared.campaigns.schemas import CampaignCreate
 from shared.db import session_scope
@@ -54,3 +55,9 @@ def checkout(account_id: str, credits: int = 100, price_cents: int = 10) -> tupl
         session.add(row)
         session.flush()
         return row.id, stripe_id
+
+
+def caller_id(account_id: str, number: str | None = None) -> str:
+    """A number the account may call and text from (a new one unless given)."""
+    with session_scope() as session:
+        return caller_ids_service.add(session, account_id, number or phone_number()).number

@@ -7,11 +7,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
-from api.errors import require_credits, require_unblocked
+from api.errors import invalid_field, require_credits, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from shared.batches import service as batches_service
 from shared.batches.schemas import BatchAccepted, BatchCanceled, BatchOut, BatchRequest
 from shared.billing import prices
+from shared.caller_ids import service as caller_ids
 from shared.campaigns import service as campaigns_service
 from shared.models import Account, Batch
 from shared.schemas import Line
@@ -30,6 +31,8 @@ def accept_batch(session: Session, account: Account, body: BatchRequest) -> Batc
     require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
     try:
         result = batches_service.create_batch(session, account, campaign, body.numberList)
+    except caller_ids.CallerIdNotAllowed as exc:
+        raise invalid_field(["campaign"], f"campaign {campaign.name!r}: {exc}") from None
     except batches_service.NothingToCall as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -14,6 +14,7 @@ from api.idempotency import Idempotent, IdempotentRoute
 from api.routes.batches import accept_batch
 from shared.batches.schemas import BatchAccepted, BatchRequest
 from shared.billing import prices
+from shared.caller_ids import service as caller_ids
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
 from shared.calls import status as call_status
@@ -43,7 +44,9 @@ def _campaign(session: Session, account: Account, name: str) -> Campaign:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {name!r} not found") from None
 
 
-def _place(session: Session, account: Account, body: MakeCallRequest) -> CallAccepted:
+def _place(
+    session: Session, account: Account, body: MakeCallRequest, campaign_field: str = "campaign"
+) -> CallAccepted:
     require_unblocked(session, account)
     campaign = _campaign(session, account, body.campaign)
     require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
@@ -53,6 +56,8 @@ def _place(session: Session, account: Account, body: MakeCallRequest) -> CallAcc
         raise invalid_field(["phoneNumber"], str(exc)) from None
     except calls_service.Unspeakable as exc:
         raise invalid_field(["name"], str(exc)) from None
+    except caller_ids.CallerIdNotAllowed as exc:
+        raise invalid_field([campaign_field], f"campaign {campaign.name!r}: {exc}") from None
     return CallAccepted(
         callId=call.id, status=call.status, phoneNumber=call.to_number, campaign=campaign.name
     )
@@ -128,13 +133,17 @@ def make_toingg_details(
         to_e164(body.phoneNumber, get_settings().DEFAULT_REGION)
     except InvalidNumber as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
-    campaign = campaigns_service.upsert_script(
-        session, account.id, body.campaignName, body.campaignScript
-    )
+    try:
+        campaign = campaigns_service.upsert_script(
+            session, account.id, body.campaignName, body.campaignScript
+        )
+    except caller_ids.CallerIdNotAllowed as exc:  # a new campaign, and no caller ID for it
+        raise invalid_field(["campaignName"], str(exc)) from None
     return _place(
         session,
         account,
         MakeCallRequest(campaign=campaign.name, name=body.name, phoneNumber=body.phoneNumber),
+        campaign_field="campaignName",
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field
 from api.routing import ApiRoute
+from shared.caller_ids import service as caller_ids
 from shared.campaigns import repository as campaigns_repository
 from shared.campaigns import service as campaigns_service
 from shared.campaigns.schemas import CampaignCreate, CampaignOut, CampaignPage, CampaignUpdate
@@ -37,7 +38,7 @@ def create_campaign(body: CampaignCreate, session: SessionDep, account: CurrentA
         return campaigns_service.create(session, account.id, body)
     except campaigns_service.CampaignNameTaken:
         raise _taken(body.name) from None
-    except InvalidNumber as exc:
+    except (InvalidNumber, caller_ids.CallerIdNotAllowed) as exc:
         raise invalid_field(["callerId"], str(exc)) from None
 
 
@@ -71,7 +72,7 @@ def update_campaign(
         return campaigns_service.update(session, campaign, body)
     except campaigns_service.CampaignNameTaken:
         raise _taken(body.name or "") from None
-    except InvalidNumber as exc:
+    except (InvalidNumber, caller_ids.CallerIdNotAllowed) as exc:
         raise invalid_field(["callerId"], str(exc)) from None
 
 

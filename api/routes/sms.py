@@ -6,6 +6,7 @@ from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field, payment_required, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from shared.billing.ledger import InsufficientCredits
+from shared.caller_ids import service as caller_ids
 from shared.schemas import Line
 from shared.sms import service as sms_service
 from shared.sms.schemas import SendSmsRequest, SmsAccepted, SmsOut
@@ -26,7 +27,11 @@ router = APIRouter(tags=["sms"], route_class=IdempotentRoute)
 def send_sms(body: SendSmsRequest, session: SessionDep, account: CurrentAccount) -> SmsAccepted:
     require_unblocked(session, account)
     try:
-        sms = sms_service.accept(session, account, body.name, body.phoneNumber, body.message)
+        sms = sms_service.accept(
+            session, account, body.name, body.phoneNumber, body.message, body.fromNumber
+        )
+    except (caller_ids.InvalidCallerId, caller_ids.CallerIdNotAllowed) as exc:
+        raise invalid_field(["fromNumber"], str(exc)) from None
     except InvalidNumber as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
     except InsufficientCredits as exc:

@@ -181,6 +181,7 @@ class Taken(NamedTuple):
     """A claim as its worker takes it: where to dial and for how long (what it was accepted with,
     as its reservation was counted), from the call's row."""
 
+    account_id: str
     to_number: str
     from_number: str
     batch_id: str | None
@@ -203,6 +204,7 @@ def take(session: Session, call_id: str, claimed: str, attempt: str) -> Taken | 
         )
         .values(attempt=attempt, dial_started_at=now, updated_at=now)
         .returning(
+            Call.account_id,
             Call.to_number,
             Call.from_number,
             Call.batch_id,

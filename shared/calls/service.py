@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.batches import stops as batch_stops
 from shared.billing import ledger, prices
+from shared.caller_ids import service as caller_ids
 from shared.calls import jobs, repository
 from shared.calls import status as st
 from shared.campaigns import repository as campaigns_repository
@@ -62,7 +63,9 @@ def accepted_terms(session: Session, campaign: Campaign) -> dict[str, Any]:
     """What a call keeps from its campaign when it is accepted: its caller ID, script and time
     limit. Everything that acts on the call later (the TwiML, the reservation, Twilio's
     TimeLimit, the overdue sweep) reads these, so an edit of the campaign changes only the
-    calls accepted after it."""
+    calls accepted after it. Raises CallerIdNotAllowed when the account may no longer call from
+    the campaign's caller ID."""
+    caller_ids.ensure_allowed(session, campaign.account_id, campaign.caller_id)
     return {
         "campaign_id": campaign.id,
         "from_number": campaign.caller_id,
@@ -238,6 +241,12 @@ def take(session: Session, call_id: str, claimed: str | None) -> DialPlan | None
     if taken.hangup_requested:
         # Hung up before it was dialed: it never rings.
         _end_unplaced(session, plan, status=st.CANCELED)
+        return None
+    refused = caller_ids.refusal(session, taken.account_id, plan.from_)
+    if refused is not None:
+        # The number was taken from the account after the call was accepted: it never rings
+        # from a number that is no longer the account's.
+        fail(session, plan, refused.code, str(refused))
         return None
     return plan
 

@@ -12,7 +12,11 @@ CallerId = Annotated[Line, Field(max_length=64)]
 class CampaignCreate(BaseModel):
     name: CampaignName
     script: Script
-    callerId: CallerId | None = Field(default=None, description="E.164; default TWILIO_FROM_NUMBER")
+    callerId: CallerId | None = Field(
+        default=None,
+        description="one of the account's caller IDs (GET /api/caller-ids); default: the "
+        "platform's number where it is shared, otherwise the account's first caller ID",
+    )
     maxCallMinutes: int = Field(default=5, ge=1, le=240)
     maxConcurrentCalls: int | None = Field(
         default=None, ge=1, description="live calls at once; default: the account's limit"

@@ -6,11 +6,10 @@ import psycopg.errors
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.caller_ids import service as caller_ids
 from shared.campaigns import repository
 from shared.campaigns.schemas import CampaignCreate, CampaignUpdate
-from shared.config import get_settings
 from shared.models import Campaign, Script
-from shared.telephony.numbers import to_e164
 
 
 class CampaignNotFound(LookupError):
@@ -44,11 +43,6 @@ def script_version(session: Session, account_id: str, text: str) -> str:
     return script.id
 
 
-def _caller_id(raw: str | None) -> str:
-    settings = get_settings()
-    return to_e164(raw, settings.DEFAULT_REGION) if raw else settings.TWILIO_FROM_NUMBER
-
-
 def _is_name_taken(exc: IntegrityError) -> bool:
     # The campaigns' only unique key besides the random id is (account, name).
     return isinstance(exc.orig, psycopg.errors.UniqueViolation)
@@ -70,14 +64,15 @@ def get(session: Session, account_id: str, campaign_id: str) -> Campaign:
 
 def create(session: Session, account_id: str, data: CampaignCreate) -> Campaign:
     """Raises CampaignNameTaken, also when the name is being taken by another request at the
-    same moment (its insert waits for that one's, and is refused once it commits)."""
+    same moment (its insert waits for that one's, and is refused once it commits), and
+    InvalidCallerId or CallerIdNotAllowed for the caller ID."""
     if repository.get_by_name(session, account_id, data.name) is not None:
         raise CampaignNameTaken(data.name)
     campaign = Campaign(
         account_id=account_id,
         name=data.name,
         script=data.script,
-        caller_id=_caller_id(data.callerId),
+        caller_id=caller_ids.choose(session, account_id, data.callerId),
         max_call_minutes=data.maxCallMinutes,
         max_concurrent_calls=data.maxConcurrentCalls,
     )
@@ -105,7 +100,7 @@ def update(session: Session, campaign: Campaign, data: CampaignUpdate) -> Campai
     if data.script is not None:
         campaign.script = data.script
     if data.callerId is not None:
-        campaign.caller_id = _caller_id(data.callerId)
+        campaign.caller_id = caller_ids.choose(session, campaign.account_id, data.callerId)
     if data.maxCallMinutes is not None:
         campaign.max_call_minutes = data.maxCallMinutes
     if data.maxConcurrentCalls is not None:

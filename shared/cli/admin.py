@@ -1,4 +1,5 @@
-"""Admin commands: the schema, accounts, API keys, credits, Stripe events and retention."""
+"""Admin commands: the schema, accounts and their caller IDs, API keys, credits, Stripe events
+and retention."""
 
 import argparse
 import json
@@ -8,6 +9,7 @@ from shared import migrate
 from shared.accounts import service as accounts_service
 from shared.billing import disputes, ledger
 from shared.billing import events as billing_events
+from shared.caller_ids import service as caller_ids
 from shared.calls import service as calls_service
 from shared.db import session_scope
 from shared.models import Account, new_id
@@ -99,6 +101,61 @@ def accounts_unblock(args: argparse.Namespace) -> int:
         print(f"account {args.account} unblocked; dispute {dispute_id} is still open at Stripe")
     else:
         print(f"account {args.account} unblocked")
+    return 0
+
+
+def caller_ids_add(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        try:
+            added = caller_ids.add(session, args.account, args.number)
+        except (caller_ids.InvalidCallerId, caller_ids.CallerIdTaken) as exc:
+            print(exc)
+            return 1
+        except accounts_service.UnknownAccount:
+            print(f"no account {args.account!r}")
+            return 1
+        number = added.number
+    print(f"account {args.account} may call and text from {number}")
+    return 0
+
+
+def caller_ids_remove(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        try:
+            number = caller_ids.remove(session, args.account, args.number)
+        except caller_ids.InvalidCallerId as exc:
+            print(exc)
+            return 1
+        except caller_ids.UnknownCallerId as exc:
+            print(f"{exc} is not a caller ID of account {args.account}")
+            return 1
+    print(
+        f"account {args.account} no longer calls or texts from {number}; its queued calls and "
+        "SMS from it fail when their turn comes"
+    )
+    return 0
+
+
+def caller_ids_list(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        if session.get(Account, args.account) is None:
+            print(f"no account {args.account!r}")
+            return 1
+        out = {
+            "accountId": args.account,
+            "callerIds": [row.number for row in caller_ids.of_account(session, args.account)],
+            "platformNumber": caller_ids.platform_number(),
+            "default": caller_ids.default(session, args.account),
+        }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for number in out["callerIds"]:
+        print(number)
+    if out["platformNumber"]:
+        print(f"{out['platformNumber']} (the platform's, shared by every account)")
+    if out["default"] is None:
+        print(f"account {args.account} has no caller ID: it can neither call nor text")
     return 0
 
 
@@ -218,6 +275,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     unblock.add_argument("account", help="account id")
     unblock.set_defaults(func=accounts_unblock)
+    numbers = account_commands.add_parser(
+        "caller-ids", help="the numbers an account may call and text from"
+    ).add_subparsers(required=True)
+    for name, func, what in (
+        ("add", caller_ids_add, "let the account call and text from a number it holds"),
+        ("remove", caller_ids_remove, "take a number from the account"),
+    ):
+        command = numbers.add_parser(name, help=what)
+        command.add_argument("account", help="account id")
+        command.add_argument("number", help="E.164, e.g. +14155550100")
+        command.set_defaults(func=func)
+    listing = numbers.add_parser("list", help="the account's caller IDs")
+    listing.add_argument("account", help="account id")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=caller_ids_list)
 
     stripe_events = commands.add_parser("events", help="Stripe events").add_subparsers(
         required=True

@@ -6,6 +6,7 @@ from shared.models.api_key import ApiKey
 from shared.models.batch import Batch
 from shared.models.call import Call
 from shared.models.call_event import CallEvent
+from shared.models.caller_id import CallerId
 from shared.models.campaign import Campaign
 from shared.models.checkout_session import CheckoutSession
 from shared.models.credit_entry import CreditEntry
@@ -21,6 +22,7 @@ __all__ = [
     "Batch",
     "Call",
     "CallEvent",
+    "CallerId",
     "Campaign",
     "CheckoutSession",
     "CreditEntry",

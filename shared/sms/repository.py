@@ -50,6 +50,7 @@ def claim(session: Session, sms_ids: Sequence[str], attempt: str) -> list[str]:
 class Taken(NamedTuple):
     """A claim as its worker takes it: what to send, from the message's row."""
 
+    account_id: str
     to_number: str
     from_number: str
     body: str | None
@@ -69,7 +70,9 @@ def take(session: Session, sms_id: str, claimed: str, attempt: str) -> Taken | N
             SmsMessage.send_started_at.is_(None),
         )
         .values(attempt=attempt, send_started_at=now, updated_at=now)
-        .returning(SmsMessage.to_number, SmsMessage.from_number, SmsMessage.body)
+        .returning(
+            SmsMessage.account_id, SmsMessage.to_number, SmsMessage.from_number, SmsMessage.body
+        )
         .execution_options(synchronize_session=False)
     ).one_or_none()
     return None if row is None else Taken(*row)

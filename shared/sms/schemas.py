@@ -12,6 +12,11 @@ class SendSmsRequest(BaseModel):
     name: CalleeName = ""
     phoneNumber: PhoneNumber
     message: Annotated[Prose, Field(min_length=1, max_length=1600)]
+    fromNumber: PhoneNumber | None = Field(
+        default=None,
+        description="the sender: one of the account's caller IDs (GET /api/caller-ids); "
+        "default: the caller ID a campaign gets when it names none",
+    )
 
 
 class SmsAccepted(BaseModel):

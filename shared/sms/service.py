@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from shared.billing import ledger, prices
+from shared.caller_ids import service as caller_ids
 from shared.config import get_settings
 from shared.models import Account, SmsMessage, utcnow
 from shared.sms import jobs, repository
@@ -34,13 +35,20 @@ def status_callback_url(sms_id: str) -> str:
 
 
 def accept(
-    session: Session, account: Account, name: str, phone_number: str, body: str
+    session: Session,
+    account: Account,
+    name: str,
+    phone_number: str,
+    body: str,
+    from_number: str | None = None,
 ) -> SmsMessage:
+    """Raises InvalidNumber, InvalidCallerId or CallerIdNotAllowed (the sender), and
+    InsufficientCredits."""
     settings = get_settings()
     sms = SmsMessage(
         account_id=account.id,
         to_number=to_e164(phone_number, settings.DEFAULT_REGION),
-        from_number=settings.TWILIO_FROM_NUMBER,
+        from_number=caller_ids.choose(session, account.id, from_number),
         name=name,
         body=body,
         status=st.QUEUED,
@@ -90,7 +98,12 @@ def take(session: Session, sms_id: str, claimed: str | None) -> SendPlan | None:
         return None
     # A message loses its body only once Twilio has it or it ended (shared.retention).
     assert taken.body is not None
-    return SendPlan(sms_id, attempt, taken.to_number, taken.from_number, taken.body)
+    plan = SendPlan(sms_id, attempt, taken.to_number, taken.from_number, taken.body)
+    refused = caller_ids.refusal(session, taken.account_id, taken.from_number)
+    if refused is not None:  # its sender was taken from the account since it was accepted
+        fail(session, plan, refused.code, str(refused))
+        return None
+    return plan
 
 
 def fence(session: Session, plan: SendPlan) -> bool:

@@ -1,4 +1,4 @@
-"""A campaign name taken by two requests at once: one transaction is held open after its
+"""The same name or number taken by two requests at once: one transaction is held open after its
 insert, before its commit, while the other request runs into it. The second gets the answer a
 request after the first would get (409, or 200 where the request creates or updates), never a
 500."""
@@ -7,9 +7,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from shared import cli
+from shared.caller_ids import service as caller_ids
 from shared.campaigns import repository as campaigns_repository
 from shared.campaigns import service as campaigns_service
 from shared.campaigns.schemas import CampaignCreate
@@ -92,3 +95,19 @@ class TestCampaignNames:
             assert campaign is not None and campaign.script == "Second {name}"
         [call] = api.get("/api/calls").json()["items"]
         assert call["id"] == response.json()["callId"]
+
+
+class TestCallerIds:
+    def test_two_adds_of_one_number_succeed_once(self, capsys: pytest.CaptureFixture[str]) -> None:
+        account_id, _ = factories.account()
+        number = factories.phone_number()
+        capsys.readouterr()
+
+        code = while_held(
+            lambda session: caller_ids.add(session, account_id, number),
+            lambda: cli.main(["accounts", "caller-ids", "add", account_id, number]),
+        )
+        assert code == 1
+        assert capsys.readouterr().out.strip() == f"{number} is already a caller ID of this account"
+        with session_scope() as session:
+            assert [row.number for row in caller_ids.of_account(session, account_id)] == [number]

@@ -1,6 +1,7 @@
 """The whole path as a user meets it: API, queue, a real worker and beat, the sandbox carrier
 (speaking Twilio's wire format) and its signed status callbacks back into the API."""
 
+from shared import cli
 from tests import factories
 from tests.stack import Api, Carrier, StackProcesses, wait_until
 
@@ -154,3 +155,37 @@ class TestSms:
         assert sms["messageSid"] == at_carrier["sid"]
         assert at_carrier["body"] == "Hello!"
         assert sms["segments"] == 1
+
+
+class TestCallerIdRemoved:
+    def test_a_waiting_call_fails_when_its_turn_comes_and_never_rings(
+        self, api_server: str, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        account_id, key = factories.account(credits=5)  # one 5-minute call's reservation
+        api = Api(api_server, key)
+        own = factories.caller_id(account_id)
+        created = api.post("/api/campaigns", json={"name": "own", "script": "Hi", "callerId": own})
+        assert created.status_code == 201, created.text
+        numbers = [factories.phone_number(), factories.phone_number()]
+        carrier.configure(outcomes={n: "hold" for n in numbers})
+        batch = api.post(
+            "/api/make_batch_toingg",
+            json={"campaign": "own", "numberList": [{"clientNumber": n} for n in numbers]},
+        ).json()
+
+        def calls() -> dict[str, dict]:  # type: ignore[type-arg]
+            listed = api.get("/api/calls", batch=batch["batchId"]).json()["items"]
+            return {c["status"]: c for c in listed}
+
+        wait_until(lambda: calls().keys() == {"ringing", "insufficient-credits"}, 30, message="one")
+        waiting = calls()["insufficient-credits"]
+        assert cli.main(["accounts", "caller-ids", "remove", account_id, own]) == 0
+        assert cli.main(["credits", "grant", account_id, "5", "--reason", "its turn"]) == 0
+
+        wait_until(lambda: "failed" in calls(), 30, message="the waiting call failed")
+        error = api.get(f"/api/calls/{waiting['id']}").json()["error"]
+        assert error["code"] == "caller-id-not-allowed" and own in error["message"]
+        assert carrier.calls(to=waiting["phoneNumber"]) == []
+        # The call already ringing when the number was removed goes on; hang it up.
+        ringing = calls()["ringing"]
+        assert api.post("/api/hang_up_call", callSid=ringing["id"]).status_code == 200
