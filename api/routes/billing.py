@@ -4,12 +4,13 @@ import json
 from typing import Annotated, Any
 
 import stripe
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse
 
 from api.deps import CurrentAccount, SessionDep, authenticate, caller_account, client_address
 from api.errors import invalid_field
 from api.idempotency import IdempotentRoute, idempotent
+from api.paging import Limit, Offset
 from shared.billing import checkout as checkout_service
 from shared.billing import events as billing_events
 from shared.billing import ledger, stripe_gateway
@@ -23,8 +24,8 @@ router = APIRouter(tags=["billing"], route_class=IdempotentRoute)
 def get_credits(
     session: SessionDep,
     account: CurrentAccount,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> CreditsOut:
     entries, total = ledger.page(session, account.id, limit, offset)
     return CreditsOut(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from api.deps import CurrentAccount, SessionDep
 from api.errors import from_validation_error, invalid_field, require_credits, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
+from api.paging import Limit, Offset
 from api.routes.batches import accept_batch
 from shared.batches.schemas import BatchAccepted, BatchRequest
 from shared.billing import prices
@@ -209,8 +210,8 @@ def list_calls(
         str | None, Query(alias="status", pattern="^(" + "|".join(call_status.ALL) + ")$")
     ] = None,
     batch: Annotated[Line | None, Query(description="batch id")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> CallPage:
     campaign_id = _campaign(session, account, campaign).id if campaign is not None else None
     calls, total = calls_repository.list_page(

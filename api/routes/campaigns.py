@@ -1,12 +1,11 @@
 """Campaigns: create, read, update, delete."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field
+from api.paging import Limit, Offset
 from api.routing import ApiRoute
 from shared.caller_ids import service as caller_ids
 from shared.campaigns import repository as campaigns_repository
@@ -46,8 +45,8 @@ def create_campaign(body: CampaignCreate, session: SessionDep, account: CurrentA
 def list_campaigns(
     session: SessionDep,
     account: CurrentAccount,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> CampaignPage:
     items = campaigns_repository.list_page(session, account.id, limit, offset)
     return CampaignPage(

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.models._columns import INT_MAX
 from shared.schemas import CampaignName, Line, Script
 
 # Empty: the default caller ID.
@@ -19,7 +20,10 @@ class CampaignCreate(BaseModel):
     )
     maxCallMinutes: int = Field(default=5, ge=1, le=240)
     maxConcurrentCalls: int | None = Field(
-        default=None, ge=1, description="live calls at once; default: the account's limit"
+        default=None,
+        ge=1,
+        le=INT_MAX,
+        description="live calls at once; default: the account's limit",
     )
 
 
@@ -28,7 +32,7 @@ class CampaignUpdate(BaseModel):
     script: Script | None = None
     callerId: CallerId | None = None
     maxCallMinutes: int | None = Field(default=None, ge=1, le=240)
-    maxConcurrentCalls: int | None = Field(default=None, ge=1)
+    maxConcurrentCalls: int | None = Field(default=None, ge=1, le=INT_MAX)
 
 
 class CampaignOut(BaseModel):

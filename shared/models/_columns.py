@@ -7,6 +7,10 @@ from typing import Annotated
 from sqlalchemy import DateTime, String, TypeDecorator
 from sqlalchemy.orm import mapped_column
 
+# The largest PostgreSQL `integer`: a whole number a client sends for such a column (or for an
+# OFFSET) is refused above it, rather than failing in the database.
+INT_MAX = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
