@@ -17,6 +17,20 @@ class NumberEntry(BaseModel):
 
 
 class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "campaign": "welcome",
+                    "numberList": [
+                        {"clientName": "Client A", "clientNumber": "+14155552671"},
+                        {"clientName": "Client B", "clientNumber": "+1 202 555 0123"},
+                    ],
+                }
+            ]
+        }
+    )
+
     campaign: CampaignName
     numberList: list[NumberEntry] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
 

@@ -1,11 +1,15 @@
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas import Line
 
 
 class CheckoutRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"apikey": "tg_...", "pack": "small"}]}
+    )
+
     apikey: Line = Field(min_length=1, description="the account's API key, as the seeds send it")
     credits: int | None = Field(default=None, ge=1, le=1_000_000)
     pack: Line | None = Field(

@@ -6,7 +6,14 @@ from shared.schemas import CalleeName, CampaignName, PhoneNumber, Script
 
 
 class MakeCallRequest(BaseModel):
-    model_config = ConfigDict(coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        coerce_numbers_to_str=True,
+        json_schema_extra={
+            "examples": [
+                {"campaign": "welcome", "name": "John Doe", "phoneNumber": "(415) 555-2671"}
+            ]
+        },
+    )
 
     campaign: CampaignName
     name: CalleeName = ""
@@ -14,7 +21,19 @@ class MakeCallRequest(BaseModel):
 
 
 class MakeCallDetailsRequest(BaseModel):
-    model_config = ConfigDict(coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        coerce_numbers_to_str=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "campaignName": "MyCampaign",
+                    "campaignScript": "Hello {name}, this is a test call.",
+                    "name": "John Doe",
+                    "phoneNumber": "+14155552671",
+                }
+            ]
+        },
+    )
 
     campaignName: CampaignName
     campaignScript: Script

@@ -11,6 +11,12 @@ CallerId = Annotated[Line, Field(max_length=64)]
 
 
 class CampaignCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "welcome", "script": "Hello {name}, this is Toingg calling."}]
+        }
+    )
+
     name: CampaignName
     script: Script
     callerId: CallerId | None = Field(
@@ -28,6 +34,10 @@ class CampaignCreate(BaseModel):
 
 
 class CampaignUpdate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"script": "Hi {name}, Toingg here.", "maxCallMinutes": 3}]}
+    )
+
     name: CampaignName | None = None
     script: Script | None = None
     callerId: CallerId | None = None

@@ -7,7 +7,14 @@ from shared.schemas import CalleeName, PhoneNumber, Prose
 
 
 class SendSmsRequest(BaseModel):
-    model_config = ConfigDict(coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        coerce_numbers_to_str=True,
+        json_schema_extra={
+            "examples": [
+                {"name": "John Doe", "phoneNumber": "+14155552671", "message": "Hello from Toingg!"}
+            ]
+        },
+    )
 
     name: CalleeName = ""
     phoneNumber: PhoneNumber
