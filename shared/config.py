@@ -5,7 +5,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development defaults: valid-looking Twilio credentials that only the sandbox carrier accepts,
@@ -21,6 +21,20 @@ STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
 # Between the end of the longest create request a claim may send and the first moment reconcile
 # may look for its call: room for the clocks of two hosts, and for the watchdog to wake.
 DIAL_MARGIN_SECONDS = 0.5
+# The one PostgreSQL driver the product ships.
+DATABASE_URL_SCHEME = "postgresql+psycopg://"
+
+
+def _database_url_problem(url: str) -> str | None:
+    if url.startswith(DATABASE_URL_SCHEME):
+        return None
+    scheme = url.partition("://")[0]
+    if scheme.startswith("postgresql+"):
+        return (
+            f"DATABASE_URL names the driver {scheme.removeprefix('postgresql+')!r}, which is not "
+            f"installed: use postgresql:// or {DATABASE_URL_SCHEME}"
+        )
+    return f"DATABASE_URL must be a PostgreSQL URL ({DATABASE_URL_SCHEME}...)"
 
 
 class Settings(BaseSettings):
@@ -124,6 +138,16 @@ class Settings(BaseSettings):
         reconcile may ask Twilio about the call (DIAL_AMBIGUOUS_SECONDS after the claim)."""
         return self.DIAL_AMBIGUOUS_SECONDS - self.TWILIO_TIMEOUT_SECONDS - DIAL_MARGIN_SECONDS
 
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _with_the_shipped_driver(cls, url: str | None) -> str | None:
+        # Hosting platforms write postgres://, and to SQLAlchemy postgresql:// means psycopg2,
+        # which is not installed: both mean PostgreSQL through psycopg here.
+        for scheme in ("postgres://", "postgresql://"):
+            if url is not None and url.startswith(scheme):
+                return DATABASE_URL_SCHEME + url.removeprefix(scheme)
+        return url
+
     @model_validator(mode="after")
     def _refuse_what_cannot_run(self) -> "Settings":
         # Every problem at once, so whoever starts the process fixes them in one go.
@@ -143,8 +167,9 @@ class Settings(BaseSettings):
                 f"TWILIO_TIMEOUT_SECONDS + {DIAL_MARGIN_SECONDS:g} ({floor:g})"
             )
         # One engine everywhere: the locking and conflict handling is written for PostgreSQL.
-        if self.DATABASE_URL is not None and not self.DATABASE_URL.startswith("postgresql"):
-            problems.append("DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://...)")
+        problem = None if self.DATABASE_URL is None else _database_url_problem(self.DATABASE_URL)
+        if problem:
+            problems.append(problem)
         if self.ENVIRONMENT == "production":
             problems.extend(self._development_parts())
         return problems

@@ -123,6 +123,29 @@ class TestDatabaseSetting:
         assert "DATABASE_URL must be a PostgreSQL URL" in message
 
 
+class TestDatabaseUrlForms:
+    @pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+    def test_the_schemes_that_hosting_platforms_and_libpq_write_mean_psycopg(
+        self, monkeypatch: pytest.MonkeyPatch, scheme: str
+    ) -> None:
+        # Heroku, Render and Fly set DATABASE_URL=postgres://...; libpq and psql take either.
+        monkeypatch.setenv("DATABASE_URL", f"{scheme}://toingg:secret@db.internal:5432/toingg")
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            pytest.fail(f"refused: {exc.errors()[0]['msg']}")
+        assert settings.database_url == "postgresql+psycopg://toingg:secret@db.internal:5432/toingg"
+
+    def test_a_driver_the_product_does_not_ship_is_refused_naming_it(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Otherwise accepted, and every process fails at its first query with
+        # ModuleNotFoundError: No module named 'asyncpg'.
+        monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://toingg@db/toingg")
+        with pytest.raises(ValidationError, match="DATABASE_URL names the driver 'asyncpg'"):
+            Settings()
+
+
 def start(argv: list[str], cwd: Path, **changes: str) -> subprocess.CompletedProcess[str]:
     """A process as an operator starts it, with production's settings and `changes`, in a
     folder of its own (no .env, no embedded servers to find)."""
