@@ -1,5 +1,7 @@
+import time
+
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 import shared.models  # noqa: F401  (registers every table on Base.metadata)
 from shared.db import Base, build_engine
@@ -32,5 +34,15 @@ if connection is not None:
 else:
     engine = build_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as conn:
+        # One upgrade at a time (two commands started together on a new database): the second
+        # waits here, then finds the schema at head. A session's lock, as a migration may commit
+        # on its way; it ends as dispose closes the connection. Tried, not waited for inside a
+        # transaction: an index built concurrently waits for every open transaction.
+        while not conn.execute(
+            text("SELECT pg_try_advisory_lock(hashtext('toingg migrations'))")
+        ).scalar():
+            conn.rollback()
+            time.sleep(0.1)
+        conn.commit()
         run_migrations(conn)
     engine.dispose()
