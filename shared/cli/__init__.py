@@ -13,20 +13,17 @@ from shared.config import get_settings, settings_or_exit
 
 def _find_or_start_database(mode: str) -> Callable[[], None]:
     """With DATABASE_URL unset, a command uses the embedded PostgreSQL that `toingg run` keeps in
-    .toingg/: the running one, or (for an admin command) one started for the command alone.
-    Returns what stops what was started here."""
+    .toingg/: the running one, or (for an admin command) one started for it, shared with every
+    other command that finds it meanwhile. Returns what ends this command's use of it; a
+    process this command execs keeps using it until it exits."""
     if os.environ.get("DATABASE_URL") or mode in ("none", "own"):
         return lambda: None
-    found = embedded_postgres.running_url(stack.POSTGRES_DIR)
-    if found is None and mode == "find":
+    joined = embedded_postgres.join(stack.POSTGRES_DIR, may_start=mode == "start")
+    if joined is None:
         return lambda: None  # the settings say what is missing when the process first needs it
-    if found is not None:
-        os.environ["DATABASE_URL"] = found
-        get_settings.cache_clear()
-        return lambda: None
-    process, os.environ["DATABASE_URL"] = embedded_postgres.start(stack.POSTGRES_DIR)
+    os.environ["DATABASE_URL"], leave = joined
     get_settings.cache_clear()
-    return lambda: embedded_postgres.stop(process)
+    return leave
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,12 +2,14 @@
 embedded defaults for development (`toingg run`)."""
 
 import argparse
+import fcntl
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from api.main import MAX_CONCURRENT_REQUESTS
@@ -93,14 +95,21 @@ def _ensure_demo_account() -> str:
 def run(args: argparse.Namespace) -> int:
     """Everything on embedded defaults; Ctrl-C stops every process."""
     STATE_DIR.mkdir(exist_ok=True)
+    # Held until this process ends: one stack per folder (its Redis files, its demo key).
+    running = open(STATE_DIR / "run.lock", "ab")  # noqa: SIM115
+    try:
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another `toingg run` is using {STATE_DIR}; stop it first", flush=True)
+        return 1
     env = dict(os.environ)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    leave_database: Callable[[], None] | None = None
     if not env.get("DATABASE_URL"):
-        if embedded_postgres.running_url(POSTGRES_DIR):
-            print(f"another `toingg run` is using {POSTGRES_DIR}; stop it first", flush=True)
-            return 1
-        postgres_process, env["DATABASE_URL"] = embedded_postgres.start(POSTGRES_DIR)
-        children.append(("postgres", postgres_process))
+        # The one an admin command started meanwhile, if any: the last user stops it.
+        joined = embedded_postgres.join(POSTGRES_DIR, may_start=True)
+        assert joined is not None
+        env["DATABASE_URL"], leave_database = joined
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = embedded_redis.start(
             STATE_DIR / "redis", port=args.redis_port
@@ -151,13 +160,16 @@ def run(args: argparse.Namespace) -> int:
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
-    return _supervise(children)
+    return _supervise(children, leave_database)
 
 
-EMBEDDED_SERVICES = ("postgres", "redis")
+EMBEDDED_SERVICES = ("redis",)
 
 
-def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
+def _supervise(
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+    leave_database: Callable[[], None] | None,
+) -> int:
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -185,12 +197,12 @@ def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-    for name, process in reversed(services):
-        if name == "postgres":
-            embedded_postgres.stop(process)
-        elif process.poll() is None:
+    for _, process in reversed(services):
+        if process.poll() is None:
             process.terminate()
             process.wait(timeout=10)
+    if leave_database is not None:
+        leave_database()  # stops it unless another command still uses it
     return exit_code
 
 
