@@ -2,7 +2,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, case, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.billing import disputes
@@ -223,10 +223,11 @@ def batch_stopped(session: Session, batch_id: str | None) -> bool:
 
 
 def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -> bool:
-    """Right before the create request: the claim is still this attempt's, with no SID, and was
-    taken after `taken_after`. An UPDATE, not a read: it waits for a reconcile that is handing
-    the claim back and sees what that reconcile commits, where a read would see the row as it
-    was and dial a call just given to another worker."""
+    """Right before the create request: the claim is still this attempt's, with no SID, no
+    hang-up asked for, its batch neither paused nor canceled, and it was taken after
+    `taken_after`. An UPDATE, not a read: it waits for a reconcile handing the claim back, or a
+    hang-up being asked, and sees what they commit, where a read would see the row as it was and
+    dial a call just given to another worker, or just hung up."""
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Call)
         .where(
@@ -234,7 +235,9 @@ def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -
             Call.attempt == claimed,
             Call.status == st.DIALING,
             Call.twilio_sid.is_(None),
+            Call.hangup_requested.is_(False),
             Call.dial_started_at > taken_after,
+            _batch_may_dial(),
         )
         .values(updated_at=utcnow())
     )
@@ -282,47 +285,44 @@ def update_attempt(session: Session, call_id: str, claimed: str, **values: objec
     return result.rowcount == 1
 
 
-def record_sid(
-    session: Session, call_id: str, claimed: str, sid: str, dialed_at: datetime | None
-) -> bool | None:
-    """The claimed call is with Twilio now: its SID, and whether a hang-up came meanwhile. None
-    when the claim is no longer this attempt's in `dialing` (a callback came first)."""
-    return session.scalar(
-        update(Call)
-        .where(Call.id == call_id, Call.attempt == claimed, Call.status == st.DIALING)
-        .values(twilio_sid=sid, status=st.INITIATED, dialed_at=dialed_at, updated_at=utcnow())
-        .returning(Call.hangup_requested)
-        .execution_options(synchronize_session=False)
-    )
+class StoredSid(NamedTuple):
+    """The call once a SID arrived for it: the SID it holds (the first that arrived), whether a
+    hang-up was asked for, and whether Twilio was told so already."""
+
+    sid: str
+    hangup_requested: bool
+    hangup_carried_out: bool
 
 
-def adopt_sid(session: Session, call_id: str, sid: str, dialed_at: datetime | None) -> bool | None:
-    """A call a status callback moved on before the worker stored its SID: the SID and when it
-    was dialed are kept where still missing, and whether a hang-up was asked for is read, in
-    one statement. None when there is no such call."""
-    values: dict[str, object] = {"twilio_sid": func.coalesce(Call.twilio_sid, sid)}
+def store_sid(
+    session: Session,
+    call_id: str,
+    sid: str,
+    *,
+    dialed_at: datetime | None = None,
+    claimed: str | None = None,
+) -> StoredSid | None:
+    """Keep a SID Twilio gave for the call, where it has none yet, in one statement: of two
+    SIDs arriving at once (two calls at Twilio for one of ours) the second sees the first's
+    rather than replacing it. When the call is still in `dialing` under `claimed` (the worker's
+    or reconcile's attempt) it moves on to `initiated`; otherwise a status callback moves it.
+    Raises IntegrityError when another call holds the SID. None when there is no such call."""
+    ours = and_(Call.attempt == claimed, Call.status == st.DIALING) if claimed else false()
+    values: dict[str, object] = {
+        "twilio_sid": func.coalesce(Call.twilio_sid, sid),
+        "status": case((ours, st.INITIATED), else_=Call.status),
+        "updated_at": utcnow(),
+    }
     if dialed_at is not None:
         values["dialed_at"] = func.coalesce(Call.dialed_at, dialed_at)
-    return session.scalar(
+    row = session.execute(
         update(Call)
         .where(Call.id == call_id)
-        .values(updated_at=utcnow(), **values)
-        .returning(Call.hangup_requested)
+        .values(**values)
+        .returning(Call.twilio_sid, Call.hangup_requested, Call.hangup_sent_at.is_not(None))
         .execution_options(synchronize_session=False)
-    )
-
-
-def sid_for_callback(session: Session, call_id: str, sid: str) -> str | None:
-    """The call's SID once a callback naming `sid` is applied: `sid` if the call had none yet,
-    else the one it had. One statement, so of two callbacks naming different SIDs at once (two
-    calls at Twilio for one of ours) the second sees the first's, rather than replacing it."""
-    return session.scalar(
-        update(Call)
-        .where(Call.id == call_id)
-        .values(twilio_sid=func.coalesce(Call.twilio_sid, sid))
-        .returning(Call.twilio_sid)
-        .execution_options(synchronize_session=False)
-    )
+    ).one_or_none()
+    return None if row is None else StoredSid(*row)
 
 
 def ask_hang_up(session: Session, call_id: str) -> bool | None:

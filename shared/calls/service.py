@@ -265,7 +265,10 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
     host, a hung connection) and dialing then would place a second call, of which no SID is
     kept: untracked, unbilled and impossible to hang up. So the request is sent only while the
     claim is still this attempt's and young enough (`dial_fence_seconds`) for the request,
-    ended within TWILIO_TIMEOUT_SECONDS, to be over before reconcile may look.
+    ended within TWILIO_TIMEOUT_SECONDS, to be over on our side before reconcile may look (see
+    `reconcile` for Twilio's side). Nor is it sent once a hang-up was asked for, or the batch
+    was paused or canceled: the worker last looked at the stop flag before its wait for a slot,
+    and a hang-up asked for before a SID is known waits for the SID (`sid_arrives`).
     """
     settings = get_settings()
     now = utcnow()
@@ -273,6 +276,23 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
     if not repository.fence(session, plan.call_id, plan.attempt, taken_after):
         return None
     return now + timedelta(seconds=settings.TWILIO_TIMEOUT_SECONDS)
+
+
+def fenced_off(session: Session, plan: DialPlan) -> bool:
+    """The fence refused the create request: settle the claim as the reason says. A hang-up was
+    asked for: the call ends unplaced, and never rings. Its batch was paused or canceled: it
+    stands down. Its claim is still this attempt's but too old: it goes back to the queue, and
+    True says this worker should dial it again. Reconciled or ended meanwhile: left alone."""
+    call = session.get(Call, plan.call_id, populate_existing=True)
+    if call is None or call.attempt != plan.attempt or call.status != st.DIALING:
+        return False
+    if call.hangup_requested:
+        _end_unplaced(session, plan, status=st.CANCELED)
+        return False
+    if repository.batch_stopped(session, plan.batch_id):
+        stand_down(session, plan)
+        return False
+    return release(session, plan)
 
 
 def resend_untaken(session: Session, handed_before: datetime) -> int:
@@ -290,15 +310,37 @@ def line_limit(account: Account) -> int:
 
 
 def record_sid(session: Session, plan: DialPlan, sid: str, dialed_at: datetime | None) -> None:
-    """Store the SID the moment Twilio returns it, and when the request went out; then honour
-    a hang-up that came meanwhile."""
-    hangup_requested = repository.record_sid(session, plan.call_id, plan.attempt, sid, dialed_at)
-    if hangup_requested is None:
-        # A status callback moved the call on before this write: keep its status.
-        hangup_requested = repository.adopt_sid(session, plan.call_id, sid, dialed_at)
-    if hangup_requested:
-        repository.mark_hang_up_handed(session, plan.call_id)
-        jobs.hang_up(session, plan.call_id)
+    """Store the SID the moment Twilio returns it, and when the request went out."""
+    sid_arrives(session, plan.call_id, sid, dialed_at=dialed_at, claimed=plan.attempt)
+
+
+def sid_arrives(
+    session: Session,
+    call_id: str,
+    sid: str,
+    *,
+    dialed_at: datetime | None = None,
+    claimed: str | None = None,
+) -> str | None:
+    """A SID for the call arrived: from the worker's create request, from reconcile, or from a
+    status callback (the worker died, or its answer was lost). The call keeps the first SID it
+    got; a hang-up asked for before any SID was known is sent now, whichever way the SID came,
+    since nobody could send it before. Returns the SID the call holds, or None when another of
+    our calls holds this one (which is then not this call's)."""
+    try:
+        with session.begin_nested():
+            stored = repository.store_sid(
+                session, call_id, sid, dialed_at=dialed_at, claimed=claimed
+            )
+    except IntegrityError:
+        log.error("call %s: SID %s arrived for it and is another call's", call_id, sid)
+        return None
+    if stored is None:
+        return None
+    if stored.sid == sid and stored.hangup_requested and not stored.hangup_carried_out:
+        repository.mark_hang_up_handed(session, call_id)
+        jobs.hang_up(session, call_id)
+    return stored.sid
 
 
 def _release_reservation(session: Session, plan: DialPlan) -> None:
@@ -506,7 +548,7 @@ def apply_status_callback(
     sid = params.get("CallSid", "")
     known = call.twilio_sid
     if known is None and sid:
-        known = repository.sid_for_callback(session, call.id, sid)
+        known = sid_arrives(session, call.id, sid)
         session.refresh(call)
     if sid and known != sid:
         log.error("callback for %s names SID %s, the call has %s", call.id, sid, known)
@@ -561,8 +603,9 @@ def request_hang_up(session: Session, account_id: str, ref: str) -> Call:
         return call
     if repository.ask_hang_up(session, call.id):
         jobs.hang_up(session, call.id)
-    # Without a SID: a worker yet to take the claim cancels the call unplaced; one already
-    # dialing sees the flag when it stores the SID.
+    # Without a SID: a worker yet to take the claim, or yet to send its create request (the
+    # fence), cancels the call unplaced; once the request is out, the SID's arrival, however it
+    # comes, sends the hang-up (`sid_arrives`).
     session.refresh(call)
     return call
 

@@ -1,9 +1,11 @@
 """SMS: accepted, sent once through Twilio, moved on by Twilio's status callbacks."""
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.billing import ledger, prices
@@ -14,6 +16,8 @@ from shared.sms import jobs, repository
 from shared.sms import status as st
 from shared.telephony import client as twilio
 from shared.telephony.numbers import to_e164
+
+log = logging.getLogger(__name__)
 
 
 class SmsNotFound(LookupError):
@@ -199,7 +203,12 @@ def apply_status_callback(session: Session, sms_id: str, params: dict[str, str])
     sid = params.get("MessageSid", "")
     known = sms.twilio_sid
     if known is None and sid:
-        known = repository.sid_for_callback(session, sms.id, sid)
+        try:
+            with session.begin_nested():
+                known = repository.sid_for_callback(session, sms.id, sid)
+        except IntegrityError:
+            log.error("sms %s: a callback names SID %s, another message's", sms.id, sid)
+            return sms
         session.refresh(sms)
     if sid and known != sid:
         return sms

@@ -141,6 +141,25 @@ class TestAWorkerHoldingACallWhenItsBatchStops:
         assert stops.wait_unless_stopped(str(uuid.uuid4()), 0.6) is True
         assert time.monotonic() - started >= 0.6
 
+    @pytest.mark.parametrize(("change", "left"), [("pause", "queued"), ("cancel", "canceled")])
+    def test_a_stop_committed_after_the_last_look_at_the_flag_stops_the_create_request(
+        self, change: str, left: str, api: KeyedClient, carrier: Carrier
+    ) -> None:
+        batch_id, plan = _held_call(api)
+        # The worker's last look at the stop flag, at the end of its wait for the slot, saw
+        # nothing; the change commits (and sets the flag) right after that look.
+        assert not stops.is_stopped(batch_id)
+        assert api.post(f"/api/batches/{batch_id}/{change}").status_code == 200
+        with session_scope() as session:
+            ends_by = calls_service.fence(session, plan)
+            assert ends_by is None, (
+                f"the fence lets the create request go after the {change} committed and "
+                "answered: a call of a stopped batch starts"
+            )
+            assert calls_service.fenced_off(session, plan) is False
+        assert carrier.calls(to=plan.to) == []
+        assert api.get(f"/api/batches/{batch_id}").json()["counts"] == {left: 1}
+
     def test_a_call_twilio_never_placed_is_canceled_with_its_canceled_batch(
         self, api: KeyedClient, carrier: Carrier
     ) -> None:

@@ -173,3 +173,18 @@ class TestSmsCallbacksAtOnce:
             assert sms is not None
             assert sms.twilio_sid == first_sid
             assert sms.status == "sent"
+
+    def test_a_callback_naming_another_messages_sid_changes_neither(self) -> None:
+        account_id, _ = factories.account(credits=10)
+        held_id, sid = sent_sms(account_id)
+        with session_scope() as session:
+            account = session.get(Account, account_id)
+            assert account is not None
+            sms_id = sms_service.accept(session, account, "Ada", factories.phone_number(), "Hi").id
+        with session_scope() as session:
+            params = {"MessageSid": sid, "MessageStatus": "delivered"}
+            sms_service.apply_status_callback(session, sms_id, params)
+        with session_scope() as session:
+            held, sms = session.get(SmsMessage, held_id), session.get(SmsMessage, sms_id)
+            assert held is not None and sms is not None
+            assert (held.twilio_sid, sms.twilio_sid, sms.status) == (sid, None, "queued")

@@ -234,3 +234,60 @@ class TestAHangUpIsNeverLost:
         call = the_call(plan.call_id)
         assert call.hangups_sent == 2
         assert call.hangup_sent_at is not None
+
+
+def sid_of(call_id: str) -> str | None:
+    return the_call(call_id).twilio_sid
+
+
+class TestAHangUpBeforeTwilioHasTheCall:
+    def test_asked_while_the_worker_waits_for_its_slot_the_call_never_rings(
+        self, api_server: str, carrier: Carrier
+    ) -> None:
+        api = customer(api_server)
+        number = factories.phone_number()
+        # The worker took the claim (no hang-up yet) and now waits for its slot in the dial
+        # rate, up to RATE_MAX_WAIT_SECONDS.
+        plan = taken_call(api, number)
+        answer = api.post("/api/hang_up_call", callSid=plan.call_id)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["hangupRequested"] is True
+        # Its slot comes: the last look before the create request.
+        with session_scope() as session:
+            ends_by = calls_service.fence(session, plan)
+            assert ends_by is None, (
+                "the fence lets the create request go for a call whose hang-up the API "
+                "accepted before it was sent: the callee's phone rings after the hang-up"
+            )
+            assert calls_service.fenced_off(session, plan) is False  # not to be dialed again
+        assert status_of(api, plan.call_id) == "canceled"
+        assert carrier.calls(to=number) == []
+
+    def test_asked_before_a_callback_brings_the_sid_it_is_sent_with_the_sid(
+        self,
+        api_server: str,
+        carrier: Carrier,
+        stack: StackProcesses,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        api = customer(api_server)
+        number = factories.phone_number()
+        carrier.configure(outcomes={number: "hold"})  # the phone keeps ringing
+        plan = taken_call(api, number)
+        sent = sent_tasks(monkeypatch)
+        answer = api.post("/api/hang_up_call", callSid=plan.call_id)
+        assert answer.json()["hangupRequested"] is True
+        # The worker's create request reached Twilio, and its answer was lost (a 500 after
+        # creating, a dropped connection): the worker leaves the call to reconcile, and the
+        # call's SID arrives by its first status callback.
+        create_at_carrier(plan)
+        wait_until(lambda: sid_of(plan.call_id) is not None, 15, message="the SID by a callback")
+        # Sent once the callback's transaction commits; the sweeper's resend would come from
+        # another process, HANGUP_RESEND_SECONDS after the request, and is not counted here.
+        wait_until(
+            lambda: (jobs.HANG_UP, plan.call_id) in sent,
+            1,
+            message="a hang-up sent once the SID was known; the call rings on until the "
+            "sweeper's resend",
+        )
+        wait_until(lambda: at_carrier(carrier, number) in ENDED, 30, message="hung up")

@@ -107,6 +107,20 @@ class TestStatusCallbacks:
         signed_post(f"/api/twilio/call-status?callId={call_id}", events[1])
         assert api.get(f"/api/calls/{call_id}").json()["status"] == "completed"
 
+    def test_a_callback_naming_another_calls_sid_is_204_and_changes_neither(self, api: Api) -> None:
+        start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+        first, second = queued_call(api), queued_call(api)
+        sid = "CA" + first.replace("-", "")
+        initiated, ringing, *_ = lifecycle(sid, start)
+        signed_post(f"/api/twilio/call-status?callId={first}", initiated)
+        # A callback for the second call names the first one's SID (its call at Twilio was
+        # adopted by the wrong call): not this call's news, and no reason to fail, or Twilio
+        # would count the application's errors.
+        answer = signed_post(f"/api/twilio/call-status?callId={second}", ringing)
+        assert answer.status_code == 204, answer.text
+        assert (state(api, first)["status"], state(api, first)["callSid"]) == ("initiated", sid)
+        assert (state(api, second)["status"], state(api, second)["callSid"]) == ("queued", None)
+
     def test_wrong_or_missing_signature_is_403_and_changes_nothing(
         self, api: Api, call_id: str
     ) -> None:

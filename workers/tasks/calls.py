@@ -46,12 +46,12 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
         return _stand_down(plan)
     with session_scope() as session:
         ends_by = calls_service.fence(session, plan)
-        # Not sent: a claim still ours but too old goes back to the queue, to be dialed anew.
-        released = ends_by is None and calls_service.release(session, plan)
+        # Not sent: the claim is settled as the reason says, and maybe dialed anew.
+        again = ends_by is None and calls_service.fenced_off(session, plan)
     if ends_by is None:
-        if released:
+        if again:
             raise self.retry(args=[call_id], countdown=backoff_seconds(self.request.retries))
-        return "not placed: its claim was reconciled, or ended, meanwhile"
+        return "not placed: hung up, its batch stopped, or its claim reconciled or ended"
     dialed_at = utcnow()
     try:
         remote = twilio.create_call(
