@@ -403,6 +403,26 @@ def known_sids(session: Session, sids: Sequence[str]) -> set[str]:
     return set(session.scalars(select(Call.twilio_sid).where(Call.twilio_sid.in_(sids))))
 
 
+def count_awaiting_sid(session: Session, to_number: str, from_number: str) -> int:
+    """Our calls from `from_number` to `to_number`, on every account, taken by a worker and
+    still without a SID: each may be any call Twilio has between those numbers that we do not
+    know."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Call)
+            .where(
+                Call.to_number == to_number,
+                Call.from_number == from_number,
+                Call.status == st.DIALING,
+                Call.twilio_sid.is_(None),
+                Call.dial_started_at.is_not(None),
+            )
+        )
+        or 0
+    )
+
+
 def _owed(stale_before: datetime) -> ColumnElement[bool]:
     """Queued calls no worker holds: never handed out, or handed so long ago the task is lost."""
     return (

@@ -309,9 +309,12 @@ def line_limit(account: Account) -> int:
     return account.max_concurrent_calls or get_settings().MAX_CONCURRENT_CALLS
 
 
-def record_sid(session: Session, plan: DialPlan, sid: str, dialed_at: datetime | None) -> None:
-    """Store the SID the moment Twilio returns it, and when the request went out."""
-    sid_arrives(session, plan.call_id, sid, dialed_at=dialed_at, claimed=plan.attempt)
+def record_sid(
+    session: Session, plan: DialPlan, sid: str, dialed_at: datetime | None
+) -> str | None:
+    """Store the SID the moment Twilio returns it, and when the request went out (see
+    `sid_arrives`)."""
+    return sid_arrives(session, plan.call_id, sid, dialed_at=dialed_at, claimed=plan.attempt)
 
 
 def sid_arrives(
@@ -487,33 +490,53 @@ def reconcile(session: Session, call_id: str) -> str:
     Twilio is asked for every call from its caller ID to its number created since the claim, in
     whatever state: one Twilio still holds queued over the account's calls per second, not yet
     dialed, counts as much as one ringing (see `twilio.find_calls`). One we do not know yet is
-    this call, and its SID is adopted. None means Twilio never placed it (no create request of
-    this claim is still on its way: the worker sent it only while the claim was young enough for
-    it to end before now), and the call goes back to the queue. Never re-dialled blindly: when
-    the number has more calls than the lookup reads, the call waits for a later look.
+    this call, and its SID is adopted, but only while this is the one call of ours to that
+    number from that caller ID waiting for a SID: every campaign dials from the same caller ID
+    by default, and of two such calls at once, one Twilio never had and one whose answer was
+    lost, either may be the call found. Then the call waits for a later look, and the found
+    call's own status callbacks, which name their call, tell whose it is.
+
+    None found means Twilio never placed it, and the call goes back to the queue, once a look
+    finds nothing DIAL_AMBIGUOUS_SECONDS after the first may: the worker's create request was
+    over on our side by the first (see `fence`), but one cut at its deadline may have reached
+    Twilio, which can still carry it out a moment later. Never re-dialled blindly: when the
+    number has more calls than the lookup reads, the call waits for a later look.
     """
     call = repository.get(session, call_id)
     if call is None or call.status != st.DIALING or call.twilio_sid is not None:
         return "nothing to do"
     assert call.dial_started_at is not None and call.attempt is not None
     grace = timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS)
-    if utcnow() - call.dial_started_at < grace:
+    age = utcnow() - call.dial_started_at
+    if age < grace:
         return "too early"
     lookup = twilio.find_calls(
         to=call.to_number,
         from_=call.from_number,
         created_since=call.dial_started_at - timedelta(seconds=5),
     )
+    # Counted after the lookup, and before the SIDs we know are read: a call found is one whose
+    # claim was taken before the lookup, so it is counted here, or its SID is known below.
+    awaiting = repository.count_awaiting_sid(session, call.to_number, call.from_number)
     known = repository.known_sids(session, [c.sid for c in lookup.found])
     unknown = [c for c in lookup.found if c.sid not in known]
     plan = _held(call, call.attempt)
+    if unknown and awaiting > 1:
+        log.warning(
+            "call %s: %d calls of ours to %s wait for a SID; looking again",
+            call.id, awaiting, call.to_number,
+        )  # fmt: skip
+        return "cannot tell yet"
     if unknown:
         remote = min(unknown, key=lambda c: c.date_created or call.dial_started_at)
-        record_sid(session, plan, remote.sid, remote.date_created)
+        if record_sid(session, plan, remote.sid, remote.date_created) != remote.sid:
+            return "cannot tell yet"  # another of ours has it, or this call got its own
         return f"adopted {remote.sid}"
     if not lookup.complete:
         log.warning("call %s: too many calls to %s to tell; looking again", call.id, call.to_number)
         return "cannot tell yet"
+    if age < 2 * grace:
+        return "not found yet"  # the sweeper looks again
     release(session, plan)
     jobs.dial(session, call.id)
     return "requeued"

@@ -196,6 +196,27 @@ def stuck_sending_ids(session: Session, started_before: datetime) -> list[str]:
     )
 
 
+def count_awaiting_sid(session: Session, to_number: str, from_number: str, body: str) -> int:
+    """Our messages with this text from `from_number` to `to_number`, on every account, whose
+    create request may have gone out and that have no SID: each may be any such message Twilio
+    has that we do not know."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(SmsMessage)
+            .where(
+                SmsMessage.to_number == to_number,
+                SmsMessage.from_number == from_number,
+                SmsMessage.body == body,
+                SmsMessage.status == st.SENDING,
+                SmsMessage.twilio_sid.is_(None),
+                SmsMessage.send_started_at.is_not(None),
+            )
+        )
+        or 0
+    )
+
+
 def known_sids(session: Session, sids: list[str]) -> set[str]:
     if not sids:
         return set()

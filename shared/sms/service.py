@@ -181,12 +181,18 @@ def reconcile(session: Session, sms_id: str) -> str:
         from_=sms.from_number,
         created_since=sms.send_started_at - timedelta(seconds=5),
     )
+    # Counted after the lookup, and before the SIDs we know are read (see `calls.reconcile`):
+    # of two messages of ours with one text to one number waiting for a SID, either may be the
+    # one found, and its status callbacks, which name their message, tell whose it is.
+    awaiting = repository.count_awaiting_sid(session, sms.to_number, sms.from_number, sms.body)
     known = repository.known_sids(session, [m.sid for m in lookup.found])
     plan = SendPlan(sms.id, sms.attempt, sms.to_number, sms.from_number, sms.body)
-    for message in lookup.found:
-        if message.sid not in known and message.body == sms.body:
-            record_sent(session, plan, message.sid, message.segments)
-            return f"adopted {message.sid}"
+    unknown = [m for m in lookup.found if m.sid not in known and m.body == sms.body]
+    if unknown and awaiting > 1:
+        return "cannot tell yet"
+    if unknown:
+        record_sent(session, plan, unknown[0].sid, unknown[0].segments)
+        return f"adopted {unknown[0].sid}"
     if not lookup.complete:
         return "cannot tell yet"
     release(session, plan)

@@ -187,12 +187,21 @@ class Lookup(Generic[T]):
     complete: bool
 
 
-def _read(first_page: Any) -> tuple[list[Any], bool]:
+def _read(first_page: Any, created_since: datetime | None = None) -> tuple[list[Any], bool]:
     """The records of a list from its first page on, and whether they are all of it. A later
-    page that cannot be read ends the reading (incomplete): its URL is the server's, not ours."""
-    records: list[Any] = list(first_page)
+    page that cannot be read ends the reading (incomplete): its URL is the server's, not ours.
+
+    `created_since`, for a list Twilio gives newest first: the reading stops, complete, at the
+    first record created before it, since every record after it is older still."""
+    records: list[Any] = []
     page = first_page
-    for _ in range(_MOST_PAGES - 1):
+    for pages in range(1, _MOST_PAGES + 1):
+        for record in page:
+            if created_since is not None and _created_before(record, created_since):
+                return records, True
+            records.append(record)
+        if pages == _MOST_PAGES:
+            break
         try:
             page = page.next_page()
         except (TwilioException, requests.RequestException) as exc:
@@ -200,8 +209,11 @@ def _read(first_page: Any) -> tuple[list[Any], bool]:
             return records, False
         if page is None:
             return records, True
-        records.extend(page)
     return records, page.next_page_url is None
+
+
+def _created_before(record: Any, moment: datetime) -> bool:
+    return record.date_created is not None and record.date_created < moment
 
 
 def find_calls(*, to: str, from_: str, created_since: datetime) -> Lookup[RemoteCall]:
@@ -266,16 +278,12 @@ def find_messages(*, to: str, from_: str, created_since: datetime) -> Lookup[Rem
 
     Twilio filters messages only by To, From and the day they were sent (date_sent), which stays
     empty while Twilio holds a message queued: a DateSent filter misses it. So the list is not
-    filtered by date at all, and narrowed here by date_created: longer for a number often texted,
-    never blind to a queued message.
+    filtered by date at all; Twilio lists the newest first, so it is read only as far as the
+    first message created before `created_since`, however often the number was texted before.
     """
     try:
-        records, complete = _read(get_client().messages.page(to=to, from_=from_, page_size=1000))
+        first = get_client().messages.page(to=to, from_=from_, page_size=1000)
+        records, complete = _read(first, created_since)
     except _ERRORS as exc:
         raise _classify(exc) from exc
-    found = [
-        _remote_message(m)
-        for m in records
-        if m.date_created is None or m.date_created >= created_since
-    ]
-    return Lookup(found, complete)
+    return Lookup([_remote_message(m) for m in records], complete)

@@ -1,5 +1,7 @@
 """No number is rung twice for one call: reconcile finds a call Twilio holds queued (no
-start_time yet) or a message it has not sent (no date_sent yet), a worker that stalled past the
+start_time yet) or a message it has not sent (no date_sent yet), never gives one call's SID to
+another of ours to the same number, waits out a create request Twilio carries out late, and
+reads a number's long history only as far back as the claim; a worker that stalled past the
 ambiguity window does not dial a claim handed to another (nor send a message's), and a dial task
 dials the number the database holds for its claim, whatever its message says."""
 
@@ -7,13 +9,20 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from sqlalchemy import update
 
 from shared.calls import jobs
 from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.db import session_scope
-from shared.models import SmsMessage, utcnow
+from shared.models import Call, SmsMessage, utcnow
 from shared.queue import get_celery, send_now
 from shared.redis_client import get_redis
 from shared.sms import jobs as sms_jobs
@@ -21,6 +30,7 @@ from shared.sms import service as sms_service
 from shared.telephony import client as twilio
 from tests import factories
 from tests.e2e.test_claims import claimed_call, customer, status_of
+from tests.e2e.test_twilio_webhooks import signed_post
 from tests.stack import Api, Carrier, StackProcesses, wait_until
 
 # A worker may wait up to four seconds for its dial slot (the test of a stalled worker holds it
@@ -67,6 +77,252 @@ def running(worker: str, task: str, ref: str) -> bool | None:
     if worker not in active:
         return None
     return any(t["name"] == task and ref in str(t["args"]) for t in active[worker])
+
+
+def age_claim(call_id: str, seconds: float) -> None:
+    """The claim was taken `seconds` ago: reconcile may look at it now."""
+    with session_scope() as session:
+        session.execute(
+            update(Call)
+            .where(Call.id == call_id)
+            .values(dial_started_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def sid_of(call_id: str) -> str | None:
+    with session_scope() as session:
+        call = session.get(Call, call_id)
+        assert call is not None
+        return call.twilio_sid
+
+
+def taken_claim(api: Api, number: str) -> calls_service.DialPlan:
+    plan = claimed_call(api, number)
+    with session_scope() as session:
+        taken = calls_service.take(session, plan.call_id, plan.attempt)
+    assert taken is not None
+    return taken
+
+
+def create_at_twilio(plan: calls_service.DialPlan, status_callback: str) -> twilio.RemoteCall:
+    """The worker's create request as `dial` sends it (its answer lost afterwards)."""
+    return twilio.create_call(
+        to=plan.to,
+        from_=plan.from_,
+        url=calls_service.voice_url(plan.call_id),
+        status_callback=status_callback,
+        timeout=30,
+        time_limit=plan.time_limit_seconds,
+    )
+
+
+def sending_sms(api: Api, number: str, body: str, taken_ago: float) -> sms_service.SendPlan:
+    """A message a worker took for sending `taken_ago` seconds ago, with no SID."""
+    with session_scope() as session:
+        sms = SmsMessage(
+            account_id=api.account_id,
+            to_number=number,
+            from_number=get_settings().TWILIO_FROM_NUMBER,
+            body=body,
+            status="queued",
+            handed_at=utcnow(),
+        )
+        session.add(sms)
+        session.flush()
+        plan = sms_service.take(session, sms.id, None)
+    assert plan is not None
+    with session_scope() as session:
+        session.execute(
+            update(SmsMessage)
+            .where(SmsMessage.id == plan.sms_id)
+            .values(send_started_at=utcnow() - timedelta(seconds=taken_ago))
+        )
+    return plan
+
+
+def callback_path(url: str) -> str:
+    return url.removeprefix(get_settings().PUBLIC_BASE_URL)
+
+
+def sms_sid_of(sms_id: str) -> str | None:
+    with session_scope() as session:
+        sms = session.get(SmsMessage, sms_id)
+        assert sms is not None
+        return sms.twilio_sid
+
+
+class TestReconcileOfTwoAmbiguousHandOversToOneNumber:
+    """Two of our calls (or messages) to one number at once, both ambiguous: the first's create
+    request failed with a 500 before Twilio created anything, the second's created its call and
+    its answer was lost. Every campaign dials from the same caller ID by default, so two
+    requests, or two campaigns, do this. Its status callbacks, which name their call, are slow
+    here (they come when the test sends them)."""
+
+    def test_each_call_keeps_its_own_sid_and_the_number_is_not_rung_again(
+        self, api_server: str, carrier: Carrier
+    ) -> None:
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        first, second = taken_claim(api, number), taken_claim(api, number)
+        remote = create_at_twilio(second, status_callback="http://127.0.0.1:9/slow")
+        age_claim(first.call_id, 60)
+        age_claim(second.call_id, 59)
+        outcomes = []
+        for plan in (first, second):
+            with session_scope() as session:
+                outcomes.append(calls_service.reconcile(session, plan.call_id))
+        assert sid_of(first.call_id) != remote.sid, (
+            f"reconcile: {outcomes}: the second call's SID went to the first call, and the "
+            "second call was queued to be dialed again"
+        )
+        # The second call's first status callback arrives, naming it.
+        params = {"CallSid": remote.sid, "CallStatus": "ringing", "SequenceNumber": "1"}
+        answer = signed_post(
+            callback_path(calls_service.status_callback_url(second.call_id)), params
+        )
+        assert answer.status_code == 204, answer.text
+        assert sid_of(second.call_id) == remote.sid
+        with session_scope() as session:
+            assert calls_service.reconcile(session, first.call_id) == "requeued"
+        assert [c["sid"] for c in carrier.calls(to=number)].count(remote.sid) == 1
+        assert status_of(api, second.call_id) == "ringing"
+
+    def test_each_message_keeps_its_own_sid_and_is_not_sent_again(
+        self, api_server: str, carrier: Carrier
+    ) -> None:
+        api = customer(api_server, credits=100)
+        number, body = factories.phone_number(), "Your appointment is tomorrow at 10"
+        ambiguous = get_settings().DIAL_AMBIGUOUS_SECONDS + 2
+        first = sending_sms(api, number, body, taken_ago=ambiguous)
+        second = sending_sms(api, number, body, taken_ago=ambiguous - 1)
+        remote = twilio.send_sms(
+            to=second.to, from_=second.from_, body=body, status_callback="http://127.0.0.1:9/slow"
+        )
+        outcomes = []
+        for plan in (first, second):
+            with session_scope() as session:
+                outcomes.append(sms_service.reconcile(session, plan.sms_id))
+        assert sms_sid_of(first.sms_id) != remote.sid, (
+            f"reconcile: {outcomes}: the second message's SID went to the first, and the second "
+            "was queued to be sent again"
+        )
+        params = {"MessageSid": remote.sid, "MessageStatus": "sent"}
+        answer = signed_post(callback_path(sms_service.status_callback_url(second.sms_id)), params)
+        assert answer.status_code == 204, answer.text
+        assert sms_sid_of(second.sms_id) == remote.sid
+        with session_scope() as session:
+            assert sms_service.reconcile(session, first.sms_id) == "requeued"
+
+
+class TestReconcileOfAnSmsToANumberTextedOften:
+    def test_a_message_twilio_never_created_is_sent_again_not_left_sending(
+        self, api_server: str, carrier: Carrier, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The lookup reads at most 10 pages of 1000; one page here, so that 1,100 messages
+        # stand for 11,000 (the platform's one sender, every account's texts, a number texted
+        # daily for a few years).
+        monkeypatch.setattr(twilio, "_MOST_PAGES", 1)
+        api = customer(api_server, credits=100)
+        number, sender = factories.phone_number(), get_settings().TWILIO_FROM_NUMBER
+        client = twilio.get_client()
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda n: client.messages.create(to=number, from_=sender, body=f"old {n}"),
+                    range(1100),
+                )
+            )
+        time.sleep(6)  # the old messages are well before the claim
+        # Its create request failed with a 500 before Twilio created anything: ambiguous, and
+        # looked up once DIAL_AMBIGUOUS_SECONDS old.
+        plan = sending_sms(api, number, "Your code is 1234", taken_ago=0)
+        time.sleep(get_settings().DIAL_AMBIGUOUS_SECONDS + 0.5)
+        with session_scope() as session:
+            outcome = sms_service.reconcile(session, plan.sms_id)
+        assert outcome == "requeued", (
+            f"reconcile: {outcome!r}; the list is newest first and every record past the first "
+            "page was created before the claim, yet the message stays `sending` for good and "
+            "each sweep reads the number's whole history again"
+        )
+
+
+class _SlowCarrierFrontEnd(BaseHTTPRequestHandler):
+    """Twilio's edge on a slow day: it has the whole request, and the call is created when the
+    back end gets to it, whether or not the client is still waiting for the answer."""
+
+    delay_seconds = 0.0
+    upstream = ""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(self.delay_seconds)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        answer = requests.post(self.upstream + self.path, data=body, headers=headers, timeout=10)
+        try:
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+        except OSError:
+            pass  # the client gave up long ago
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class TestACreateRequestCutAtItsDeadline:
+    def test_a_call_twilio_creates_after_the_cut_is_not_dialed_a_second_time(
+        self, api_server: str, carrier: Carrier
+    ) -> None:
+        settings = get_settings()
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        plan = taken_claim(api, number)
+        # Twilio gets to the request a second after reconcile may look (DIAL_AMBIGUOUS_SECONDS
+        # after the claim was taken).
+        _SlowCarrierFrontEnd.delay_seconds = settings.DIAL_AMBIGUOUS_SECONDS + 1
+        _SlowCarrierFrontEnd.upstream = settings.TWILIO_API_BASE.rstrip("/")
+        front = ThreadingHTTPServer(("127.0.0.1", 0), _SlowCarrierFrontEnd)
+        threading.Thread(target=front.serve_forever, daemon=True).start()
+        outcome: dict[str, object] = {}
+
+        def worker() -> None:  # the dial task's fence and create request
+            with session_scope() as session:
+                ends_by = calls_service.fence(session, plan)
+            assert ends_by is not None
+            client = twilio.get_client()
+            client.api.base_url = f"http://127.0.0.1:{front.server_address[1]}"
+            try:
+                twilio.create_call(
+                    to=plan.to,
+                    from_=plan.from_,
+                    url=calls_service.voice_url(plan.call_id),
+                    status_callback=calls_service.status_callback_url(plan.call_id),
+                    timeout=30,
+                    time_limit=plan.time_limit_seconds,
+                    ends_by=ends_by,
+                )
+            except twilio.TwilioUnavailable as exc:
+                outcome["create"] = f"ambiguous (maybe_sent={exc.maybe_sent})"
+
+        started = time.monotonic()
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(settings.TWILIO_TIMEOUT_SECONDS + 5)
+        assert outcome.get("create") == "ambiguous (maybe_sent=True)", outcome
+        # Reconcile, as the sweeper runs it once the claim is DIAL_AMBIGUOUS_SECONDS old.
+        time.sleep(max(0.0, settings.DIAL_AMBIGUOUS_SECONDS + 0.2 - (time.monotonic() - started)))
+        with session_scope() as session:
+            outcome["reconcile"] = calls_service.reconcile(session, plan.call_id)
+        time.sleep(3)
+        created = carrier.calls(to=number)
+        front.shutdown()
+        assert not (outcome["reconcile"] == "requeued" and created), (
+            f"{outcome}; then Twilio created the first request's call ({created[0]['sid']}): "
+            "the call is queued to be dialed again, and the number rings twice"
+        )
+        assert [c["sid"] for c in created] == [sid_of(plan.call_id)]
 
 
 class TestReconcileFindsWhatTwilioHoldsQueued:
