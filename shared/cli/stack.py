@@ -8,8 +8,10 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.main import MAX_CONCURRENT_REQUESTS
@@ -92,6 +94,27 @@ def _ensure_demo_account() -> str:
     return key.secret
 
 
+# A process of the stack that exits by itself is started again, as docker-compose's `restart:
+# unless-stopped` does (a worker may exit on a broker's loss, and nothing would take the queues'
+# work meanwhile). One that exits this soon after each of a few starts in a row cannot start (a
+# port taken, a bad setting): the stack stops rather than start it for ever.
+QUICK_EXIT_SECONDS = 10.0
+QUICK_EXITS = 3
+
+
+@dataclass
+class Child:
+    """A process of the stack, with what starts it again; none for the embedded Redis, whose
+    exit stops the stack (what runs on it would only fail meanwhile)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    argv: list[str] | None = None
+    env: dict[str, str] | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    quick_exits: int = 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Everything on embedded defaults; Ctrl-C stops every process."""
     STATE_DIR.mkdir(exist_ok=True)
@@ -103,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"another `toingg run` is using {STATE_DIR}; stop it first", flush=True)
         return 1
     env = dict(os.environ)
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    children: list[Child] = []
     leave_database: Callable[[], None] | None = None
     if not env.get("DATABASE_URL"):
         # The one an admin command started meanwhile, if any: the last user stops it.
@@ -114,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         redis_process, env["REDIS_URL"] = embedded_redis.start(
             STATE_DIR / "redis", port=args.redis_port
         )
-        children.append(("redis", redis_process))
+        children.append(Child("redis", redis_process))
     settings = get_settings()
     sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
     # No Twilio credentials: the sandbox carrier. No Stripe key: the checkout stand-in.
@@ -146,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         plan.insert(0, ("sandbox", sandbox_argv()))
     for name, argv in plan:
         child_env = flower_env(env) if name == "flower" else env
-        children.append((name, subprocess.Popen(argv, env=child_env)))
+        children.append(Child(name, subprocess.Popen(argv, env=child_env), argv, child_env))
 
     user, _, _ = settings.FLOWER_BASIC_AUTH.partition(":")
     print(
@@ -163,47 +186,59 @@ def run(args: argparse.Namespace) -> int:
     return _supervise(children, leave_database)
 
 
-EMBEDDED_SERVICES = ("redis",)
-
-
-def _supervise(
-    children: list[tuple[str, subprocess.Popen[bytes]]],
-    leave_database: Callable[[], None] | None,
-) -> int:
-    stopping = False
-
-    def stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    while not stopping:
-        for name, process in children:
-            if process.poll() is not None:
-                print(f"{name} exited with {process.returncode}; stopping the stack", flush=True)
-                exit_code = 1
-                stopping = True
-        time.sleep(0.2)
-    # The embedded database and Redis go last, so the others can finish what they were doing.
-    services = [(n, p) for n, p in children if n in EMBEDDED_SERVICES]
-    others = [(n, p) for n, p in children if n not in EMBEDDED_SERVICES]
-    for _, process in reversed(others):
-        if process.poll() is None:
-            process.terminate()
-    for _, process in others:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    for _, process in reversed(services):
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
+def _supervise(children: list[Child], leave_database: Callable[[], None] | None) -> int:
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    exit_code = _watch(children, stopping)
+    _stop(children)
     if leave_database is not None:
         leave_database()  # stops it unless another command still uses it
     return exit_code
+
+
+def _watch(children: list[Child], stopping: threading.Event) -> int:
+    """Until `stopping` is set (0) or a process cannot be kept running (1)."""
+    while not stopping.wait(0.2):
+        for child in children:
+            if child.process.poll() is None or stopping.is_set():
+                continue
+            code = child.process.returncode
+            if child.argv is None:
+                print(f"{child.name} exited with {code}; stopping the stack", flush=True)
+                return 1
+            quick = time.monotonic() - child.started_at < QUICK_EXIT_SECONDS
+            child.quick_exits = child.quick_exits + 1 if quick else 0
+            if child.quick_exits >= QUICK_EXITS:
+                print(
+                    f"{child.name} exited with {code} {QUICK_EXITS} times, each within "
+                    f"{QUICK_EXIT_SECONDS:g} s of its start; stopping the stack",
+                    flush=True,
+                )
+                return 1
+            print(f"{child.name} exited with {code}; starting it again", flush=True)
+            child.process = subprocess.Popen(child.argv, env=child.env)
+            child.started_at = time.monotonic()
+    return 0
+
+
+def _stop(children: list[Child]) -> None:
+    # The embedded Redis goes last (then the database), so the others can finish what they were
+    # doing.
+    services = [c for c in children if c.argv is None]
+    others = [c for c in children if c.argv is not None]
+    for child in reversed(others):
+        if child.process.poll() is None:
+            child.process.terminate()
+    for child in others:
+        try:
+            child.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+    for child in reversed(services):
+        if child.process.poll() is None:
+            child.process.terminate()
+            child.process.wait(timeout=10)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
