@@ -52,6 +52,12 @@ def get_celery() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
+        # A worker whose broker is away keeps trying to reconnect for as long as it takes (the
+        # default gives up after 100 attempts, about 50 minutes, and exits).
+        broker_connection_max_retries=None,
+        # What runs when the broker goes away finishes: a dial in flight records its SID in the
+        # database, where reconcile would otherwise have to find it. (Celery 6 turns this on.)
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # Far-future work is scheduled from the database, never with long ETAs on Redis, so
         # the default hour is only the redelivery delay for a message whose worker died. Socket
         # timeouts: a send to a broker that vanished without closing the connection fails
