@@ -61,6 +61,7 @@ class Outcome:
     rate: float
     longest_pause: float
     per_ten_seconds: list[int]
+    callbacks_refused: int
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class Outcome:
             "achieved rate": f"{self.rate:.2f} calls/s (limit {DIAL_RATE}/s)",
             "longest pause between creations": f"{self.longest_pause:.1f} s",
             "creations in each 10 s": self.per_ten_seconds,
+            "status callbacks the API did not take": self.callbacks_refused,
         }
 
 
@@ -222,27 +224,15 @@ class DrillStack:
             ).all()
         return {status: count for status, count in rows}
 
-    def restart_exited_workers(self) -> int:
-        """What docker-compose's `restart: unless-stopped` does for a worker that exited by
-        itself (one killed by the drill is not alive either, but is no longer listed)."""
-        exited = [w for w in self.processes.workers if w.poll() is not None]
-        for process in exited:
-            self.processes.workers.remove(process)
-        for _ in exited:
-            self.processes.start_worker()
-        return len(exited)
+    def exited_workers(self) -> int:
+        """Workers that exited by themselves (one the drill killed is no longer listed)."""
+        return sum(1 for w in self.processes.workers if w.poll() is not None)
 
-    def wait_for_batch(
-        self, batch_id: str, total: int, timeout: float, supervise: bool = False
-    ) -> int:
-        """Until every call of the batch is final; with `supervise`, workers that exit are
-        started again meanwhile. Returns how many were."""
+    def wait_for_batch(self, batch_id: str, total: int, timeout: float) -> None:
+        """Until every call of the batch is final."""
         final = {"completed", "busy", "no-answer", "failed", "canceled"}
-        restarted = [0]
 
         def done() -> bool:
-            if supervise:
-                restarted[0] += self.restart_exited_workers()
             return sum(n for s, n in self.batch(batch_id).items() if s in final) == total
 
         try:
@@ -252,7 +242,6 @@ class DrillStack:
         response = self.get(f"/api/batches/{batch_id}")
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed", response.json()
-        return restarted[0]
 
     def outcome(self, batch_id: str, numbers: list[str]) -> Outcome:
         calls = self.rung(set(numbers))
@@ -272,6 +261,13 @@ class DrillStack:
                 sum(1 for t in created if start <= t - created[0] < start + 10)
                 for start in range(0, int(seconds) + 1, 10)
             ],
+            # Each delivery as the carrier last tried it: answered 2xx, or not taken at all.
+            callbacks_refused=sum(
+                1
+                for c in calls
+                for delivery in c["callbacks"]
+                if not 200 <= (delivery["status_code"] or 0) < 300
+            ),
         )
 
     def wait_for_settled_credits(self, timeout: float = 30) -> dict[str, int]:
