@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     STRIPE_API_BASE: str | None = None
     # The same for Stripe's requests.
     STRIPE_API_ALLOWED_HOST: str | None = None
+    # Production refuses a test-mode key (sk_test_, rk_test_): Stripe's test cards would buy
+    # credits that place real calls. A staging stack on real Twilio may allow it here.
+    STRIPE_TEST_MODE_ALLOWED: bool = False
 
     # A Stripe event that cannot be applied is tried again after 1, 2, 4 ... minutes (at most
     # 6 hours apart) and given up (dead) after this many tries: about three days, as long as
@@ -203,6 +206,13 @@ class Settings(BaseSettings):
                     f"(an HTTPS regional edge or proxy is allowed when {allowed_name} names "
                     "its host)"
                 )
+        key = self.STRIPE_SECRET_KEY or ""
+        test_mode = key.startswith(("sk_test_", "rk_test_")) and key != DEV_STRIPE_SECRET_KEY
+        if test_mode and not self.STRIPE_TEST_MODE_ALLOWED:
+            problems.append(
+                "STRIPE_SECRET_KEY is a test-mode key: production takes payments with a live "
+                "key (sk_live_ or rk_live_), or set STRIPE_TEST_MODE_ALLOWED=true"
+            )
         if urlsplit(self.PUBLIC_BASE_URL).scheme != "https":
             problems.append(
                 "PUBLIC_BASE_URL must be an https:// URL in production: Twilio and Stripe send "

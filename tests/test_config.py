@@ -112,6 +112,25 @@ class TestProductionSettings:
             assert name in message
 
 
+class TestProductionStripeMode:
+    # A test-mode key takes Stripe's test card 4242 4242 4242 4242 as payment: credits bought
+    # with it place real calls on the real Twilio account.
+    @pytest.mark.parametrize("key", ["sk_test_51Hreal0looking0key", "rk_test_51Hrestricted"])
+    def test_a_test_mode_key_is_refused(self, production: pytest.MonkeyPatch, key: str) -> None:
+        assert "STRIPE_SECRET_KEY is a test-mode key" in refusal(production, STRIPE_SECRET_KEY=key)
+
+    def test_a_test_mode_key_is_taken_when_test_mode_is_allowed(
+        self, production: pytest.MonkeyPatch
+    ) -> None:
+        production.setenv("STRIPE_SECRET_KEY", "sk_test_51Hreal0looking0key")
+        production.setenv("STRIPE_TEST_MODE_ALLOWED", "true")
+        assert Settings().STRIPE_SECRET_KEY == "sk_test_51Hreal0looking0key"
+
+    def test_a_restricted_live_key_is_taken(self, production: pytest.MonkeyPatch) -> None:
+        production.setenv("STRIPE_SECRET_KEY", "rk_live_51Hrestricted")
+        assert Settings().STRIPE_SECRET_KEY == "rk_live_51Hrestricted"
+
+
 class TestDatabaseSetting:
     def test_a_sqlite_url_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("DATABASE_URL", "sqlite:///toingg.db")

@@ -23,7 +23,9 @@ router = APIRouter(tags=["batches"], route_class=IdempotentRoute)
 def accept_batch(session: Session, account: Account, body: BatchRequest) -> BatchAccepted:
     require_unblocked(session, account)
     try:
-        campaign = campaigns_service.get_by_name(session, account.id, body.campaign)
+        campaign = campaigns_service.get_by_name(
+            session, account.id, body.campaign, for_new_calls=True
+        )
     except campaigns_service.CampaignNotFound:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"campaign {body.campaign!r} not found"

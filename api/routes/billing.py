@@ -1,6 +1,7 @@
 """Credits: the balance and its ledger, buying more through Stripe Checkout, Stripe's webhook."""
 
 import json
+import logging
 from typing import Annotated, Any
 
 import stripe
@@ -18,6 +19,7 @@ from shared.billing.schemas import CheckoutCreated, CheckoutRequest, CreditsOut,
 from shared.models import Account
 
 router = APIRouter(tags=["billing"], route_class=IdempotentRoute)
+log = logging.getLogger(__name__)
 
 
 @router.get("/credits", response_model=CreditsOut, summary="The balance and the latest changes")
@@ -76,8 +78,13 @@ def create_checkout_session(
         raise invalid_field(["pack"], f"unknown credit pack {body.pack!r}") from None
     try:
         checkout, url = checkout_service.start(session, account, credits)
-    except stripe_gateway.StripeUnavailable as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    except stripe_gateway.StripeUnavailable:
+        # The library's text names hosts, paths and errors of the operator's network: the
+        # customer learns only what to do, the log has why.
+        log.exception("checkout: Stripe is unavailable")
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, "payments are unavailable; retry shortly"
+        ) from None
     return CheckoutCreated(
         sessionId=checkout.stripe_session_id or "",
         url=url,

@@ -38,9 +38,11 @@ from shared.telephony.numbers import InvalidNumber, to_e164
 router = APIRouter(tags=["calls"], route_class=IdempotentRoute)
 
 
-def _campaign(session: Session, account: Account, name: str) -> Campaign:
+def _campaign(
+    session: Session, account: Account, name: str, *, for_new_calls: bool = False
+) -> Campaign:
     try:
-        return campaigns_service.get_by_name(session, account.id, name)
+        return campaigns_service.get_by_name(session, account.id, name, for_new_calls=for_new_calls)
     except campaigns_service.CampaignNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {name!r} not found") from None
 
@@ -49,7 +51,7 @@ def _place(
     session: Session, account: Account, body: MakeCallRequest, campaign_field: str = "campaign"
 ) -> CallAccepted:
     require_unblocked(session, account)
-    campaign = _campaign(session, account, body.campaign)
+    campaign = _campaign(session, account, body.campaign, for_new_calls=True)
     require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
     try:
         call = calls_service.place_call(session, account, campaign, body.name, body.phoneNumber)

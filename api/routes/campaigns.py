@@ -85,4 +85,6 @@ def delete_campaign(campaign_id: Line, session: SessionDep, account: CurrentAcco
             status.HTTP_409_CONFLICT,
             f"campaign {campaign.name!r} has calls; its history keeps it",
         ) from None
+    except campaigns_service.CampaignNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "campaign not found") from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -48,8 +48,10 @@ def _is_name_taken(exc: IntegrityError) -> bool:
     return isinstance(exc.orig, psycopg.errors.UniqueViolation)
 
 
-def get_by_name(session: Session, account_id: str, name: str) -> Campaign:
-    campaign = repository.get_by_name(session, account_id, name)
+def get_by_name(
+    session: Session, account_id: str, name: str, *, for_new_calls: bool = False
+) -> Campaign:
+    campaign = repository.get_by_name(session, account_id, name, for_new_calls=for_new_calls)
     if campaign is None:
         raise CampaignNotFound(name)
     return campaign
@@ -126,6 +128,10 @@ def upsert_script(session: Session, account_id: str, name: str, script: str) -> 
 
 
 def delete(session: Session, campaign: Campaign) -> None:
+    # Locked first: calls being accepted hold the campaign (see repository.get_by_name), and
+    # once they commit the check below sees them.
+    if not repository.lock(session, campaign.id):
+        raise CampaignNotFound(campaign.id)  # deleted by another request meanwhile
     if repository.has_calls(session, campaign.id):
         raise CampaignInUse(campaign.name)
     session.delete(campaign)

@@ -11,12 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from api.routes import calls as calls_routes
 from shared import cli
 from shared.caller_ids import service as caller_ids
+from shared.calls.schemas import MakeCallRequest
 from shared.campaigns import repository as campaigns_repository
 from shared.campaigns import service as campaigns_service
 from shared.campaigns.schemas import CampaignCreate
 from shared.db import session_scope
+from shared.models import Account
 from tests import factories
 from tests.api.conftest import KeyedClient
 from tests.concurrency import wait_until_any_waits
@@ -111,3 +114,55 @@ class TestCallerIds:
         assert capsys.readouterr().out.strip() == f"{number} is already a caller ID of this account"
         with session_scope() as session:
             assert [row.number for row in caller_ids.of_account(session, account_id)] == [number]
+
+
+class TestCampaignDeletes:
+    def test_a_call_placed_while_its_campaign_is_deleted_is_404(self, client: TestClient) -> None:
+        api = customer(client)
+        factories.caller_id(api.account_id)
+        campaign_id = factories.campaign(api.account_id, name="doomed")
+
+        def delete(session: Session) -> None:
+            campaigns_service.delete(
+                session, campaigns_service.get(session, api.account_id, campaign_id)
+            )
+
+        call = {"campaign": "doomed", "name": "Ada", "phoneNumber": factories.phone_number()}
+        response = while_held(delete, lambda: api.post("/api/make_toingg/", json=call))
+        assert isinstance(response, httpx.Response)
+        assert response.status_code == 404, response.text
+        assert response.json() == {"detail": "campaign 'doomed' not found"}
+        assert api.get("/api/calls").json()["items"] == []
+
+    def test_a_batch_accepted_while_its_campaign_is_deleted_is_404(
+        self, client: TestClient
+    ) -> None:
+        api = customer(client)
+        factories.caller_id(api.account_id)
+        campaign_id = factories.campaign(api.account_id, name="doomed")
+
+        def delete(session: Session) -> None:
+            campaigns_service.delete(
+                session, campaigns_service.get(session, api.account_id, campaign_id)
+            )
+
+        batch = {"campaign": "doomed", "numberList": [{"clientNumber": factories.phone_number()}]}
+        response = while_held(delete, lambda: api.post("/api/make_batch_toingg", json=batch))
+        assert isinstance(response, httpx.Response)
+        assert response.status_code == 404, response.text
+
+    def test_a_delete_while_a_call_is_being_placed_is_409(self, client: TestClient) -> None:
+        api = customer(client)
+        factories.caller_id(api.account_id)
+        campaign_id = factories.campaign(api.account_id, name="busy")
+        call = {"campaign": "busy", "name": "Ada", "phoneNumber": factories.phone_number()}
+
+        def place(session: Session) -> None:  # what POST /api/make_toingg/ does, held
+            account = session.get(Account, api.account_id)
+            assert account is not None
+            calls_routes._place(session, account, MakeCallRequest(**call))
+
+        response = while_held(place, lambda: api.delete(f"/api/campaigns/{campaign_id}"))
+        assert isinstance(response, httpx.Response)
+        assert response.status_code == 409, response.text
+        assert len(api.get("/api/calls").json()["items"]) == 1

@@ -14,6 +14,7 @@ from shared.accounts import service as accounts_service
 from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.embedded_redis import free_port
+from tests import factories
 from tests.api.conftest import KeyedClient
 
 CALL = {"campaign": "welcome", "name": "Ada", "phoneNumber": "+14155552671"}
@@ -105,3 +106,20 @@ class TestUnknownKeysPerAddress:
         # The address's bucket drains at its rate.
         time.sleep(1.1)
         assert attacker.get("/api/calls", params={"apiKey": "tg_guess"}).status_code == 401
+
+
+class TestStripeDown:
+    def test_stripe_unreachable_answers_502_without_the_library_text(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # An egress proxy of the operator's own, down: its name and port are no customer's
+        # business, nor is the library's text.
+        port = free_port()
+        monkeypatch.setattr(
+            get_settings(), "STRIPE_API_BASE", f"http://127.0.0.1:{port}/egress-proxy"
+        )
+        _, key = factories.account()
+        response = client.post("/api/create-checkout-session", json={"apikey": key})
+        assert response.status_code == 502
+        assert response.json() == {"detail": "payments are unavailable; retry shortly"}
+        assert str(port) in caplog.text  # the operator's log has the reason
