@@ -1,5 +1,6 @@
 """Dependencies every route shares: the request's session and the caller's account."""
 
+import ipaddress
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +38,19 @@ class Caller:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address as the bad-key limit counts it: an IPv6 client by its /64, the
+    least any IPv6 host holds. Behind a proxy named in FORWARDED_ALLOW_IPS, uvicorn has put
+    the address of X-Forwarded-For here."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _presented_key(api_key: str | None, authorization: str | None) -> str:
@@ -63,20 +76,21 @@ def _presented_key(api_key: str | None, authorization: str | None) -> str:
 
 def authenticate(session: Session, secret: str, client: str) -> Caller:
     """The key's account, once its key has a token in its leaky bucket; 401 or 429 otherwise,
-    before the request has any effect. A client address that sent too many unknown or revoked
-    keys is refused before its next key is looked up."""
-    refusal = api_limits.bad_keys_allowed(client)
-    if not refusal.allowed:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many unknown or revoked API keys from this address; "
-            f"retry in {refusal.wait_seconds:.2f} s",
-            headers={"Retry-After": str(max(1, math.ceil(refusal.wait_seconds)))},
-        )
+    before the request has any effect. Every key is looked up (one indexed read): a valid key
+    is never refused for the unknown keys sent from its address, which behind a proxy may be
+    everyone's. Only the unknown or revoked ones count, and a client address that sent too
+    many gets 429 for the next instead of 401."""
     api_key = accounts_service.active_key(session, secret)
     account = None if api_key is None else session.get(Account, api_key.account_id)
     if api_key is None or account is None:
-        api_limits.count_bad_key(client)
+        refusal = api_limits.take_bad_key(client)
+        if not refusal.allowed:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many unknown or revoked API keys from this address; "
+                f"retry in {refusal.wait_seconds:.2f} s",
+                headers={"Retry-After": str(max(1, math.ceil(refusal.wait_seconds)))},
+            )
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "unknown or revoked API key",

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     DEFAULT_REGION: str = "US"
 
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    # The TLS proxy in front of the API, whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed (uvicorn's --forwarded-allow-ips: addresses or networks, comma-separated, or
+    # "*"). Unset: none, and the client address is the connection's own.
+    FORWARDED_ALLOW_IPS: str = ""
 
     STRIPE_SECRET_KEY: str | None = None
     STRIPE_WEBHOOK_SECRET: str = DEV_STRIPE_WEBHOOK_SECRET

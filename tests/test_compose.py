@@ -92,6 +92,12 @@ class TestProductionFile:
         for service in PRODUCTION["services"].values():
             assert not any("sandbox" in v for v in environment(service, OPERATOR).values())
 
+    def test_the_plain_http_api_is_published_on_this_host_only(self) -> None:
+        # PUBLIC_BASE_URL must be https and the API speaks plain HTTP: a TLS proxy stands in
+        # front of it, and plain HTTP must not be open beside it.
+        ports = PRODUCTION["services"]["api"]["ports"]
+        assert ports and all(str(port).startswith("127.0.0.1:") for port in ports), ports
+
     def test_every_secret_is_required_never_defaulted(self) -> None:
         uses: dict[str, set[str]] = {}
         for name, operator, _ in VARIABLE.findall(PRODUCTION_TEXT):

@@ -39,8 +39,17 @@ def api_argv(host: str, port: int, workers: int = 1) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
         "--host", host, "--port", str(port), "--workers", str(workers), "--no-access-log",
-        "--limit-concurrency", str(MAX_CONCURRENT_REQUESTS),
+        "--limit-concurrency", str(MAX_CONCURRENT_REQUESTS), *_proxy_argv(),
     ]  # fmt: skip
+
+
+def _proxy_argv() -> list[str]:
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only the proxies
+    # the settings name may set the client address the bad-key limit counts.
+    allowed = get_settings().FORWARDED_ALLOW_IPS
+    if not allowed:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", allowed]
 
 
 def worker_argv(concurrency: int, queues: str, hostname: str | None = None) -> list[str]:

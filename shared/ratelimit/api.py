@@ -1,6 +1,6 @@
 """Each API key's leaky bucket, as the seeds promise: a request rate and a burst (defaults from
-settings, overridable per account). One Redis round trip per request, and one more for the
-client address's bucket of unknown or revoked keys, asked before the key is looked up."""
+settings, overridable per account). One Redis round trip per request; an unknown or revoked
+key takes one instead from its client address's bucket."""
 
 import math
 
@@ -44,11 +44,7 @@ def _bad_keys(client: str) -> Bucket:
     )
 
 
-def bad_keys_allowed(client: str) -> Decision:
-    """Whether this client address may have another key looked up: filled only by its unknown
-    or revoked keys, so random keys cannot drive database lookups without bound."""
-    return _bad_keys(client).peek()
-
-
-def count_bad_key(client: str) -> None:
-    _bad_keys(client).take()
+def take_bad_key(client: str) -> Decision:
+    """One more unknown or revoked key from this client address: not allowed once it sent
+    too many, so guessing keys gets no answer but 429 at more than the bucket's rate."""
+    return _bad_keys(client).take()
