@@ -4,8 +4,17 @@ middleware, so a route, a dependency or a webhook's signature check never holds 
 The bytes are counted as they arrive: a Content-Length over the limit is refused before a byte
 is read, and a body without one (chunked) or longer than it said is cut at the limit. Over it
 the answer is 413, naming the limit, in the API's {"detail": ...} shape.
+
+A body must also arrive whole within REQUEST_BODY_SECONDS of the request: one that trickles in
+or never ends would otherwise hold one of the server's connections (uvicorn's
+--limit-concurrency) for as long as its sender likes. Late, the answer is 408 and the
+connection is closed.
 """
 
+import time
+from collections.abc import Callable
+
+import anyio
 from fastapi import HTTPException, status
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
@@ -19,10 +28,12 @@ def size_text(size: int) -> str:
     return f"{size:,} bytes"
 
 
-class BodyTooLarge(HTTPException):
+class BodyRefused(HTTPException):
     """Raised from the request's receive: FastAPI passes an HTTPException raised while it reads
     a body on as it is, so the route's own error handling answers it."""
 
+
+class BodyTooLarge(BodyRefused):
     def __init__(self, limit: int) -> None:
         super().__init__(
             status.HTTP_413_CONTENT_TOO_LARGE,
@@ -30,11 +41,24 @@ class BodyTooLarge(HTTPException):
         )
 
 
+class BodyTooSlow(BodyRefused):
+    def __init__(self, seconds: float) -> None:
+        # The rest of the body is never read: the connection is closed, freeing its slot.
+        super().__init__(
+            status.HTTP_408_REQUEST_TIMEOUT,
+            f"the request body did not arrive whole within {seconds:g} seconds",
+            headers={"Connection": "close"},
+        )
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, default: int, by_path: dict[str, int]) -> None:
+    def __init__(
+        self, app: ASGIApp, default: int, by_path: dict[str, int], seconds: Callable[[], float]
+    ) -> None:
         self.app = app
         self.default = default
         self.by_path = by_path
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,14 +74,23 @@ class BodyLimit:
             return
         received = 0
         started = False
+        whole = False
+        seconds = self.seconds()
+        deadline = time.monotonic() + seconds
 
         async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, whole
+            if whole:  # only a disconnect is left to wait for, as long as it takes
+                return await receive()
+            with anyio.move_on_after(deadline - time.monotonic()) as late:
+                message = await receive()
+            if late.cancelled_caught:
+                raise BodyTooSlow(seconds)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                whole = not message.get("more_body", False)
             return message
 
         async def watched_send(message: Message) -> None:
@@ -67,13 +100,13 @@ class BodyLimit:
 
         try:
             await self.app(scope, capped_receive, watched_send)
-        except BodyTooLarge as exc:  # read outside a route's error handling
+        except BodyRefused as exc:  # read outside a route's error handling
             if started:
                 raise
             await _answer(exc, scope, receive, send)
 
 
-async def _answer(exc: BodyTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
+async def _answer(exc: BodyRefused, scope: Scope, receive: Receive, send: Send) -> None:
     # The rest of the body is never read: the server closes the connection after the answer.
-    response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    response = JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
     await response(scope, receive, send)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.body_limit import BodyLimit
 from api.routes import api_router
+from shared.config import get_settings
 
 # Requests served at once (uvicorn --limit-concurrency); more are answered 503 at once.
 MAX_CONCURRENT_REQUESTS = 200
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
         BodyLimit,
         default=SMALL_BODY_BYTES,
         by_path=dict.fromkeys(BATCH_PATHS, BATCH_BODY_BYTES),
+        seconds=lambda: get_settings().REQUEST_BODY_SECONDS,
     )
 
     @app.exception_handler(redis.exceptions.ConnectionError)

@@ -68,7 +68,7 @@ class Stack:
         self._spawn(
             "api", python, "-m", "uvicorn", "api.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.api_port), "--no-access-log",
-            "--log-level", "warning",
+            "--log-level", "warning", "--http", "h11",  # as `toingg api` serves it
         )  # fmt: skip
         for n in range(self.workers):
             self.start_worker(n, worker_app)

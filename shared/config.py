@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     API_RATE_PER_SECOND: float = 10.0
     API_BURST: int = 20
     MAX_CONCURRENT_CALLS: int = 300
+    # A request's body must arrive whole within this many seconds (408 after), so bodies that
+    # trickle in cannot hold the API's connections.
+    REQUEST_BODY_SECONDS: float = Field(default=30, gt=0)
     # Unknown or revoked API keys a client address may send: a burst, then this many a second.
     API_BAD_KEY_RATE_PER_SECOND: float = 1.0
     API_BAD_KEY_BURST: int = 20

@@ -36,6 +36,7 @@ class ServerThread:
             port=port,
             log_level="warning",
             limit_concurrency=limit_concurrency,
+            http="h11",  # as `toingg api` serves it
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

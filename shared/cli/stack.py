@@ -36,10 +36,13 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
 
 
 def api_argv(host: str, port: int, workers: int = 1) -> list[str]:
+    # h11, not httptools (uvicorn's default when installed): httptools keeps a header of any
+    # size a client sends before the request reaches the API; h11 keeps at most 16 KiB of an
+    # unfinished header block and answers 400 past it.
     return [
         sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
         "--host", host, "--port", str(port), "--workers", str(workers), "--no-access-log",
-        "--limit-concurrency", str(MAX_CONCURRENT_REQUESTS), *_proxy_argv(),
+        "--limit-concurrency", str(MAX_CONCURRENT_REQUESTS), "--http", "h11", *_proxy_argv(),
     ]  # fmt: skip
 
 

@@ -3,6 +3,8 @@ is read, and every body is capped while it streams in (the batch routes' cap is 
 unauthenticated or oversized body costs the API no memory."""
 
 import os
+import resource
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,11 +14,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import BATCH_BODY_BYTES, SMALL_BODY_BYTES
+from api.main import BATCH_BODY_BYTES, SMALL_BODY_BYTES, create_app
+from shared.cli.stack import api_argv
+from shared.config import get_settings
 from shared.embedded_redis import free_port
 from tests import factories
 from tests.api.conftest import KeyedClient
-from tests.stack import ServerProcess
+from tests.stack import ServerProcess, ServerThread
 
 JSON = {"Content-Type": "application/json"}
 FORM = "application/x-www-form-urlencoded"
@@ -215,3 +219,92 @@ class TestOverHttp:
             )
             assert response.status_code == 413, response.text
             assert limit in response.json()["detail"]
+
+
+class TestBatchBodyMemory:
+    """A batch body is refused for its count of JSON values before it is parsed."""
+
+    def test_a_batch_body_within_its_cap_costs_no_more_than_a_few_times_its_size(
+        self, client: TestClient
+    ) -> None:
+        account_id, key = factories.account(credits=10)
+        factories.caller_id(account_id)
+        factories.campaign(account_id, name="mem")
+        # 32 MiB of empty rows: each three bytes of JSON is a Python dict of about 64.
+        rows = (BATCH_BODY_BYTES - 100) // 3
+        body = b'{"campaign":"mem","numberList":[' + b"{}," * (rows - 1) + b"{}]}"
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        response = client.post(
+            "/api/make_batch_toingg",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            params={"apiKey": key},
+        )
+        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        assert response.status_code == 422
+        assert grown_mib < 4 * BATCH_BODY_BYTES / 2**20, f"grew {grown_mib:.0f} MiB"
+
+
+class TestSlowBodies:
+    def test_bodies_that_never_finish_do_not_take_every_slot(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "REQUEST_BODY_SECONDS", 0.5)
+        slots = 5  # MAX_CONCURRENT_REQUESTS (200) in production: as many sockets
+        port = free_port()
+        server = ServerThread(create_app(), port, limit_concurrency=slots)
+        server.start()
+        held = []
+        try:
+            # No key needed: Stripe's webhook authenticates from its body. Each sends the
+            # headers and a few bytes of the 1,000 it promised, then nothing. Uvicorn counts
+            # the connection asking for a slot, so one fewer take every slot.
+            for _ in range(slots - 1):
+                sock = socket.create_connection(("127.0.0.1", port))
+                sock.sendall(
+                    b"POST /api/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000\r\n\r\n{"
+                )
+                held.append(sock)
+            time.sleep(1.0)
+            answer = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+            assert answer.status_code == 200, answer.text
+            for sock in held:
+                sock.settimeout(5)
+                refused = sock.recv(4096)
+                assert refused.startswith(b"HTTP/1.1 408"), refused
+                assert b"within 0.5 seconds" in refused
+                assert sock.recv(4096) == b""  # closed: the slot is free
+        finally:
+            for sock in held:
+                sock.close()
+            server.stop()
+
+
+class TestHugeHeaders:
+    def test_a_huge_header_without_a_key_costs_the_api_no_memory(self) -> None:
+        def rss_mib() -> float:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * 4096 / 2**20
+
+        # `toingg api` runs h11, which answers 400 past 16 KiB of an unfinished header block;
+        # so does the test server.
+        assert "h11" in api_argv("127.0.0.1", 8000)
+        port = free_port()
+        server = ServerThread(create_app(), port, limit_concurrency=200)
+        server.start()
+        try:
+            before = rss_mib()
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /api/make_batch_toingg HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+            try:
+                for _ in range(64):  # 64 MiB of one header, never ended
+                    sock.sendall(b"a" * 2**20)
+            except OSError:
+                pass  # refused early: what should happen
+            time.sleep(0.5)
+            grown = rss_mib() - before
+            sock.close()
+            assert grown < 16, f"the API grew {grown:.0f} MiB"
+        finally:
+            server.stop()
