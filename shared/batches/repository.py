@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import CursorResult, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from shared.calls import repository as calls_repository
 from shared.calls import status as st
 from shared.models import Batch, Call, utcnow
 
@@ -83,12 +84,12 @@ def unhand_queued(session: Session, batch_id: str) -> None:
 
 def cancel_unstarted(session: Session, batch_id: str) -> int:
     now = utcnow()
+    unstarted = calls_repository.locking(
+        Call.batch_id == batch_id, Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS))
+    )
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Call)
-        .where(
-            Call.batch_id == batch_id,
-            Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS)),
-        )
+        .where(Call.id.in_(unstarted))
         .values(status=st.CANCELED, ended_at=now, updated_at=now)
     )
     return result.rowcount

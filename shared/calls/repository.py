@@ -2,7 +2,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, CursorResult, and_, case, false, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from shared.billing import disputes
@@ -138,6 +149,16 @@ _CLAIMABLE = (
 )
 
 
+def locking(*where: ColumnElement[bool]) -> Select[tuple[str]]:
+    """The ids of the calls matching `where`, locked in id order, for a statement that changes
+    many calls to take its rows by (`Call.id.in_(locking(...))`). Every such statement takes its
+    rows in this one order, so two of them over the same calls (the dispatcher's claim and a
+    batch's cancel) wait for one another, never in a circle: each walking the rows in the order
+    its own scan found them, one locked a call the other wanted next and waited for one the
+    other held, and PostgreSQL broke the circle by failing one of them."""
+    return select(Call.id).where(*where).order_by(Call.id).with_for_update(key_share=True)
+
+
 def claimable(session: Session, call_ids: Sequence[str]) -> list[Claimable]:
     """The calls among these that may be claimed now, oldest first."""
     rows = session.execute(
@@ -153,28 +174,28 @@ def claim(session: Session, reservations: dict[str, int], attempt: str) -> set[s
     """Take queued calls for dialing, each holding its reservation in credits; returns those
     taken (a call canceled or paused meanwhile is not)."""
     now = utcnow()
-    claimed: set[str] = set()
-    by_amount: dict[int, list[str]] = {}
-    for call_id, credits in reservations.items():
-        by_amount.setdefault(credits, []).append(call_id)
-    for credits, call_ids in by_amount.items():
-        claimed.update(
-            session.scalars(
-                update(Call)
-                .where(Call.id.in_(call_ids), Call.status == st.QUEUED, _batch_may_dial())
-                .values(
-                    status=st.DIALING,
-                    attempt=attempt,
-                    credits_reserved=credits,
-                    handed_at=now,
-                    dial_started_at=None,
-                    updated_at=now,
+    return set(
+        session.scalars(
+            update(Call)
+            .where(
+                Call.id.in_(
+                    locking(
+                        Call.id.in_(list(reservations)), Call.status == st.QUEUED, _batch_may_dial()
+                    )
                 )
-                .returning(Call.id)
-                .execution_options(synchronize_session=False)
             )
+            .values(
+                status=st.DIALING,
+                attempt=attempt,
+                credits_reserved=case(reservations, value=Call.id),
+                handed_at=now,
+                dial_started_at=None,
+                updated_at=now,
+            )
+            .returning(Call.id)
+            .execution_options(synchronize_session=False)
         )
-    return claimed
+    )
 
 
 class Taken(NamedTuple):
@@ -265,10 +286,14 @@ def park_for_credits(session: Session, account_id: str, campaign_ids: Sequence[s
     session.execute(
         update(Call)
         .where(
-            Call.account_id == account_id,
-            Call.campaign_id.in_(campaign_ids),
-            Call.status == st.QUEUED,
-            _batch_may_dial(),
+            Call.id.in_(
+                locking(
+                    Call.account_id == account_id,
+                    Call.campaign_id.in_(campaign_ids),
+                    Call.status == st.QUEUED,
+                    _batch_may_dial(),
+                )
+            )
         )
         .values(status=st.INSUFFICIENT_CREDITS, handed_at=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
@@ -538,7 +563,7 @@ def waiting_for_credits(session: Session, account_id: str, limit: int) -> list[t
 def requeue_waiting_for_credits(session: Session, call_ids: Sequence[str]) -> int:
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Call)
-        .where(Call.id.in_(call_ids), Call.status == st.INSUFFICIENT_CREDITS)
+        .where(Call.id.in_(locking(Call.id.in_(call_ids), Call.status == st.INSUFFICIENT_CREDITS)))
         .values(status=st.QUEUED, handed_at=None, updated_at=utcnow())
     )
     return result.rowcount
