@@ -1,18 +1,27 @@
 """The database knows what is owed; the broker only carries wake-ups.
 
 `hand_out` claims queued calls for workers just in time: a window of two and a half seconds of
-the dial rate, shared round-robin between every (account, batch) with calls owed so one huge
-batch does not starve the rest. Each account's share is claimed in one transaction (its lines
-and credits checked once, its reservations written together), and each call goes to a dial task
-that only has to take its claim. A lost message (a killed worker, a broker restart) only delays
-a call: after DISPATCH_STALE_SECONDS its task is sent again. `sweep` reconciles calls a worker
-took but never got a SID for, and live calls whose final callback never came.
+the dial rate, shared between the accounts with calls owed (batches and single calls alike) in
+turn, the account served longest ago first and, within an account, its batch or its single
+calls served longest ago first. So every account has its turn within a few windows however many
+there are, and one huge batch does not starve the rest. Each account's share is claimed in a
+transaction of its own (its lines and credits checked once, its reservations written together):
+one account's failure leaves the others' claims, and an account's row is locked only while its
+own share is claimed. Each call goes to a dial task that only has to take its claim. A lost
+message (a killed worker, a broker restart) only delays a call: after DISPATCH_STALE_SECONDS its
+task is sent again. `sweep` reconciles calls a worker took but never got a SID for, and live
+calls whose final callback never came.
 """
 
+import itertools
+import logging
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared import dispatch
@@ -22,36 +31,83 @@ from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.models import utcnow
 
+log = logging.getLogger(__name__)
+
+# A unit of work: a session that commits when the block ends, and rolls back when it raises.
+Transaction = Callable[[], AbstractContextManager[Session]]
+
+# How long an account's claim waits for a lock another transaction holds (its account's row
+# mostly): past it, the account is skipped this tick and keeps its turn, and the others are
+# served; a settlement or a purchase holds the row for milliseconds.
+LOCK_TIMEOUT_SECONDS = 1.0
+
 
 def window() -> int:
     settings = get_settings()
     return dispatch.window(settings.DIAL_RATE_PER_SECOND, settings.DIAL_BURST)
 
 
-def hand_out(session: Session) -> int:
+def hand_out(transaction: Transaction) -> int:
+    """One tick: what is owed is read in one transaction, then each account's share is claimed
+    and sent in one of its own. Returns how many calls were claimed."""
     stale_before = dispatch.stale_before()
-    calls_service.resend_untaken(session, stale_before)
-    free = window() - repository.count_unsent(session, stale_before)
-    groups = repository.owed_groups(session, stale_before) if free > 0 else []
-    plans: list[calls_service.DialPlan] = []
-    # Two rounds: an equal share each, then what the smaller groups left to the others.
+    with transaction() as session:
+        calls_service.resend_untaken(session, stale_before)
+        free = window() - repository.count_unsent(session, stale_before)
+        groups = repository.owed_groups(session, stale_before) if free > 0 else []
+    accounts: dict[str, list[str | None]] = {}
+    for account_id, batch_id in groups:
+        accounts.setdefault(account_id, []).append(batch_id)
+    handed = 0
+    # Accounts that took less than their share (nothing more owed, no free line, no credit, a
+    # failure): the second round leaves them alone.
+    done: set[str] = set()
+    # Two rounds: an equal share each, in turn, then what the accounts done left to the others.
     for _ in range(2):
-        share = max(1, math.ceil(free / max(1, len(groups))))
-        for account_id, batch_id in groups:
+        serving = [account_id for account_id in accounts if account_id not in done]
+        share = math.ceil(free / max(1, len(serving)))
+        for account_id in serving:
             take = min(share, free)
             if take <= 0:
-                continue
-            call_ids = repository.owed_ids(session, stale_before, account_id, batch_id, take)
-            if not call_ids:
-                continue
-            claimed = calls_service.claim(session, account_id, call_ids)
-            plans += claimed
-            free -= len(claimed)
+                break
+            try:
+                with transaction() as session:
+                    claimed = serve(session, stale_before, account_id, accounts[account_id], take)
+            except Exception:
+                log.exception("account %s: its calls could not be claimed this tick", account_id)
+                claimed = 0
+            if claimed < take:
+                done.add(account_id)
+            free -= claimed
+            handed += claimed
+    return handed
+
+
+def serve(
+    session: Session,
+    stale_before: datetime,
+    account_id: str,
+    batch_ids: list[str | None],
+    take: int,
+) -> int:
+    """Claim up to `take` of the account's owed calls, dealt between its groups in their turn,
+    and send each to a worker. Returns how many were claimed."""
+    session.execute(
+        text("SELECT set_config('lock_timeout', :timeout, true)"),
+        {"timeout": f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms"},
+    )
+    owed = [
+        repository.owed_ids(session, stale_before, account_id, batch_id, take)
+        for batch_id in batch_ids[:take]
+    ]
+    dealt = [call_id for turn in itertools.zip_longest(*owed) for call_id in turn if call_id]
+    plans = calls_service.claim(session, account_id, dealt[:take]) if dealt else []
     for plan in plans:
         jobs.dial(session, plan.call_id, asdict(plan))
-    batches = {plan.batch_id for plan in plans if plan.batch_id is not None}
+    batches = sorted({plan.batch_id for plan in plans if plan.batch_id is not None})
     if batches:
-        batches_repository.mark_running(session, sorted(batches))
+        batches_repository.mark_running(session, batches)
+    repository.note_served(session, account_id, {plan.batch_id for plan in plans})
     return len(plans)
 
 

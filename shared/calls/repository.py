@@ -14,11 +14,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, aliased
 
 from shared.billing import disputes
 from shared.calls import status as st
-from shared.models import Batch, Call, CallEvent, Campaign, utcnow
+from shared.models import Batch, Call, CallEvent, Campaign, DispatchTurn, new_id, utcnow
 
 # Batches whose calls must not start.
 STOPPED_BATCHES = ("paused", "canceled")
@@ -160,14 +161,14 @@ def locking(*where: ColumnElement[bool]) -> Select[tuple[str]]:
 
 
 def claimable(session: Session, call_ids: Sequence[str]) -> list[Claimable]:
-    """The calls among these that may be claimed now, oldest first."""
+    """The calls among these that may be claimed now, in the order given."""
     rows = session.execute(
         select(*_CLAIMABLE)
         .join(Campaign, Campaign.id == Call.campaign_id)
         .where(Call.id.in_(call_ids), Call.status == st.QUEUED, _batch_may_dial())
-        .order_by(Call.created_at, Call.id)
     )
-    return [Claimable(*row) for row in rows]
+    place = {call_id: index for index, call_id in enumerate(call_ids)}
+    return sorted((Claimable(*row) for row in rows), key=lambda call: place[call.id])
 
 
 def claim(session: Session, reservations: dict[str, int], attempt: str) -> set[str]:
@@ -459,11 +460,52 @@ def _owed(stale_before: datetime) -> ColumnElement[bool]:
 
 
 def owed_groups(session: Session, stale_before: datetime) -> list[tuple[str, str | None]]:
-    """(account, batch) pairs with calls owed; single calls form their account's None group."""
+    """(account, batch) pairs with calls owed, single calls forming their account's None group,
+    in the order they take their turn: the account served longest ago first (one never served
+    before any), and within an account the group served longest ago first."""
+    owed = select(Call.account_id, Call.batch_id).where(_owed(stale_before)).distinct().subquery()
+    turns = aliased(DispatchTurn)
+    account_served = (
+        select(func.max(turns.served_at))
+        .where(turns.account_id == owed.c.account_id)
+        .scalar_subquery()
+    )
     rows = session.execute(
-        select(Call.account_id, Call.batch_id).where(_owed(stale_before)).distinct()
+        select(owed.c.account_id, owed.c.batch_id)
+        .outerjoin(
+            DispatchTurn,
+            and_(
+                DispatchTurn.account_id == owed.c.account_id,
+                DispatchTurn.batch_id.is_not_distinct_from(owed.c.batch_id),
+            ),
+        )
+        .order_by(
+            account_served.asc().nulls_first(),
+            owed.c.account_id,
+            DispatchTurn.served_at.asc().nulls_first(),
+            owed.c.batch_id.asc().nulls_first(),
+        )
     )
     return [(account_id, batch_id) for account_id, batch_id in rows]
+
+
+def note_served(session: Session, account_id: str, batch_ids: set[str | None]) -> None:
+    """The account's groups whose calls were just claimed had their turn: now."""
+    if not batch_ids:
+        return
+    now = utcnow()
+    statement = insert(DispatchTurn).values(
+        [
+            {"id": new_id(), "account_id": account_id, "batch_id": batch_id, "served_at": now}
+            for batch_id in batch_ids
+        ]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[DispatchTurn.account_id, DispatchTurn.batch_id],
+            set_={"served_at": statement.excluded.served_at},
+        )
+    )
 
 
 def owed_ids(

@@ -10,6 +10,7 @@ from shared.models.caller_id import CallerId
 from shared.models.campaign import Campaign
 from shared.models.checkout_session import CheckoutSession
 from shared.models.credit_entry import CreditEntry
+from shared.models.dispatch_turn import DispatchTurn
 from shared.models.dispute import Dispute
 from shared.models.external_event import ExternalEvent
 from shared.models.idempotency_key import IdempotencyKey
@@ -26,6 +27,7 @@ __all__ = [
     "Campaign",
     "CheckoutSession",
     "CreditEntry",
+    "DispatchTurn",
     "Dispute",
     "ExternalEvent",
     "IdempotencyKey",

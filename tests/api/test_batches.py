@@ -257,7 +257,7 @@ class TestControlsAreConditional:
         # the batch's first calls meanwhile and comes to mark the queued batch running.
         with session_scope() as canceling:
             canceling.execute(select(Batch).where(Batch.id == batch_id).with_for_update())
-            dispatching = Racer(dispatcher.hand_out)
+            dispatching = Racer(lambda _: dispatcher.hand_out(session_scope))
             dispatching.wait_until_blocked_or_done()
             batch = canceling.get(Batch, batch_id)
             assert batch is not None

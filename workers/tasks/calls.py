@@ -121,8 +121,7 @@ def dispatch() -> int:
     with dispatching.one_at_a_time("calls") as alone:
         if not alone:
             return 0
-        with session_scope() as session:
-            return dispatcher.hand_out(session)
+        return dispatcher.hand_out(session_scope)
 
 
 @app.task(name=jobs.SETTLE, acks_late=False)

@@ -1,0 +1,149 @@
+"""The dispatcher's tick, as the accounts it serves see it: each account with calls owed has its
+turn within a few windows however many accounts there are, and each account's share is claimed
+in a transaction of its own."""
+
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import select, text, update
+
+from shared.calls import dispatcher
+from shared.config import get_settings
+from shared.db import get_engine, session_scope
+from shared.models import Account, Call
+from tests import factories
+from tests.api.conftest import KeyedClient
+from tests.stack import wait_until
+
+
+def _tick() -> int:
+    """One tick of the dispatcher, as beat's wake-up runs it."""
+    from workers.tasks import calls as call_tasks
+
+    return call_tasks.dispatch()
+
+
+@pytest.fixture(autouse=True)
+def only_these_calls_owed() -> None:
+    """Calls other tests left queued (no worker runs here) would take turns too, and their
+    claims no worker took would hold the window."""
+    with session_scope() as session:
+        session.execute(
+            update(Call)
+            .where(Call.status.in_(("queued", "dialing")), Call.twilio_sid.is_(None))
+            .values(status="canceled")
+        )
+
+
+def _account_with_batch(api: KeyedClient, numbers: int) -> KeyedClient:
+    account_id, key = factories.account(credits=1000)
+    factories.campaign(account_id, name="welcome")
+    customer = KeyedClient(api.client, account_id, key)
+    rows = [{"clientNumber": factories.phone_number()} for _ in range(numbers)]
+    response = customer.post(
+        "/api/make_batch_toingg", json={"campaign": "welcome", "numberList": rows}
+    )
+    assert response.status_code == 200, response.text
+    return customer
+
+
+def _placed(account_ids: list[str]) -> list[str]:
+    """The calls the tick claimed go to Twilio, as workers would send them: the window is
+    free again. Returns the account of each."""
+    with session_scope() as session:
+        placed = session.execute(
+            update(Call)
+            .where(Call.account_id.in_(account_ids), Call.status == "dialing")
+            .values(status="initiated", twilio_sid="CA" + Call.id)
+            .returning(Call.account_id)
+        )
+        return list(placed.scalars())
+
+
+def _blocked_by(holder_pid: int) -> int:
+    with get_engine().connect() as connection:
+        return int(
+            connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": holder_pid},
+            )
+            or 0
+        )
+
+
+def _status(customer: KeyedClient) -> Counter[str]:
+    return Counter(call["status"] for call in customer.get("/api/calls").json()["items"])
+
+
+class TestTurns:
+    def test_every_account_with_calls_owed_is_served_within_a_few_windows(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "DISPATCH_WINDOW", 4)
+        customers = [_account_with_batch(api, numbers=5) for _ in range(12)]
+        accounts = [customer.account_id for customer in customers]
+        served: Counter[str] = Counter()
+        # Twelve accounts, four calls a window: each has had its turn after three.
+        for _ in range(3):
+            assert _tick() == 4
+            served.update(_placed(accounts))
+        assert sorted(served) == sorted(accounts), f"{12 - len(served)} accounts got no call"
+        assert set(served.values()) == {1}
+
+
+class TestOneTransactionPerAccount:
+    def test_an_account_whose_row_is_held_is_skipped_and_the_others_are_claimed(
+        self, api: KeyedClient
+    ) -> None:
+        customers = [_account_with_batch(api, numbers=2) for _ in range(3)]
+        held = customers[1]
+        handed: list[int] = []
+        with get_engine().connect() as holder:
+            holder.execute(
+                select(Account.id).where(Account.id == held.account_id).with_for_update()
+            )
+            # The held account's claim gives up after the lock timeout; the tick goes on.
+            ticking = threading.Thread(target=lambda: handed.append(_tick()))
+            ticking.start()
+            ticking.join(timeout=20)
+            holder.rollback()
+        ticking.join(timeout=30)
+        assert handed == [4], "the tick waited for the held account"
+        for customer in customers:
+            expected = {"queued": 2} if customer is held else {"dialing": 2}
+            assert _status(customer) == expected
+        assert _tick() == 2
+        assert _status(held) == {"dialing": 2}
+
+    def test_an_accounts_row_is_not_locked_while_the_next_account_is_claimed(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(dispatcher, "LOCK_TIMEOUT_SECONDS", 60, raising=False)
+        # Neither served before: their turns come in the order of their ids.
+        first, second = sorted(
+            (_account_with_batch(api, numbers=1) for _ in range(2)),
+            key=lambda customer: customer.account_id,
+        )
+        with get_engine().connect() as holder:
+            holder_pid = holder.scalar(text("SELECT pg_backend_pid()"))
+            holder.execute(
+                select(Account.id).where(Account.id == second.account_id).with_for_update()
+            )
+            handed: list[int] = []
+            ticking = threading.Thread(target=lambda: handed.append(_tick()))
+            ticking.start()
+            wait_until(lambda: _blocked_by(holder_pid) == 1, 20, message="the tick waits")
+            # Meanwhile the first account's claim is committed, and its row is free.
+            assert _status(first) == {"dialing": 1}
+            with session_scope() as session:
+                session.execute(
+                    text("SELECT id FROM accounts WHERE id = :id FOR UPDATE NOWAIT"),
+                    {"id": first.account_id},
+                )
+            holder.rollback()
+        ticking.join(timeout=30)
+        assert handed == [2]
+        assert _status(second) == {"dialing": 1}
