@@ -85,7 +85,9 @@ def script_of(session: Session, call: Call) -> str:
 def place_call(
     session: Session, account: Account, campaign: Campaign, name: str, phone_number: str
 ) -> Call:
-    """Accept one call and wake a worker for it once the caller commits."""
+    """Accept one call and wake the dispatcher for it once the caller commits: it is claimed
+    when a slot in the dial rate is near, as a batch's calls are, with the account's other
+    single calls in the account's turn."""
     problem = twiml.spoken_problem(twiml.render_script(campaign.script, name))
     if problem is not None:
         raise Unspeakable(f"the script of campaign {campaign.name!r}, with this name, {problem}")
@@ -95,11 +97,10 @@ def place_call(
         name=name,
         **accepted_terms(session, campaign),
         status=st.QUEUED,
-        handed_at=utcnow(),
     )
     session.add(call)
     session.flush()
-    jobs.dial(session, call.id)
+    jobs.dispatch(session)
     return call
 
 
@@ -117,11 +118,12 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
     """Claim some of an account's queued calls for dialing, each with a line and its longest
     length in credits, in one transaction that locks the account's row once.
 
-    The dispatcher claims a window's calls this way; a call sent on its own is claimed alone.
-    Calls beyond the account's (or their campaign's) free lines stay queued for a later window.
-    When the balance cannot cover a call, every queued call of its campaign waits as
-    insufficient-credits until credits arrive, rather than being claimed only to wait. A
-    disputed account's calls are not claimed.
+    The dispatcher claims an account's share of a window this way, in the order given; a call
+    sent again on its own (a retry, a reconciled call) is claimed alone. Calls beyond the
+    account's (or their campaign's) free lines stay queued for a later window. When the balance
+    cannot cover a call, every queued call of its campaign waits as insufficient-credits until
+    credits arrive, rather than being claimed only to wait. A disputed account's calls are not
+    claimed.
     """
     account = _locked_account(session, account_id)
     if account.disputed:
@@ -200,8 +202,8 @@ def _plan(call: repository.Claimable, attempt: str) -> DialPlan:
 
 def take(session: Session, call_id: str, claimed: str | None) -> DialPlan | None:
     """The worker's hold on a claimed call (`claimed`: the claim's attempt), under an attempt of
-    its own, so a dial task delivered twice dials once. A call sent without a claim (a single
-    call, a retry) is claimed here first. None when there is nothing to dial.
+    its own, so a dial task delivered twice dials once. A call sent without a claim (a retry, a
+    reconciled call) is claimed here first. None when there is nothing to dial.
 
     Where to dial and for how long come from the call's row as the claim is taken, never from
     the task's message: the broker and Flower can be read and written by others, and a message
@@ -254,6 +256,14 @@ def take(session: Session, call_id: str, claimed: str | None) -> DialPlan | None
 def _held(call: Call, attempt: str) -> DialPlan:
     """The plan of a call held under `attempt`, to hand it back or settle it (not to dial)."""
     return DialPlan(call.id, attempt, call.to_number, call.from_number, 0, call.batch_id)
+
+
+def untake(session: Session, plan: DialPlan) -> bool:
+    """The worker lets go of a claim it took and will not dial yet (its slot in the dial rate
+    is too far off): the call keeps its claim, its line and its reservation, for the worker's
+    task to take again; a lost task is sent again as any untaken claim's is
+    (`resend_untaken`). False when the claim is no longer this attempt's."""
+    return repository.untake(session, plan.call_id, plan.attempt)
 
 
 def fence(session: Session, plan: DialPlan) -> datetime | None:
@@ -505,7 +515,9 @@ def reconcile(session: Session, call_id: str) -> str:
     call = repository.get(session, call_id)
     if call is None or call.status != st.DIALING or call.twilio_sid is not None:
         return "nothing to do"
-    assert call.dial_started_at is not None and call.attempt is not None
+    if call.dial_started_at is None:
+        return "nothing to do"  # a claim no worker holds: no create request was sent for it
+    assert call.attempt is not None
     grace = timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS)
     age = utcnow() - call.dial_started_at
     if age < grace:

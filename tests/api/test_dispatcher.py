@@ -2,6 +2,7 @@
 turn within a few windows however many accounts there are, and each account's share is claimed
 in a transaction of its own."""
 
+import itertools
 import threading
 from collections import Counter
 
@@ -92,6 +93,30 @@ class TestTurns:
             served.update(_placed(accounts))
         assert sorted(served) == sorted(accounts), f"{12 - len(served)} accounts got no call"
         assert set(served.values()) == {1}
+
+    def test_an_accounts_batch_and_its_single_calls_take_turns(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "DISPATCH_WINDOW", 1)
+        customer = _account_with_batch(api, numbers=5)
+        for _ in range(2):
+            placed = customer.post(
+                "/api/make_toingg",
+                json={"campaign": "welcome", "name": "x", "phoneNumber": factories.phone_number()},
+            )
+            assert placed.status_code == 200, placed.text
+        kinds = []
+        for _ in range(4):
+            assert _tick() == 1
+            with session_scope() as session:
+                [batch_id] = session.scalars(
+                    select(Call.batch_id).where(
+                        Call.account_id == customer.account_id, Call.status == "dialing"
+                    )
+                )
+            kinds.append("batch" if batch_id else "single")
+            _placed([customer.account_id])
+        assert all(one != next_one for one, next_one in itertools.pairwise(kinds)), kinds
 
 
 class TestOneTransactionPerAccount:

@@ -2,6 +2,7 @@
 out), and hand out what is owed."""
 
 import logging
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -37,10 +38,16 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     # The slot right before the request, so the carrier sees the pace the bucket gives.
     slot = carrier_limits.dial_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
     if not slot.allowed:
+        # Too far off: the call keeps its claim, and this task comes back for it nearer its
+        # turn. Released, it was claimed again by the retry, a reservation and a release in
+        # the account's ledger for every wait.
         with session_scope() as session:
-            calls_service.release(session, plan)
+            kept = calls_service.untake(session, plan)
+        if not kept:
+            return "not placed: its claim was reconciled, or ended, meanwhile"
         raise self.retry(
-            args=[call_id], countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2
+            args=[call_id, asdict(plan)],
+            countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2,
         )
     if not batch_stops.wait_unless_stopped(plan.batch_id, slot.wait_seconds):
         return _stand_down(plan)
