@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -129,6 +130,19 @@ class Stack:
                 process.kill()
         if not os.environ.get("TOINGG_KEEP_BENCH_DIR"):
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def dialed_at(api: httpx.Client, batch_id: str, count: int) -> list[float]:
+    """When each call's create request left its worker (the API's dialedAt), in unix seconds."""
+    times: list[float] = []
+    for offset in range(0, count, 500):
+        page = api.get("/api/calls", params={"batch": batch_id, "limit": 500, "offset": offset})
+        times += [
+            datetime.fromisoformat(c["dialedAt"]).timestamp()
+            for c in page.json()["items"]
+            if c["dialedAt"]
+        ]
+    return sorted(times)
 
 
 def owed(api: httpx.Client, batch_id: str) -> int:

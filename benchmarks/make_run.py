@@ -15,12 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 
-from benchmarks.harness import numbers
+from benchmarks.harness import dialed_at, numbers
 from shared import embedded_redis
 
 RATE, COUNT = 20, 1200
@@ -41,18 +40,6 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.5)
     raise RuntimeError(f"{url} did not answer")
-
-
-def _dialed_at(api: httpx.Client, batch_id: str) -> list[float]:
-    times: list[float] = []
-    for offset in range(0, COUNT, 500):
-        page = api.get("/api/calls", params={"batch": batch_id, "limit": 500, "offset": offset})
-        times += [
-            datetime.fromisoformat(c["dialedAt"]).timestamp()
-            for c in page.json()["items"]
-            if c["dialedAt"]
-        ]
-    return sorted(times)
 
 
 def main() -> None:
@@ -86,7 +73,7 @@ def main() -> None:
             if shown["status"] in ("completed", "canceled"):
                 break
             time.sleep(2)
-        times = _dialed_at(api, batch_id)
+        times = dialed_at(api, batch_id, COUNT)
         span = times[-1] - times[0]
         rate = (len(times) - 1) / span
         print(f"batch {shown['status']}: {shown['counts']}")

@@ -10,11 +10,10 @@ and the pause latency (from POST /pause to the last new call creation at the car
 import bisect
 import time
 from collections import Counter
-from datetime import datetime
 
 import httpx
 
-from benchmarks.harness import Stack, numbers, owed
+from benchmarks.harness import Stack, dialed_at, numbers, owed
 
 LIMIT, BURST, WORKERS, COUNT = 20, 2, 4, 2000
 
@@ -22,19 +21,6 @@ LIMIT, BURST, WORKERS, COUNT = 20, 2, 4, 2000
 def _busiest_window(times: list[float]) -> int:
     """The most arrivals in any sliding one-second window (one starting at each arrival)."""
     return max(bisect.bisect_left(times, start + 1) - i for i, start in enumerate(times))
-
-
-def _dialed_at(api: httpx.Client, batch_id: str) -> list[float]:
-    """When each call's create request left its worker (the API's dialedAt), in unix seconds."""
-    times: list[float] = []
-    for offset in range(0, COUNT, 500):
-        page = api.get("/api/calls", params={"batch": batch_id, "limit": 500, "offset": offset})
-        times += [
-            datetime.fromisoformat(c["dialedAt"]).timestamp()
-            for c in page.json()["items"]
-            if c["dialedAt"]
-        ]
-    return sorted(times)
 
 
 def _around(times: list[float], gap: tuple[float, float]) -> list[list[float]]:
@@ -82,7 +68,7 @@ def _run(shared_bucket: bool) -> dict[str, float]:
             time.sleep(1)
         calls = [c for c in stack.carrier_calls() if c["to"] in set(wanted)]
         arrived = sorted(c["created_at"] for c in calls)
-        dialed = _dialed_at(api, batch_id)
+        dialed = dialed_at(api, batch_id, COUNT)
         if shared_bucket:
             # The pause is not pacing: measure the two stretches around it.
             cut = (pause_gap[0] + pause_latency, pause_gap[1])
