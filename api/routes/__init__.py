@@ -2,8 +2,18 @@
 
 from fastapi import APIRouter
 
-from api.routes import batches, billing, caller_ids, calls, campaigns, health, sms, webhooks
+from api.routes import (
+    batches,
+    billing,
+    caller_ids,
+    calls,
+    campaigns,
+    events,
+    health,
+    sms,
+    webhooks,
+)
 
 api_router = APIRouter(prefix="/api")
-for module in (calls, batches, sms, campaigns, caller_ids, billing, webhooks, health):
+for module in (calls, batches, sms, campaigns, caller_ids, billing, events, webhooks, health):
     api_router.include_router(module.router)

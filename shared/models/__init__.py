@@ -12,6 +12,7 @@ from shared.models.checkout_session import CheckoutSession
 from shared.models.credit_entry import CreditEntry
 from shared.models.dispatch_turn import DispatchTurn
 from shared.models.dispute import Dispute
+from shared.models.event import Event
 from shared.models.external_event import ExternalEvent
 from shared.models.idempotency_key import IdempotencyKey
 from shared.models.script import Script
@@ -29,6 +30,7 @@ __all__ = [
     "CreditEntry",
     "DispatchTurn",
     "Dispute",
+    "Event",
     "ExternalEvent",
     "IdempotencyKey",
     "Script",

@@ -1,0 +1,8 @@
+"""The event log: what happened to each call, SMS, batch and account's credits, in order.
+
+Events are appended by the status changes themselves (`append`, in their transaction: the
+outbox) and read back by GET /api/events and the webhook deliveries."""
+
+from shared.events.outbox import Draft, append, append_many
+
+__all__ = ["Draft", "append", "append_many"]

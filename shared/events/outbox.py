@@ -1,0 +1,140 @@
+"""Appending events: in the transaction of the change they tell of, numbered per subject.
+
+A subject's next number is one more than the highest it has, read in the INSERT itself. Two
+transactions appending to one subject at once would read the same highest number: the unique
+(subject_type, subject_id, sequence) makes the second wait for the first, and ON CONFLICT DO
+NOTHING then skips its row rather than failing, so it reads the number again once the first
+has committed. The status changes that append hold the subject's row already (their UPDATE
+locks it until commit), so the second transaction mostly waits there and never conflicts.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import delete, text, tuple_
+from sqlalchemy.orm import Session
+
+from shared.events import types
+from shared.models import Event, utcnow
+from shared.models.event import new_event_id
+
+# A subject skipped this many times over is being appended to by something that does not
+# commit: better an error than a loop.
+_TRIES = 5
+
+_INSERT = text(
+    """
+    INSERT INTO events (id, account_id, type, subject_type, subject_id, sequence, created_at, data)
+    SELECT d.id, d.account_id, d.type, d.subject_type, d.subject_id,
+           coalesce(
+               (SELECT max(e.sequence) FROM events e
+                WHERE e.subject_type = d.subject_type AND e.subject_id = d.subject_id),
+               0
+           ) + d.place,
+           :created_at, d.data
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:account_ids AS text[]), CAST(:types AS text[]),
+        CAST(:subject_types AS text[]), CAST(:subject_ids AS text[]),
+        CAST(:places AS integer[]), CAST(:data AS jsonb[])
+    ) AS d(id, account_id, type, subject_type, subject_id, place, data)
+    ON CONFLICT (subject_type, subject_id, sequence) DO NOTHING
+    RETURNING id, sequence
+    """
+)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event to append: what happened to which subject, and the subject as its GET shows it
+    now (a pydantic model, or the JSON object itself)."""
+
+    account_id: str
+    type: str
+    subject_type: str
+    subject_id: str
+    data: BaseModel | Mapping[str, Any]
+
+
+def append(
+    session: Session,
+    account_id: str,
+    type: str,
+    subject_type: str,
+    subject_id: str,
+    data: BaseModel | Mapping[str, Any],
+) -> Event:
+    """Append one event; it commits or rolls back with the session's transaction."""
+    [event] = append_many(session, [Draft(account_id, type, subject_type, subject_id, data)])
+    return event
+
+
+def append_many(session: Session, drafts: Sequence[Draft]) -> list[Event]:
+    """Append events in one statement (a bulk status change's), in the order given: a subject's
+    events take its next numbers in that order. Returns them as written (not in the session)."""
+    if not drafts:
+        return []
+    created_at = utcnow()
+    events = [
+        Event(
+            id=new_event_id(),
+            account_id=draft.account_id,
+            type=draft.type,
+            subject_type=draft.subject_type,
+            subject_id=draft.subject_id,
+            created_at=created_at,
+            data=_json(draft.data),
+        )
+        for draft in drafts
+    ]
+    for event in events:
+        assert event.type in types.ALL and event.subject_type in types.SUBJECT_TYPES, event.type
+    todo = events
+    for _ in range(_TRIES):
+        numbered = _insert(session, todo, created_at)
+        for event in todo:
+            event.sequence = numbered.get(event.id)  # type: ignore[assignment]
+        skipped = {(e.subject_type, e.subject_id) for e in todo if e.id not in numbered}
+        if not skipped:
+            return events
+        # A subject's events go in again together, so their order holds: those of its events
+        # that went in are taken out again first.
+        session.execute(
+            delete(Event).where(
+                tuple_(Event.subject_type, Event.subject_id).in_(list(skipped)),
+                Event.id.in_([e.id for e in todo if e.id in numbered]),
+            )
+        )
+        todo = [e for e in todo if (e.subject_type, e.subject_id) in skipped]
+    raise RuntimeError(f"events of {sorted(skipped)} found their numbers taken {_TRIES} times")
+
+
+def _insert(session: Session, events: list[Event], created_at: object) -> dict[str, int]:
+    places: dict[tuple[str, str], int] = {}
+    ordinals = []
+    for event in events:
+        key = (event.subject_type, event.subject_id)
+        places[key] = places.get(key, 0) + 1
+        ordinals.append(places[key])
+    rows = session.execute(
+        _INSERT,
+        {
+            "ids": [e.id for e in events],
+            "account_ids": [e.account_id for e in events],
+            "types": [e.type for e in events],
+            "subject_types": [e.subject_type for e in events],
+            "subject_ids": [e.subject_id for e in events],
+            "places": ordinals,
+            "data": [json.dumps(e.data) for e in events],
+            "created_at": created_at,
+        },
+    )
+    return {event_id: sequence for event_id, sequence in rows}
+
+
+def _json(data: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    return dict(data)

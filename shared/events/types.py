@@ -1,0 +1,72 @@
+"""The events' types, and the patterns that select them (`call.*`, `*`)."""
+
+from fnmatch import fnmatchcase
+
+CALL = "call"
+SMS = "sms"
+BATCH = "batch"
+CREDITS = "credits"
+SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS)
+
+CALL_TYPES = (
+    "call.queued",
+    # Waiting for credits, and queued again (call.queued) once the balance covers it.
+    "call.insufficient_credits",
+    "call.scheduled",
+    "call.dialing",
+    "call.initiated",
+    "call.ringing",
+    "call.answered",
+    "call.completed",
+    "call.busy",
+    "call.no_answer",
+    "call.failed",
+    "call.canceled",
+)
+SMS_TYPES = (
+    "sms.queued",
+    # Claimed for sending, and with Twilio until it says sent (sms.queued again if not taken).
+    "sms.sending",
+    "sms.sent",
+    "sms.delivered",
+    "sms.undelivered",
+    "sms.failed",
+)
+BATCH_TYPES = (
+    "batch.started",
+    "batch.paused",
+    "batch.resumed",
+    "batch.insufficient_credits",
+    "batch.completed",
+    "batch.canceled",
+)
+CREDITS_CHANGED = "credits.changed"
+ALL = (*CALL_TYPES, *SMS_TYPES, *BATCH_TYPES, CREDITS_CHANGED)
+
+# A call's status that Twilio names by its progress rather than by what the customer sees.
+_CALL_STATUS_NAMES = {"in-progress": "answered"}
+
+
+def for_status(subject_type: str, status: str) -> str:
+    """The event a subject's move to `status` appends: call.answered for a call's in-progress,
+    call.no_answer for no-answer."""
+    name = _CALL_STATUS_NAMES.get(status, status) if subject_type == CALL else status
+    event_type = f"{subject_type}.{name.replace('-', '_').replace(' ', '_')}"
+    assert event_type in ALL, event_type
+    return event_type
+
+
+def matches(pattern: str, event_type: str) -> bool:
+    """`call.completed`, `call.*` or `*`: a `*` stands for any characters."""
+    return fnmatchcase(event_type, pattern)
+
+
+def known_pattern(pattern: str) -> bool:
+    """Whether the pattern selects at least one type: a misspelt one would select nothing."""
+    return any(matches(pattern, event_type) for event_type in ALL)
+
+
+def like(pattern: str) -> str:
+    """The pattern as SQL LIKE reads it, with backslash as the escape: a type's own `_` is a
+    character to match, not LIKE's any-one-character."""
+    return pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
