@@ -76,26 +76,34 @@ def _presented_key(api_key: str | None, authorization: str | None) -> str:
 
 def authenticate(session: Session, secret: str, client: str) -> Caller:
     """The key's account, once its key has a token in its leaky bucket; 401 or 429 otherwise,
-    before the request has any effect. Every key is looked up (one indexed read): a valid key
-    is never refused for the unknown keys sent from its address, which behind a proxy may be
-    everyone's. Only the unknown or revoked ones count, and a client address that sent too
-    many gets 429 for the next instead of 401."""
-    api_key = accounts_service.active_key(session, secret)
-    account = None if api_key is None else session.get(Account, api_key.account_id)
-    if api_key is None or account is None:
-        refusal = api_limits.take_bad_key(client)
+    before the request has any effect. A key not seen valid in the last day is looked up only
+    with a token of its client address's bucket (429 without one), so random keys cannot drive
+    database reads without bound; a key seen valid lately is always looked up, so a customer is
+    not refused for the unknown keys sent from its address, which behind a proxy may be
+    everyone's."""
+    key_hash = accounts_service.hash_key(secret)
+    known = api_limits.known_key(key_hash)
+    if not known:
+        refusal = api_limits.take_unknown_key(client)
         if not refusal.allowed:
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
-                "too many unknown or revoked API keys from this address; "
+                "too many unknown API keys from this address; "
                 f"retry in {refusal.wait_seconds:.2f} s",
                 headers={"Retry-After": str(max(1, math.ceil(refusal.wait_seconds)))},
             )
+    api_key = accounts_service.active_key(session, secret)
+    account = None if api_key is None else session.get(Account, api_key.account_id)
+    if api_key is None or account is None:
+        if known:
+            api_limits.forget_key(key_hash)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "unknown or revoked API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if not known:
+        api_limits.remember_key(key_hash)
     decision = api_limits.take(api_key, account)
     headers = api_limits.headers(account, decision)
     if not decision.allowed:

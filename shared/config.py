@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     # A request's body must arrive whole within this many seconds (408 after), so bodies that
     # trickle in cannot hold the API's connections.
     REQUEST_BODY_SECONDS: float = Field(default=30, gt=0)
-    # Unknown or revoked API keys a client address may send: a burst, then this many a second.
+    # Lookups of keys not seen valid lately a client address may make: a burst, then this many
+    # a second.
     API_BAD_KEY_RATE_PER_SECOND: float = 1.0
     API_BAD_KEY_BURST: int = 20
     # A worker waits at most this long for its slot; longer, the task is retried later.

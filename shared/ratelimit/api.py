@@ -1,6 +1,8 @@
 """Each API key's leaky bucket, as the seeds promise: a request rate and a burst (defaults from
-settings, overridable per account). One Redis round trip per request; an unknown or revoked
-key takes one instead from its client address's bucket."""
+settings, overridable per account). Before a key is looked up in the database, a key not seen
+valid in the last day takes a token from its client address's bucket, so random keys cannot
+drive lookups faster than that bucket allows, while a customer sharing a proxy's address with
+them, whose key was valid recently, is looked up and served as usual."""
 
 import math
 
@@ -34,7 +36,28 @@ def headers(account: Account, decision: Decision) -> dict[str, str]:
     }
 
 
-def _bad_keys(client: str) -> Bucket:
+# How long a key found valid is looked up without taking a token from its address's bucket.
+_KNOWN_KEY_SECONDS = 86_400
+
+
+def _known_key(key_hash: str) -> str:
+    return f"toingg:known-key:{key_hash}"
+
+
+def known_key(key_hash: str) -> bool:
+    return bool(get_redis().exists(_known_key(key_hash)))
+
+
+def remember_key(key_hash: str) -> None:
+    get_redis().set(_known_key(key_hash), 1, ex=_KNOWN_KEY_SECONDS)
+
+
+def forget_key(key_hash: str) -> None:
+    """A key found unknown or revoked: from now on it takes tokens like any unknown key."""
+    get_redis().delete(_known_key(key_hash))
+
+
+def _unknown_keys(client: str) -> Bucket:
     settings = get_settings()
     return Bucket(
         get_redis(),
@@ -44,7 +67,8 @@ def _bad_keys(client: str) -> Bucket:
     )
 
 
-def take_bad_key(client: str) -> Decision:
-    """One more unknown or revoked key from this client address: not allowed once it sent
-    too many, so guessing keys gets no answer but 429 at more than the bucket's rate."""
-    return _bad_keys(client).take()
+def take_unknown_key(client: str) -> Decision:
+    """One more lookup of a key not seen valid lately from this client address: not allowed
+    once it sent too many, so guessing keys gets no answer but 429 at more than the bucket's
+    rate, and costs no database read."""
+    return _unknown_keys(client).take()

@@ -6,19 +6,17 @@ conforms when t >= TAT - (b-1)*T, and then moves TAT to max(TAT, t) + T: at most
 second on average, and at most rate + b - 1 in any one-second window. The clock is Redis's own
 (TIME), so hosts with skewed clocks share one bucket.
 
-Three ways to use a bucket, one Redis round trip each:
+Two ways to use a bucket, one Redis round trip each:
 - `take`: answer now, allowed or not, with the wait until it would be (API requests);
 - `reserve`: book the next free slot and return how long to wait for it (dialing), so waiting
-  workers form an orderly queue instead of spinning;
-- `peek`: whether a take would be allowed now, taking nothing (a bucket filled only by
-  failures, asked before each attempt).
+  workers form an orderly queue instead of spinning.
 """
 
 from dataclasses import dataclass
 
 from redis import Redis
 
-# KEYS[1] bucket; ARGV: interval (µs), burst, mode ("take", "reserve" or "peek"), max wait (µs).
+# KEYS[1] bucket; ARGV: interval (µs), burst, mode ("take" or "reserve"), max wait (µs).
 # Returns {allowed 0/1, wait µs, remaining slots}.
 _SCRIPT = """
 local interval = tonumber(ARGV[1])
@@ -32,10 +30,6 @@ if tat < now then tat = now end
 local allowed_at = tat - tolerance
 if allowed_at < now then allowed_at = now end
 local wait = allowed_at - now
-if mode == 'peek' then
-  if wait > 0 then return {0, wait, 0} end
-  return {1, 0, 0}
-end
 if (mode == 'take' and wait > 0) or (mode == 'reserve' and wait > max_wait) then
   return {0, wait, 0}
 end
@@ -74,10 +68,6 @@ class Bucket:
 
     def take(self) -> Decision:
         return self._call("take", 0)
-
-    def peek(self) -> Decision:
-        """Whether a take would be allowed now; nothing is taken (remaining is not counted)."""
-        return self._call("peek", 0)
 
     def reserve(self, max_wait_seconds: float) -> Decision:
         """Book a slot at most max_wait_seconds away; not allowed means nothing was booked."""

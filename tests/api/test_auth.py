@@ -77,11 +77,23 @@ class TestBadKeyLimit:
         _, key = factories.account(credits=10)
         proxy = f"172.18.{uuid.uuid4().int % 250}.1"
         shared = TestClient(create_app(), client=(proxy, 40000))
+        assert shared.get("/api/calls", params={"apiKey": key}).status_code == 200
         for _ in range(5):  # an attacker's random keys, through the same proxy
             shared.get("/api/calls", params={"apiKey": f"tg_{uuid.uuid4().hex}"})
         assert shared.get("/api/calls", params={"apiKey": "tg_guess"}).status_code == 429
         customer = shared.get("/api/calls", params={"apiKey": key})
         assert customer.status_code == 200, customer.text
+
+    def test_a_key_new_to_a_flooded_address_waits_for_its_bucket(self) -> None:
+        # The price of a bound on lookups: a key not yet seen valid is one more unknown key.
+        # Behind a proxy, FORWARDED_ALLOW_IPS gives each client its own bucket.
+        _, key = factories.account(credits=10)
+        shared = TestClient(create_app(), client=(f"172.19.{uuid.uuid4().int % 250}.1", 40000))
+        for _ in range(3):
+            shared.get("/api/calls", params={"apiKey": f"tg_{uuid.uuid4().hex}"})
+        refused = shared.get("/api/calls", params={"apiKey": key})
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
 
     def test_one_ipv6_network_shares_one_bucket_whatever_its_addresses(self) -> None:
         # Any host on IPv6 holds a /64: 2**64 addresses, each with a bucket of its own.

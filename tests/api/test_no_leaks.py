@@ -13,6 +13,7 @@ from api.main import create_app
 from shared.accounts import service as accounts_service
 from shared.calls import service as calls_service
 from shared.config import get_settings
+from shared.db import session_scope
 from shared.embedded_redis import free_port
 from tests import factories
 from tests.api.conftest import KeyedClient
@@ -88,19 +89,26 @@ class TestUnknownKeysPerAddress:
     ) -> None:
         address = f"203.0.113.{uuid.uuid4().int % 250}"
         attacker = self.from_address(address)
+        # The customer's key served lately, wherever from.
+        customer = self.from_address(f"198.51.100.{uuid.uuid4().int % 250}")
+        assert customer.get("/api/calls", params={"apiKey": api.api_key}).status_code == 200
+        lookups.clear()
         statuses = [
             attacker.get("/api/calls", params={"apiKey": f"tg_{uuid.uuid4().hex}"}).status_code
             for _ in range(10)
         ]
         assert statuses == [401] * 3 + [429] * 7
-        # Each was looked up: a valid key from this address is never refused for them.
-        assert len(lookups) == 10
+        # Only the bucket's three reached the database.
+        assert len(lookups) == 3
+        # A key valid lately is still looked up and served from this address.
         assert attacker.get("/api/calls", params={"apiKey": api.api_key}).status_code == 200
+        assert len(lookups) == 4
         refused = attacker.get("/api/calls", params={"apiKey": "tg_guess"})
         assert int(refused.headers["Retry-After"]) >= 1
-        assert "too many unknown or revoked API keys" in refused.json()["detail"]
+        assert "too many unknown API keys" in refused.json()["detail"]
         checkout = attacker.post("/api/create-checkout-session", json={"apikey": "tg_guess"})
         assert checkout.status_code == 429
+        assert len(lookups) == 4
         # Another address is not held back by this one.
         other = self.from_address(f"198.51.100.{uuid.uuid4().int % 250}")
         assert other.get("/api/calls", params={"apiKey": "tg_guess"}).status_code == 401
@@ -108,6 +116,21 @@ class TestUnknownKeysPerAddress:
         # The address's bucket drains at its rate.
         time.sleep(1.1)
         assert attacker.get("/api/calls", params={"apiKey": "tg_guess"}).status_code == 401
+
+    def test_a_revoked_key_counts_as_unknown_after_its_first_refusal(
+        self, lookups: list[str]
+    ) -> None:
+        _, key = factories.account()
+        served = self.from_address(f"198.51.100.{uuid.uuid4().int % 250}")
+        assert served.get("/api/calls", params={"apiKey": key}).status_code == 200
+        client = self.from_address(f"192.0.2.{uuid.uuid4().int % 250}")
+        with session_scope() as session:
+            accounts_service.revoke_key(session, key[:12])
+        lookups.clear()
+        statuses = [client.get("/api/calls", params={"apiKey": key}).status_code for _ in range(6)]
+        # The first is looked up as a key seen valid, then three take the address's tokens.
+        assert statuses == [401] * 4 + [429] * 2
+        assert len(lookups) == 4
 
 
 class TestStripeDown:

@@ -40,18 +40,6 @@ class TestTake:
         assert bucket.take().allowed
 
 
-class TestPeek:
-    def test_answers_as_take_would_and_takes_nothing(self) -> None:
-        bucket = _bucket(f"test:peek:{time.monotonic_ns()}", rate=10, burst=2)
-        assert all(bucket.peek().allowed for _ in range(5))
-        assert bucket.take().allowed and bucket.take().allowed
-        refused = bucket.peek()
-        assert not refused.allowed
-        assert 0.05 < refused.wait_seconds <= 0.1
-        time.sleep(refused.wait_seconds + 0.01)
-        assert bucket.peek().allowed
-
-
 class TestReserveAcrossProcesses:
     def test_four_processes_never_exceed_rate_plus_burst_in_any_second(self) -> None:
         rate, burst, per_process = 20, 2, 20
