@@ -142,6 +142,19 @@ class Settings(BaseSettings):
     # it again (its message was lost, or its task gave up).
     HANGUP_RESEND_SECONDS: int = 10
 
+    # Customers' webhook endpoints (shared.webhooks). Unset, private URLs (loopback, private
+    # networks, link-local) are allowed in development, so a local receiver works with
+    # `make run`, and refused in production, where an endpoint is a way into our network.
+    WEBHOOK_ALLOW_PRIVATE_URLS: bool | None = None
+    # Each delivery attempt ends within this (connect, send, answer): no answer is a failure.
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    # The waits between a delivery's attempts (each with jitter); the last repeats until the
+    # window since its first attempt is over, when the delivery is given up.
+    WEBHOOK_RETRY_SCHEDULE_SECONDS: list[float] = [5, 300, 1800, 7200, 18000, 36000]
+    WEBHOOK_RETRY_WINDOW_SECONDS: float = Field(default=3 * 24 * 3600, gt=0)
+    # How long a rotated-out signing secret keeps signing beside the new one.
+    WEBHOOK_SECRET_OVERLAP_SECONDS: float = Field(default=24 * 3600, ge=0)
+
     @property
     def dial_fence_seconds(self) -> float:
         """How old a worker's claim may be when it sends the call's create request: that request
@@ -177,6 +190,9 @@ class Settings(BaseSettings):
                 f"DIAL_AMBIGUOUS_SECONDS must exceed RATE_MAX_WAIT_SECONDS + "
                 f"TWILIO_TIMEOUT_SECONDS + {DIAL_MARGIN_SECONDS:g} ({floor:g})"
             )
+        schedule = self.WEBHOOK_RETRY_SCHEDULE_SECONDS
+        if not schedule or any(wait <= 0 for wait in schedule):
+            problems.append("WEBHOOK_RETRY_SCHEDULE_SECONDS must be one or more waits above 0")
         # One engine everywhere: the locking and conflict handling is written for PostgreSQL.
         problem = None if self.DATABASE_URL is None else _database_url_problem(self.DATABASE_URL)
         if problem:
@@ -251,6 +267,12 @@ class Settings(BaseSettings):
         if self.PLATFORM_FROM_NUMBER_SHARED is None:
             return self.ENVIRONMENT == "development"
         return self.PLATFORM_FROM_NUMBER_SHARED
+
+    @property
+    def webhook_allow_private_urls(self) -> bool:
+        if self.WEBHOOK_ALLOW_PRIVATE_URLS is None:
+            return self.ENVIRONMENT == "development"
+        return self.WEBHOOK_ALLOW_PRIVATE_URLS
 
     @property
     def uses_sandbox_carrier(self) -> bool:

@@ -11,9 +11,21 @@ from api.routes import (
     events,
     health,
     sms,
+    webhook_endpoints,
     webhooks,
 )
 
 api_router = APIRouter(prefix="/api")
-for module in (calls, batches, sms, campaigns, caller_ids, billing, events, webhooks, health):
+for module in (
+    calls,
+    batches,
+    sms,
+    campaigns,
+    caller_ids,
+    billing,
+    events,
+    webhook_endpoints,
+    webhooks,
+    health,
+):
     api_router.include_router(module.router)

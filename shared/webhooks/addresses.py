@@ -1,0 +1,118 @@
+"""Where a webhook may go: outbound requests are no way into our own network.
+
+A URL is http or https. Unless WEBHOOK_ALLOW_PRIVATE_URLS (development's default), every address
+its host resolves to must be a public unicast one: loopback, private networks, link-local
+(where cloud metadata lives), shared address space, multicast and the unspecified address are
+refused, when the URL is registered and again at each delivery, after that delivery's own DNS
+lookup. The delivery then connects to the address that was checked, so a name that resolves to
+something else a moment later (DNS rebinding) changes nothing.
+
+Cloud metadata addresses are refused even where private URLs are allowed: no receiver lives
+there, and on a cloud host they hand out its credentials.
+"""
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from shared.config import get_settings
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+SCHEMES = ("http", "https")
+URL_MAX_LENGTH = 2000
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean ...
+        "169.254.170.2",  # AWS ECS task credentials
+        "fd00:ec2::254",  # AWS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+    )
+)
+
+
+class RefusedUrl(ValueError):
+    """A URL no webhook may be sent to; the message says why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A URL checked for one request, and the address to connect to for it."""
+
+    url: str
+    host: str
+    port: int
+    address: Address
+
+
+def _unmapped(address: Address) -> Address:
+    # ::ffff:127.0.0.1 reaches 127.0.0.1.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def problem(address: Address, allow_private: bool) -> str | None:
+    """Why a webhook may not connect to this address, or None."""
+    address = _unmapped(address)
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if allow_private or (address.is_global and not address.is_multicast):
+        return None
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_private:
+        return "a private address"
+    return "not a public unicast address"
+
+
+def check_form(url: str) -> tuple[str, int]:
+    """The URL's host and port, if it is one a webhook may be sent to; RefusedUrl otherwise."""
+    if len(url) > URL_MAX_LENGTH:
+        raise RefusedUrl(f"the URL is longer than {URL_MAX_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RefusedUrl(f"not a URL: {exc}") from None
+    if parts.scheme not in SCHEMES:
+        raise RefusedUrl("the URL must be http:// or https://")
+    if not parts.hostname:
+        raise RefusedUrl("the URL names no host")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return parts.hostname, port
+
+
+def resolve(host: str, port: int) -> list[Address]:
+    """Every address the host stands for (itself, when it is an address)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise RefusedUrl(f"{host} does not resolve ({exc})") from None
+    # A scope id (fe80::1%eth0) is cut: the address itself is what is checked.
+    found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    return list(dict.fromkeys(found))
+
+
+def target(url: str) -> Target:
+    """The URL checked now, with the address to connect to; RefusedUrl if any address its host
+    resolves to is refused (a name that stands for a public and a private address is not
+    one to send to)."""
+    host, port = check_form(url)
+    addresses = resolve(host, port)
+    allow_private = get_settings().webhook_allow_private_urls
+    for address in addresses:
+        why = problem(address, allow_private)
+        if why is not None:
+            raise RefusedUrl(f"{host} resolves to {address}, {why}")
+    return Target(url=url, host=host, port=port, address=addresses[0])

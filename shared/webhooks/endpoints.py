@@ -1,0 +1,119 @@
+"""An account's webhook endpoints: created with a signing secret shown once, changed, rotated,
+deleted, and disabled when they cannot be reached."""
+
+import base64
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.config import get_settings
+from shared.models import WebhookEndpoint, utcnow
+from shared.webhooks import addresses, patterns
+from shared.webhooks.schemas import EndpointCreate, EndpointUpdate
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+
+
+class EndpointNotFound(LookupError):
+    pass
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: whsec_ and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def check_url(url: str) -> str:
+    """The URL, if webhooks may be sent there now; addresses.RefusedUrl otherwise (delivery
+    checks it again, after its own DNS lookup)."""
+    addresses.target(url)
+    return url
+
+
+def create(session: Session, account_id: str, body: EndpointCreate) -> WebhookEndpoint:
+    """Raises addresses.RefusedUrl or patterns.InvalidPattern."""
+    endpoint = WebhookEndpoint(
+        account_id=account_id,
+        url=check_url(body.url),
+        events=patterns.check(body.events),
+        description=body.description,
+        enabled=body.enabled,
+        secret=new_secret(),
+    )
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def of_account(session: Session, account_id: str) -> list[WebhookEndpoint]:
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.account_id == account_id)
+            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+        )
+    )
+
+
+def get(
+    session: Session, account_id: str, endpoint_id: str, *, for_update: bool = False
+) -> WebhookEndpoint:
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
+    )
+    endpoint = session.scalar(query.with_for_update() if for_update else query)
+    if endpoint is None:
+        raise EndpointNotFound(endpoint_id)
+    return endpoint
+
+
+def update(session: Session, endpoint: WebhookEndpoint, body: EndpointUpdate) -> WebhookEndpoint:
+    """Raises addresses.RefusedUrl or patterns.InvalidPattern. Enabled again, an endpoint we
+    disabled starts afresh: deliveries still pending are tried again at once."""
+    if body.url is not None:
+        endpoint.url = check_url(body.url)
+    if body.events is not None:
+        endpoint.events = patterns.check(body.events)
+    if body.description is not None:
+        endpoint.description = body.description
+    if body.enabled is not None and body.enabled != endpoint.enabled:
+        endpoint.enabled = body.enabled
+        endpoint.disabled_reason = None
+        endpoint.failing_since = None
+    session.flush()
+    return endpoint
+
+
+def delete(session: Session, endpoint: WebhookEndpoint) -> None:
+    """With its deliveries and their attempts."""
+    session.delete(endpoint)
+    session.flush()
+
+
+def rotate_secret(session: Session, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """A new secret; the one it replaces keeps signing beside it for
+    WEBHOOK_SECRET_OVERLAP_SECONDS, so receivers can change theirs without missing an event.
+    Rotated again within the overlap, the oldest stops at once."""
+    overlap = timedelta(seconds=get_settings().WEBHOOK_SECRET_OVERLAP_SECONDS)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = utcnow() + overlap
+    endpoint.secret = new_secret()
+    session.flush()
+    return endpoint
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one until
+    its overlap is over."""
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and now < expires:
+        return [endpoint.secret, endpoint.previous_secret]
+    return [endpoint.secret]
+
+
+def disable(endpoint: WebhookEndpoint, reason: str) -> None:
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason[:500]
