@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from shared.after_commit import on_commit
 from shared.config import get_settings
 
-QUEUES = ("hangups", "calls", "sms", "callbacks", "billing", "default")
+QUEUES = ("hangups", "calls", "sms", "callbacks", "billing", "webhooks", "default")
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,14 @@ def get_celery() -> Celery:
             "sms.dispatch": {"queue": "default"},
             "sms.sweep": {"queue": "default"},
             "billing.retry_pending": {"queue": "default"},
+            # The tick only claims; the attempts, which may each wait on a slow receiver for
+            # WEBHOOK_TIMEOUT_SECONDS, hold up no other work in a queue of their own.
+            "webhooks.tick": {"queue": "default"},
             "calls.*": {"queue": "calls"},
             "sms.*": {"queue": "sms"},
             "callbacks.*": {"queue": "callbacks"},
             "billing.*": {"queue": "billing"},
+            "webhooks.*": {"queue": "webhooks"},
         },
         task_serializer="json",
         accept_content=["json"],

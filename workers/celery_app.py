@@ -8,6 +8,7 @@ from shared.idempotency import jobs as idempotency_jobs
 from shared.queue import get_celery
 from shared.retention import jobs as retention_jobs
 from shared.sms import jobs as sms_jobs
+from shared.webhooks import jobs as webhook_jobs
 
 app = get_celery()
 app.conf.include = [
@@ -16,6 +17,7 @@ app.conf.include = [
     "workers.tasks.billing",
     "workers.tasks.idempotency",
     "workers.tasks.retention",
+    "workers.tasks.webhooks",
 ]
 app.conf.beat_schedule = {
     "hand out owed calls": {"task": call_jobs.DISPATCH, "schedule": 1.0},
@@ -27,6 +29,12 @@ app.conf.beat_schedule = {
         "task": call_jobs.SWEEP_HANG_UPS,
         "schedule": 5.0,
         "options": {"expires": 30.0},
+    },
+    # Ticks older than a few seconds are dropped unrun: a newer one claims the same work.
+    "deliver due webhooks": {
+        "task": webhook_jobs.TICK,
+        "schedule": 1.0,
+        "options": {"expires": 5.0},
     },
     "hand out owed sms": {"task": sms_jobs.DISPATCH, "schedule": 1.0},
     "reconcile stuck sms": {"task": sms_jobs.SWEEP, "schedule": 5.0},

@@ -1,25 +1,35 @@
 """The account's webhook endpoints: where its events are delivered, signed as the Standard
 Webhooks specification says."""
 
-from fastapi import APIRouter, HTTPException, Response, status
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field
+from api.paging import Limit, Offset
 from api.routing import ApiRoute
+from shared.events import repository as events_repository
 from shared.models import Account, WebhookEndpoint
 from shared.schemas import Line
-from shared.webhooks import addresses, endpoints, patterns
+from shared.webhooks import addresses, delivery, endpoints, patterns
 from shared.webhooks.schemas import (
+    DeliveryOut,
+    DeliveryPage,
     EndpointCreate,
     EndpointCreated,
     EndpointList,
     EndpointOut,
     EndpointUpdate,
+    Queued,
     SecretRotated,
 )
 
-router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"], route_class=ApiRoute)
+router = APIRouter(tags=["webhooks"], route_class=ApiRoute)
+PREFIX = "/webhook-endpoints"
 
 
 def _get(
@@ -39,7 +49,7 @@ def _refused(exc: Exception) -> Exception:
 
 
 @router.post(
-    "",
+    PREFIX,
     response_model=EndpointCreated,
     status_code=status.HTTP_201_CREATED,
     summary="Add an endpoint (its signing secret is shown this once)",
@@ -54,19 +64,19 @@ def create_endpoint(
     return EndpointCreated.model_validate(endpoint)
 
 
-@router.get("", response_model=EndpointList, summary="The account's endpoints")
+@router.get(PREFIX, response_model=EndpointList, summary="The account's endpoints")
 def list_endpoints(session: SessionDep, account: CurrentAccount) -> EndpointList:
     return EndpointList(
         items=[EndpointOut.model_validate(e) for e in endpoints.of_account(session, account.id)]
     )
 
 
-@router.get("/{endpoint_id}", response_model=EndpointOut)
+@router.get(PREFIX + "/{endpoint_id}", response_model=EndpointOut)
 def get_endpoint(endpoint_id: Line, session: SessionDep, account: CurrentAccount) -> EndpointOut:
     return EndpointOut.model_validate(_get(session, account, endpoint_id))
 
 
-@router.patch("/{endpoint_id}", response_model=EndpointOut)
+@router.patch(PREFIX + "/{endpoint_id}", response_model=EndpointOut)
 def update_endpoint(
     endpoint_id: Line, body: EndpointUpdate, session: SessionDep, account: CurrentAccount
 ) -> EndpointOut:
@@ -77,14 +87,14 @@ def update_endpoint(
         raise _refused(exc) from None
 
 
-@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(PREFIX + "/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_endpoint(endpoint_id: Line, session: SessionDep, account: CurrentAccount) -> Response:
     endpoints.delete(session, _get(session, account, endpoint_id, for_update=True))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
-    "/{endpoint_id}/rotate-secret",
+    PREFIX + "/{endpoint_id}/rotate-secret",
     response_model=SecretRotated,
     summary="A new signing secret; the old one signs beside it for 24 hours",
 )
@@ -95,4 +105,67 @@ def rotate_secret(endpoint_id: Line, session: SessionDep, account: CurrentAccoun
     assert endpoint.previous_secret_expires_at is not None
     return SecretRotated(
         secret=endpoint.secret, previousSecretExpiresAt=endpoint.previous_secret_expires_at
+    )
+
+
+@router.get(
+    PREFIX + "/{endpoint_id}/deliveries",
+    response_model=DeliveryPage,
+    summary="The endpoint's deliveries, newest first, each with every attempt",
+)
+def list_deliveries(
+    endpoint_id: Line,
+    session: SessionDep,
+    account: CurrentAccount,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> DeliveryPage:
+    items, total = delivery.page(session, _get(session, account, endpoint_id), limit, offset)
+    return DeliveryPage(
+        items=[DeliveryOut.model_validate(d) for d in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    PREFIX + "/{endpoint_id}/replay",
+    response_model=Queued,
+    summary="Send the endpoint again every event it subscribes to since a time",
+)
+def replay(
+    endpoint_id: Line,
+    since: Annotated[datetime, Query(description="with its offset: 2026-01-01T12:00:00Z")],
+    session: SessionDep,
+    account: CurrentAccount,
+) -> Queued:
+    if since.tzinfo is None:
+        raise _query_problem("since", "give the time with its offset (2026-01-01T12:00:00Z)")
+    endpoint = _get(session, account, endpoint_id)
+    if not endpoint.enabled:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "the endpoint is disabled: enable it first (PATCH)"
+        )
+    try:
+        return Queued(deliveries=delivery.replay(session, endpoint, since))
+    except delivery.ReplayTooLarge as exc:
+        raise _query_problem("since", str(exc)) from None
+
+
+@router.post(
+    "/events/{event_id}/resend",
+    response_model=Queued,
+    summary="Send an event again to every enabled endpoint it matches",
+)
+def resend(event_id: Line, session: SessionDep, account: CurrentAccount) -> Queued:
+    event = events_repository.get_for_account(session, account.id, event_id)
+    if event is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"event {event_id!r} not found")
+    return Queued(deliveries=delivery.resend(session, event))
+
+
+def _query_problem(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": message, "type": "value_error", "input": None}]
     )

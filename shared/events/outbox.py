@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from shared.events import types
 from shared.models import Event, utcnow
 from shared.models.event import new_event_id
+from shared.webhooks import fanout as webhooks
 
 # A subject skipped this many times over is being appended to by something that does not
 # commit: better an error than a loop.
@@ -73,7 +74,8 @@ def append(
 
 def append_many(session: Session, drafts: Sequence[Draft]) -> list[Event]:
     """Append events in one statement (a bulk status change's), in the order given: a subject's
-    events take its next numbers in that order. Returns them as written (not in the session)."""
+    events take its next numbers in that order, and are owed to the account's webhook endpoints
+    they match in the same transaction. Returns them as written (not in the session)."""
     if not drafts:
         return []
     created_at = utcnow()
@@ -98,6 +100,7 @@ def append_many(session: Session, drafts: Sequence[Draft]) -> list[Event]:
             event.sequence = numbered.get(event.id)  # type: ignore[assignment]
         skipped = {(e.subject_type, e.subject_id) for e in todo if e.id not in numbered}
         if not skipped:
+            webhooks.fan_out(session, events)
             return events
         # A subject's events go in again together, so their order holds: those of its events
         # that went in are taken out again first.

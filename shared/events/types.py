@@ -6,7 +6,8 @@ CALL = "call"
 SMS = "sms"
 BATCH = "batch"
 CREDITS = "credits"
-SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS)
+WEBHOOK_ENDPOINT = "webhook_endpoint"
+SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS, WEBHOOK_ENDPOINT)
 
 CALL_TYPES = (
     "call.queued",
@@ -41,7 +42,9 @@ BATCH_TYPES = (
     "batch.canceled",
 )
 CREDITS_CHANGED = "credits.changed"
-ALL = (*CALL_TYPES, *SMS_TYPES, *BATCH_TYPES, CREDITS_CHANGED)
+# Disabled by us: every attempt failed for the retry window, or it answered 410 Gone.
+WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+ALL = (*CALL_TYPES, *SMS_TYPES, *BATCH_TYPES, CREDITS_CHANGED, WEBHOOK_ENDPOINT_DISABLED)
 
 # A call's status that Twilio names by its progress rather than by what the customer sees.
 _CALL_STATUS_NAMES = {"in-progress": "answered"}

@@ -97,7 +97,7 @@ def resolve(host: str, port: int) -> list[Address]:
         pass
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError) as exc:  # socket.gaierror, or a name IDNA cannot encode
         raise RefusedUrl(f"{host} does not resolve ({exc})") from None
     # A scope id (fe80::1%eth0) is cut: the address itself is what is checked.
     found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]

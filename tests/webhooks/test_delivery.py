@@ -1,0 +1,383 @@
+"""Delivery, driven in the tests' process (claim, start, send, record, as the tick and its
+worker do): signatures, outcomes, each subject's order, addresses checked again at delivery,
+and what a customer reads back, resends and replays."""
+
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
+
+from shared.config import get_settings
+from shared.db import session_scope
+from shared.events import outbox
+from shared.models import Event, WebhookDelivery, WebhookEndpoint, new_id, utcnow
+from shared.webhooks import delivery, endpoints
+from shared.webhooks.schemas import EndpointCreate
+from tests import factories
+from tests.api.conftest import KeyedClient
+from tests.webhooks.receiver import Receiver
+
+PATH = "/api/webhook-endpoints"
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = get_settings()
+    monkeypatch.setattr(settings, "WEBHOOK_RETRY_SCHEDULE_SECONDS", [0.05])
+    monkeypatch.setattr(settings, "WEBHOOK_RETRY_WINDOW_SECONDS", 60.0)
+    monkeypatch.setattr(settings, "WEBHOOK_TIMEOUT_SECONDS", 2.0)
+
+
+@pytest.fixture
+def customer(client: TestClient) -> Iterator[KeyedClient]:
+    account_id, key = factories.account()
+    yield KeyedClient(client, account_id, key)
+    # Nothing of this account's is left for another test's claims.
+    with session_scope() as session:
+        session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id))
+
+
+def add_endpoint(account_id: str, url: str, events: list[str] | None = None) -> tuple[str, str]:
+    with session_scope() as session:
+        endpoint = endpoints.create(
+            session, account_id, EndpointCreate(url=url, events=events or ["*"])
+        )
+        return endpoint.id, endpoint.secret
+
+
+def append(account_id: str, subject_id: str, type_: str = "call.queued") -> Event:
+    with session_scope() as session:
+        return outbox.append(
+            session, account_id, type_, type_.partition(".")[0], subject_id,
+            {"id": subject_id, "status": type_.partition(".")[2]},
+        )  # fmt: skip
+
+
+def run_due() -> list[str]:
+    """One tick and its attempts, in this process: what each attempt's record said."""
+    with session_scope() as session:
+        attempt_ids = delivery.claim_due(session)
+    said = []
+    for attempt_id in attempt_ids:
+        with session_scope() as session:
+            request = delivery.start(session, attempt_id)
+        if request is None:
+            continue
+        outcome = delivery.send(request)
+        with session_scope() as session:
+            said.append(delivery.record(session, attempt_id, outcome))
+    return said
+
+
+def run_until(done: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "not done in time"
+        run_due()
+        time.sleep(0.05)
+
+
+def state_of(endpoint_id: str, event_id: str) -> str | None:
+    with session_scope() as session:
+        return session.scalar(
+            select(WebhookDelivery.state).where(
+                WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.event_id == event_id
+            )
+        )
+
+
+class TestSigned:
+    def test_retried_until_2xx_with_the_same_id_and_a_valid_signature_every_time(
+        self, customer: KeyedClient
+    ) -> None:
+        with Receiver(lambda n: 500 if n <= 3 else 200) as receiver:
+            endpoint_id, secret = add_endpoint(customer.account_id, receiver.url)
+            event = append(customer.account_id, new_id(), "call.completed")
+            run_until(lambda: state_of(endpoint_id, event.id) == "delivered")
+            got = receiver.requests()
+        assert len(got) == 4
+        assert {r.headers["webhook-id"] for r in got} == {event.id}
+        for request in got:
+            body = request.verified_with(secret)
+            assert body["type"] == "call.completed"
+            assert body["data"] == event.data
+            assert body["timestamp"].endswith("Z")
+        page = customer.get(f"{PATH}/{endpoint_id}/deliveries").json()
+        [shown] = page["items"]
+        assert shown["eventId"] == event.id and shown["state"] == "delivered"
+        assert [a["statusCode"] for a in shown["attempts"]] == [500, 500, 500, 200]
+        assert [a["error"] for a in shown["attempts"]] == ["answered 500"] * 3 + [None]
+        assert all(a["latencyMs"] is not None for a in shown["attempts"])
+
+    def test_after_a_rotation_both_secrets_sign_for_a_day(self, customer: KeyedClient) -> None:
+        with Receiver() as receiver:
+            endpoint_id, old = add_endpoint(customer.account_id, receiver.url)
+            new = customer.post(f"{PATH}/{endpoint_id}/rotate-secret").json()["secret"]
+            event = append(customer.account_id, new_id())
+            run_until(lambda: state_of(endpoint_id, event.id) == "delivered")
+            [request] = receiver.requests()
+        assert len(request.headers["webhook-signature"].split(" ")) == 2
+        assert request.verified_with(old) == request.verified_with(new)
+        with session_scope() as session:
+            endpoint = session.get(WebhookEndpoint, endpoint_id)
+            assert endpoint is not None and endpoint.previous_secret_expires_at is not None
+            later = endpoint.previous_secret_expires_at
+            assert endpoints.signing_secrets(endpoint, later) == [new]
+
+    def test_a_redirect_is_not_followed(self, customer: KeyedClient) -> None:
+        with Receiver(lambda n: 302) as receiver:
+            _endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            append(customer.account_id, new_id())
+            [said] = run_due()
+            assert len(receiver.requests()) == 1
+        assert "redirects are not followed" in said
+
+    def test_no_answer_within_the_timeout_is_a_failed_attempt(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "WEBHOOK_TIMEOUT_SECONDS", 0.5)
+        with Receiver(lambda n: None) as receiver:
+            _endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            append(customer.account_id, new_id())
+            started = time.monotonic()
+            [said] = run_due()
+            took = time.monotonic() - started
+        assert "no answer within 0.5 s" in said
+        assert took < 2
+
+
+class TestOutcomes:
+    def test_410_disables_the_endpoint_at_once_with_an_event(self, customer: KeyedClient) -> None:
+        with Receiver(lambda n: 410) as receiver:
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            event = append(customer.account_id, new_id())
+            assert run_due() == ["gone: endpoint disabled"]
+        shown = customer.get(f"{PATH}/{endpoint_id}").json()
+        assert shown["enabled"] is False and shown["disabledReason"] == "answered 410 Gone"
+        assert state_of(endpoint_id, event.id) == "failed"
+        events = customer.get("/api/events", type="webhook_endpoint.*").json()["items"]
+        [disabled] = events
+        assert disabled["subjectId"] == endpoint_id
+        assert disabled["data"]["enabled"] is False and "secret" not in disabled["data"]
+
+    def test_failing_for_the_whole_window_gives_up_and_disables(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "WEBHOOK_RETRY_SCHEDULE_SECONDS", [0.1])
+        monkeypatch.setattr(get_settings(), "WEBHOOK_RETRY_WINDOW_SECONDS", 1.0)
+        with Receiver(lambda n: 503) as receiver:
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            event = append(customer.account_id, new_id())
+            run_until(lambda: state_of(endpoint_id, event.id) == "failed")
+            tried = receiver.requests()
+        assert len(tried) >= 3
+        # The last attempt falls at the window's end.
+        assert 0.9 < tried[-1].at - tried[0].at < 1.5
+        shown = customer.get(f"{PATH}/{endpoint_id}").json()
+        assert shown["enabled"] is False
+        assert shown["disabledReason"] == "every attempt failed for the retry window"
+        [disabled] = customer.get("/api/events", type="webhook_endpoint.disabled").json()["items"]
+        assert disabled["subjectId"] == endpoint_id
+
+    def test_an_endpoint_that_delivered_within_the_window_stays_enabled(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "WEBHOOK_RETRY_SCHEDULE_SECONDS", [0.1])
+        monkeypatch.setattr(get_settings(), "WEBHOOK_RETRY_WINDOW_SECONDS", 1.0)
+        # The first event's requests fail, the other's are delivered.
+        with Receiver(lambda n: 200) as receiver:
+            receiver.answer = lambda n: (
+                200 if '"call.answered"' in receiver.received[-1].body else 500
+            )
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            stuck = append(customer.account_id, new_id(), "call.queued")
+            run_due()
+            fine = append(customer.account_id, new_id(), "call.answered")
+            run_until(lambda: state_of(endpoint_id, stuck.id) == "failed")
+        assert state_of(endpoint_id, fine.id) == "delivered"
+        assert customer.get(f"{PATH}/{endpoint_id}").json()["enabled"] is True
+
+    def test_enabled_again_it_is_delivered_what_was_still_pending(
+        self, customer: KeyedClient
+    ) -> None:
+        with Receiver() as receiver:
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            event = append(customer.account_id, new_id())
+            customer.patch(f"{PATH}/{endpoint_id}", {"enabled": False})
+            assert run_due() == []
+            customer.patch(f"{PATH}/{endpoint_id}", {"enabled": True})
+            run_until(lambda: state_of(endpoint_id, event.id) == "delivered")
+
+
+class TestOrder:
+    def test_a_subjects_later_event_waits_for_the_earlier_and_others_go_on(
+        self, customer: KeyedClient
+    ) -> None:
+        call_a, call_b = new_id(), new_id()
+        failing = {"on": True}
+
+        def answer(n: int) -> int:
+            body = receiver.received[n - 1].body
+            return 500 if failing["on"] and call_a in body and "queued" in body else 200
+
+        with Receiver(answer) as receiver:
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            a1 = append(customer.account_id, call_a, "call.queued")
+            a2 = append(customer.account_id, call_a, "call.ringing")
+            b1 = append(customer.account_id, call_b, "call.queued")
+            for _ in range(5):
+                run_due()
+                time.sleep(0.06)
+            assert state_of(endpoint_id, b1.id) == "delivered"
+            assert (state_of(endpoint_id, a1.id), state_of(endpoint_id, a2.id)) == (
+                "pending", "pending",
+            )  # fmt: skip
+            assert all(call_a not in r.body or "queued" in r.body for r in receiver.requests())
+            failing["on"] = False
+            run_until(lambda: state_of(endpoint_id, a2.id) == "delivered")
+            ids = [r.headers["webhook-id"] for r in receiver.requests()]
+        assert ids.index(a2.id) > max(i for i, x in enumerate(ids) if x == a1.id)
+
+    def test_an_earlier_event_given_up_holds_the_later_no_more(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "WEBHOOK_RETRY_WINDOW_SECONDS", 0.3)
+        call = new_id()
+        with Receiver() as receiver:
+            receiver.answer = lambda n: 500 if '"queued"' in receiver.received[n - 1].body else 200
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            first = append(customer.account_id, call, "call.queued")
+            second = append(customer.account_id, call, "call.ringing")
+            # Another event delivered meanwhile keeps the endpoint from being disabled.
+            append(customer.account_id, new_id(), "call.ringing")
+            run_until(lambda: state_of(endpoint_id, second.id) == "delivered")
+        assert state_of(endpoint_id, first.id) == "failed"
+
+
+class TestFanOut:
+    def test_only_matching_enabled_endpoints_of_the_account(self, customer: KeyedClient) -> None:
+        other_id, _ = factories.account()
+        calls, texts, off = (
+            add_endpoint(customer.account_id, "http://127.0.0.1:9/a", ["call.*"])[0],
+            add_endpoint(customer.account_id, "http://127.0.0.1:9/b", ["sms.delivered"])[0],
+            add_endpoint(customer.account_id, "http://127.0.0.1:9/c")[0],
+        )
+        customer.patch(f"{PATH}/{off}", {"enabled": False})
+        foreign = add_endpoint(other_id, "http://127.0.0.1:9/d")[0]
+        event = append(customer.account_id, new_id(), "call.completed")
+        assert state_of(calls, event.id) == "pending"
+        for endpoint_id in (texts, off, foreign):
+            assert state_of(endpoint_id, event.id) is None
+        with session_scope() as session:
+            session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == foreign))
+
+    def test_an_event_rolled_back_is_owed_to_no_one(self, customer: KeyedClient) -> None:
+        endpoint_id, _ = add_endpoint(customer.account_id, "http://127.0.0.1:9/a")
+        with pytest.raises(RuntimeError), session_scope() as session:
+            outbox.append(session, customer.account_id, "call.queued", "call", new_id(), {})
+            raise RuntimeError("the status change failed")
+        assert customer.get(f"{PATH}/{endpoint_id}/deliveries").json()["total"] == 0
+
+
+class TestResendAndReplay:
+    def test_an_event_is_sent_again(self, customer: KeyedClient) -> None:
+        with Receiver() as receiver:
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            event = append(customer.account_id, new_id())
+            run_until(lambda: state_of(endpoint_id, event.id) == "delivered")
+            response = customer.post(f"/api/events/{event.id}/resend")
+            assert response.status_code == 200, response.text
+            assert response.json() == {"deliveries": 1}
+            run_until(lambda: len(receiver.requests()) == 2)
+            assert state_of(endpoint_id, event.id) == "delivered"
+            assert {r.headers["webhook-id"] for r in receiver.requests()} == {event.id}
+        [shown] = customer.get(f"{PATH}/{endpoint_id}/deliveries").json()["items"]
+        assert [a["statusCode"] for a in shown["attempts"]] == [200, 200]
+
+    def test_another_accounts_event_is_not_found(self, customer: KeyedClient) -> None:
+        other_id, _ = factories.account()
+        event = append(other_id, new_id())
+        assert customer.post(f"/api/events/{event.id}/resend").status_code == 404
+
+    def test_replay_sends_everything_since_a_time_in_each_subjects_order(
+        self, customer: KeyedClient
+    ) -> None:
+        call = new_id()
+        before = append(customer.account_id, new_id(), "call.queued")
+        time.sleep(0.01)
+        since = utcnow()
+        time.sleep(0.01)
+        later = [append(customer.account_id, call, t) for t in ("call.queued", "call.ringing")]
+        texts = append(customer.account_id, new_id(), "sms.sent")
+        with Receiver() as receiver:
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url, ["call.*"])
+            response = customer.post(
+                f"{PATH}/{endpoint_id}/replay",
+                since=since.isoformat(),
+            )
+            assert response.status_code == 200, response.text
+            assert response.json() == {"deliveries": 2}
+            run_until(lambda: len(receiver.requests()) == 2)
+            ids = [r.headers["webhook-id"] for r in receiver.requests()]
+        assert before.id not in ids and texts.id not in ids
+        assert ids.index(later[0].id) < ids.index(later[1].id)
+
+    def test_replay_wants_a_time_with_its_offset(self, customer: KeyedClient) -> None:
+        endpoint_id, _ = add_endpoint(customer.account_id, "http://127.0.0.1:9/a")
+        response = customer.post(f"{PATH}/{endpoint_id}/replay", since="2026-01-01T00:00:00")
+        assert response.status_code == 422, response.text
+
+
+class TestAddressesAtDelivery:
+    @pytest.fixture
+    def dns(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+        names: dict[str, list[str]] = {}
+        lookups: list[str] = []
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> Any:
+            if host not in names:
+                return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+            lookups.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in names[host]]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        names["__lookups__"] = lookups  # type: ignore[assignment]
+        return names
+
+    def test_a_name_that_turns_private_after_registration_is_refused_in_production(
+        self, customer: KeyedClient, dns: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "ENVIRONMENT", "production")
+        monkeypatch.setattr(get_settings(), "WEBHOOK_ALLOW_PRIVATE_URLS", None)
+        with Receiver() as receiver:
+            dns["hooks.example.com"] = ["93.184.215.14"]
+            created = customer.post(PATH, {"url": f"http://hooks.example.com:{receiver.port}/h"})
+            assert created.status_code == 201, created.text
+            dns["hooks.example.com"] = ["127.0.0.1"]  # rebound to us
+            append(customer.account_id, new_id())
+            [said] = run_due()
+            assert receiver.requests() == []
+        assert "refused: hooks.example.com resolves to 127.0.0.1, a loopback address" in said
+        [shown] = customer.get(f"{PATH}/{created.json()['id']}/deliveries").json()["items"]
+        assert shown["state"] == "pending" and shown["attempts"][0]["statusCode"] is None
+
+    def test_the_request_goes_to_the_address_that_was_checked(
+        self, customer: KeyedClient, dns: dict[str, list[str]]
+    ) -> None:
+        with Receiver() as receiver:
+            dns["hooks.example.com"] = ["127.0.0.1"]
+            endpoint_id, _ = add_endpoint(
+                customer.account_id, f"http://hooks.example.com:{receiver.port}/h"
+            )
+            dns["__lookups__"].clear()
+            event = append(customer.account_id, new_id())
+            run_until(lambda: state_of(endpoint_id, event.id) == "delivered")
+            [request] = receiver.requests()
+        # Looked up once, for the check; the connection went where the check said.
+        assert dns["__lookups__"] == ["hooks.example.com"]
+        assert request.headers["Host"] == f"hooks.example.com:{receiver.port}"
