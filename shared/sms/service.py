@@ -167,14 +167,19 @@ def fail(session: Session, plan: SendPlan, code: str, message: str) -> None:
 def reconcile(session: Session, sms_id: str) -> str:
     """An SMS whose hand-over may have happened: adopt Twilio's copy, sent or still queued (see
     `twilio.find_messages`), or queue it again. Never re-sent blindly: when the number has more
-    messages than the lookup reads, the SMS waits for a later look."""
+    messages than the lookup reads, the SMS waits for a later look; and, as a call's (see
+    `calls.reconcile`), it goes back to the queue only once a look finds nothing
+    DIAL_AMBIGUOUS_SECONDS after the first may, since a create request cut at its deadline may
+    still be carried out by Twilio a moment later."""
     sms = repository.get(session, sms_id)
     if sms is None or sms.status != st.SENDING or sms.twilio_sid is not None:
         return "nothing to do"
     if sms.send_started_at is None:
         return "not taken yet"  # a claim whose task is on its way, or lost (`resend_untaken`)
     assert sms.attempt is not None and sms.body is not None
-    if utcnow() - sms.send_started_at < timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS):
+    grace = timedelta(seconds=get_settings().DIAL_AMBIGUOUS_SECONDS)
+    age = utcnow() - sms.send_started_at
+    if age < grace:
         return "too early"
     lookup = twilio.find_messages(
         to=sms.to_number,
@@ -195,6 +200,8 @@ def reconcile(session: Session, sms_id: str) -> str:
         return f"adopted {unknown[0].sid}"
     if not lookup.complete:
         return "cannot tell yet"
+    if age < 2 * grace:
+        return "not found yet"  # the sweeper looks again
     release(session, plan)
     jobs.send(session, sms.id)
     return "requeued"

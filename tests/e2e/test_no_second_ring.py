@@ -192,7 +192,8 @@ class TestReconcileOfTwoAmbiguousHandOversToOneNumber:
     ) -> None:
         api = customer(api_server, credits=100)
         number, body = factories.phone_number(), "Your appointment is tomorrow at 10"
-        ambiguous = get_settings().DIAL_AMBIGUOUS_SECONDS + 2
+        # Old enough for the second look, which may hand a message back.
+        ambiguous = 2 * get_settings().DIAL_AMBIGUOUS_SECONDS + 2
         first = sending_sms(api, number, body, taken_ago=ambiguous)
         second = sending_sms(api, number, body, taken_ago=ambiguous - 1)
         remote = twilio.send_sms(
@@ -222,6 +223,7 @@ class TestReconcileOfAnSmsToANumberTextedOften:
         # stand for 11,000 (the platform's one sender, every account's texts, a number texted
         # daily for a few years).
         monkeypatch.setattr(twilio, "_MOST_PAGES", 1)
+        monkeypatch.setattr(get_settings(), "DIAL_AMBIGUOUS_SECONDS", 3)
         api = customer(api_server, credits=100)
         number, sender = factories.phone_number(), get_settings().TWILIO_FROM_NUMBER
         client = twilio.get_client()
@@ -234,9 +236,9 @@ class TestReconcileOfAnSmsToANumberTextedOften:
             )
         time.sleep(6)  # the old messages are well before the claim
         # Its create request failed with a 500 before Twilio created anything: ambiguous, and
-        # looked up once DIAL_AMBIGUOUS_SECONDS old.
+        # handed back by the look DIAL_AMBIGUOUS_SECONDS after the first.
         plan = sending_sms(api, number, "Your code is 1234", taken_ago=0)
-        time.sleep(get_settings().DIAL_AMBIGUOUS_SECONDS + 0.5)
+        time.sleep(2 * get_settings().DIAL_AMBIGUOUS_SECONDS + 0.5)
         with session_scope() as session:
             outcome = sms_service.reconcile(session, plan.sms_id)
         assert outcome == "requeued", (
@@ -244,6 +246,35 @@ class TestReconcileOfAnSmsToANumberTextedOften:
             "page was created before the claim, yet the message stays `sending` for good and "
             "each sweep reads the number's whole history again"
         )
+
+
+class TestAnSmsTwilioTakesAfterTheFirstLook:
+    def test_is_adopted_by_the_second_look_not_sent_again(
+        self, api_server: str, carrier: Carrier
+    ) -> None:
+        api = customer(api_server, credits=100)
+        number, body = factories.phone_number(), "Your code is 1234"
+        grace = get_settings().DIAL_AMBIGUOUS_SECONDS
+        plan = sending_sms(api, number, body, taken_ago=grace + 1)
+        with session_scope() as session:
+            first_look = sms_service.reconcile(session, plan.sms_id)
+        assert first_look == "not found yet"
+        # The create request, cut at its deadline, reaches Twilio's back end only now.
+        remote = twilio.send_sms(
+            to=plan.to, from_=plan.from_, body=body, status_callback="http://127.0.0.1:9/slow"
+        )
+        with session_scope() as session:
+            session.execute(
+                update(SmsMessage)
+                .where(SmsMessage.id == plan.sms_id)
+                .values(send_started_at=utcnow() - timedelta(seconds=2 * grace + 1))
+            )
+            second_look = sms_service.reconcile(session, plan.sms_id)
+        assert second_look == f"adopted {remote.sid}", (
+            f"first look {first_look!r}, second {second_look!r}: the message is queued to be "
+            "sent again while Twilio sends the first"
+        )
+        assert [m["sid"] for m in carrier.messages() if m["to"] == number] == [remote.sid]
 
 
 class _SlowCarrierFrontEnd(BaseHTTPRequestHandler):
