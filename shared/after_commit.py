@@ -13,11 +13,19 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 _PENDING = "after_commit"
+_KEYS = "after_commit_keys"
 
 log = logging.getLogger(__name__)
 
 
-def on_commit(session: Session, action: Callable[[], object]) -> None:
+def on_commit(session: Session, action: Callable[[], object], *, key: object = None) -> None:
+    """`key`: an action of the same key already pending for this transaction is not added
+    again (a batch followed once however many of its calls changed)."""
+    if key is not None:
+        keys = session.info.setdefault(_KEYS, set())
+        if key in keys:
+            return
+        keys.add(key)
     session.info.setdefault(_PENDING, []).append(action)
 
 
@@ -25,6 +33,7 @@ def on_commit(session: Session, action: Callable[[], object]) -> None:
 def _run(session: Session) -> None:
     if session.in_nested_transaction():
         return
+    session.info.pop(_KEYS, None)
     for action in session.info.pop(_PENDING, []):
         try:
             action()
@@ -36,3 +45,4 @@ def _run(session: Session) -> None:
 def _drop(session: Session) -> None:
     if not session.in_nested_transaction():
         session.info.pop(_PENDING, None)
+        session.info.pop(_KEYS, None)

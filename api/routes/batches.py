@@ -10,6 +10,7 @@ from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field, require_credits, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from shared.batches import service as batches_service
+from shared.batches import views as batch_views
 from shared.batches.schemas import BatchAccepted, BatchCanceled, BatchOut, BatchRequest
 from shared.billing import prices
 from shared.caller_ids import service as caller_ids
@@ -75,27 +76,9 @@ def _batch(session: Session, account: Account, batch_id: str) -> Batch:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"batch {batch_id!r} not found") from None
 
 
-def batch_out(session: Session, account: Account, batch: Batch) -> BatchOut:
-    counts = batches_service.counts(session, batch)
-    campaign = campaigns_service.get(session, account.id, batch.campaign_id)
-    progress = batches_service.progress(session, batch, counts)
-    return BatchOut(
-        id=batch.id,
-        campaign=campaign.name,
-        status=batches_service.summary_status(batch, counts),
-        total=batch.total,
-        duplicates=batch.duplicates,
-        rejected=batch.rejected,
-        counts=counts,
-        dialRatePerSecond=progress.dial_rate,
-        estimatedFinishAt=progress.estimated_finish,
-        createdAt=batch.created_at,
-    )
-
-
 @router.get("/batches/{batch_id}", response_model=BatchOut, summary="A batch and its progress")
 def get_batch(batch_id: Line, session: SessionDep, account: CurrentAccount) -> BatchOut:
-    return batch_out(session, account, _batch(session, account, batch_id))
+    return batch_views.out(session, _batch(session, account, batch_id))
 
 
 def _over(exc: batches_service.BatchIsOver) -> HTTPException:
@@ -110,7 +93,7 @@ def _control(
         change(session, batch)
     except batches_service.BatchIsOver as exc:
         raise _over(exc) from None
-    return batch_out(session, account, batch)
+    return batch_views.out(session, batch)
 
 
 @router.post("/batches/{batch_id}/pause", response_model=BatchOut, summary="Start no new call")

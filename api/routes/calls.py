@@ -19,9 +19,9 @@ from shared.caller_ids import service as caller_ids
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
 from shared.calls import status as call_status
+from shared.calls import views as call_views
 from shared.calls.schemas import (
     CallAccepted,
-    CallError,
     CallOut,
     CallPage,
     CallSummary,
@@ -31,7 +31,7 @@ from shared.calls.schemas import (
 )
 from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
-from shared.models import Account, Call, Campaign
+from shared.models import Account, Campaign
 from shared.schemas import Line
 from shared.telephony.numbers import InvalidNumber, to_e164
 
@@ -168,39 +168,13 @@ def hang_up_call(
     )
 
 
-def call_out(session: Session, call: Call) -> CallOut:
-    error = (
-        CallError(code=call.error_code, message=call.error_message)
-        if call.error_code or call.error_message
-        else None
-    )
-    return CallOut(
-        id=call.id,
-        callSid=call.twilio_sid,
-        status=call.status,
-        campaignId=call.campaign_id,
-        batchId=call.batch_id,
-        name=call.name,
-        phoneNumber=call.to_number,
-        fromNumber=call.from_number,
-        durationSeconds=call.duration_seconds,
-        hangupRequested=call.hangup_requested,
-        createdAt=call.created_at,
-        dialedAt=call.dialed_at,
-        answeredAt=call.answered_at,
-        endedAt=call.ended_at,
-        error=error,
-        timeline=calls_service.timeline(session, call),  # type: ignore[arg-type]
-    )
-
-
 @router.get("/calls/{call_ref}", response_model=CallOut, summary="A call, by id or call SID")
 def get_call(call_ref: Line, session: SessionDep, account: CurrentAccount) -> CallOut:
     try:
         call = calls_service.get_for_account(session, account.id, call_ref)
     except calls_service.CallNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"call {call_ref!r} not found") from None
-    return call_out(session, call)
+    return call_views.out(session, call)
 
 
 @router.get("/calls", response_model=CallPage, summary="The account's calls, newest first")

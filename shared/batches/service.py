@@ -1,13 +1,14 @@
 """Batches: many numbers for one campaign, stored in one transaction and dialled by workers."""
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.batches import repository, stops
+from shared.batches import lifecycle, repository, stops
+from shared.batches import status as bst
 from shared.batches.schemas import NumberEntry, RejectedRow
 from shared.calls import jobs as call_jobs
+from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import service as calls_service
 from shared.calls import status as call_status
 from shared.config import get_settings
@@ -97,7 +98,7 @@ def create_batch(
         id=batch_id,
         account_id=account.id,
         campaign_id=campaign.id,
-        status="queued",
+        status=bst.QUEUED,
         total=len(rows),
         duplicates=duplicates,
         rejected=len(rejected),
@@ -105,6 +106,7 @@ def create_batch(
     session.add(batch)
     session.flush()
     repository.insert_calls(session, rows)
+    calls_lifecycle.accepted_rows(session, rows)
     call_jobs.dispatch(session)
     return BatchResult(batch=batch, accepted=len(rows), duplicates=duplicates, rejected=rejected)
 
@@ -124,26 +126,6 @@ class BatchIsOver(ValueError):
         self.status = status
 
 
-# Stored statuses a batch can still be paused, resumed or canceled from. `completed` is not
-# stored: a batch is completed when every call of it has ended, and canceled ones stay canceled.
-_ACTIVE = ("queued", "running", "paused")
-
-
-def summary_status(batch: Batch, counts: dict[str, int]) -> str:
-    """queued, running, paused, insufficient credits, completed or canceled."""
-    if batch.status == "canceled":
-        return batch.status
-    done = sum(n for status, n in counts.items() if status in call_status.FINAL)
-    if done == batch.total:
-        return "completed"
-    if batch.status == "paused":
-        return batch.status
-    waiting = counts.get(call_status.INSUFFICIENT_CREDITS, 0)
-    if waiting and waiting + done == batch.total:
-        return "insufficient credits"
-    return batch.status
-
-
 def counts(session: Session, batch: Batch) -> dict[str, int]:
     return repository.counts_by_status(session, batch.id)
 
@@ -151,32 +133,38 @@ def counts(session: Session, batch: Batch) -> dict[str, int]:
 def _over(session: Session, batch: Batch) -> BatchIsOver:
     """Why a change refused to move the batch: it is canceled, or all its calls have ended."""
     session.refresh(batch)
-    return BatchIsOver(batch.id, "canceled" if batch.status == "canceled" else "completed")
+    return BatchIsOver(batch.id, bst.CANCELED if batch.status == bst.CANCELED else bst.COMPLETED)
 
 
-# Each change is one conditional UPDATE of the batch's row (see `repository.move`): of a pause,
-# a resume and a cancel at once, each sees what the ones that committed before it left, and
-# canceled and completed absorb everything after them. The stop flag follows the commit.
+# Each change is one move of the batch's lifecycle (`lifecycle.move`), which appends its
+# event. The stop flag follows the commit.
 
 
 def pause(session: Session, batch: Batch) -> Batch:
     """No new call of the batch starts from now on (workers check at the claim and when they
-    take it, and the stop flag just before dialing); calls already live finish."""
-    if not repository.move(session, batch.id, "paused", _ACTIVE):
+    take it, and the stop flag just before dialing); calls already live finish. Pausing a
+    paused batch changes nothing."""
+    moved = lifecycle.move(session, batch.id, lifecycle.PAUSE)
+    session.refresh(batch)
+    if moved is None and not (
+        batch.status == bst.PAUSED and repository.has_unfinished(session, batch.id)
+    ):
         raise _over(session, batch)
     stops.follow_on_commit(session, batch.id)
-    session.refresh(batch)
     return batch
 
 
 def resume(session: Session, batch: Batch) -> Batch:
-    moved = repository.move(session, batch.id, "running", ("paused",))
+    """A paused batch goes on (and waits for credits, if all its calls left do). Resuming a
+    batch that is not paused changes nothing."""
+    moved = lifecycle.move(session, batch.id, lifecycle.RESUME)
     session.refresh(batch)
-    if moved:
+    if moved is not None:
         stops.follow_on_commit(session, batch.id)
+        lifecycle.follow_on_commit(session, batch.id)
         repository.unhand_queued(session, batch.id)
         call_jobs.dispatch(session)
-    elif batch.status == "canceled" or not repository.has_unfinished(session, batch.id):
+    elif batch.status == bst.CANCELED or not repository.has_unfinished(session, batch.id):
         raise _over(session, batch)
     return batch
 
@@ -189,9 +177,9 @@ def cancel(session: Session, batch: Batch, hang_up: bool) -> int:
     The batch's row is changed (and so locked) before its calls: a worker handing a call back
     meanwhile either waits for the cancel and sees it (`calls.service.release`), or went first
     and its call is found queued here."""
-    if not repository.move(session, batch.id, "canceled", (*_ACTIVE, "canceled")):
+    if lifecycle.move(session, batch.id, lifecycle.CANCEL) is None:
         over = _over(session, batch)
-        if over.status != "canceled":
+        if over.status != bst.CANCELED:
             raise over
     stops.follow_on_commit(session, batch.id)
     canceled = repository.cancel_unstarted(session, batch.id)
@@ -200,20 +188,3 @@ def cancel(session: Session, batch: Batch, hang_up: bool) -> int:
             calls_service.request_hang_up(session, batch.account_id, call_id)
     session.refresh(batch)
     return canceled
-
-
-@dataclass
-class Progress:
-    dial_rate: float
-    estimated_finish: datetime | None
-
-
-def progress(session: Session, batch: Batch, counts: dict[str, int]) -> Progress:
-    """The batch's dial rate over the last ten seconds, and when it would finish at that rate."""
-    now = utcnow()
-    rate = repository.dials_since(session, batch.id, now - timedelta(seconds=10)) / 10
-    remaining = counts.get(call_status.QUEUED, 0) + counts.get(call_status.INSUFFICIENT_CREDITS, 0)
-    finish = None
-    if batch.status not in ("paused", "canceled") and rate > 0:
-        finish = now + timedelta(seconds=remaining / rate)
-    return Progress(dial_rate=rate, estimated_finish=finish)

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared import dispatch
-from shared.batches import repository as batches_repository
+from shared.batches import lifecycle as batches_lifecycle
 from shared.calls import jobs, repository
 from shared.calls import service as calls_service
 from shared.config import get_settings
@@ -106,7 +106,7 @@ def serve(
         jobs.dial(session, plan.call_id, asdict(plan))
     batches = sorted({plan.batch_id for plan in plans if plan.batch_id is not None})
     if batches:
-        batches_repository.mark_running(session, batches)
+        batches_lifecycle.start_many(session, batches)
     repository.note_served(session, account_id, {plan.batch_id for plan in plans})
     return len(plans)
 
@@ -122,7 +122,8 @@ def sweep(session: Session) -> int:
     overdue = overdue_live(session, now)
     for call_id in overdue:
         jobs.reconcile_live(session, call_id)
-    return len(stuck) + len(overdue)
+    followed = batches_lifecycle.sweep(session)
+    return len(stuck) + len(overdue) + followed
 
 
 def overdue_live(session: Session, now: datetime) -> list[str]:

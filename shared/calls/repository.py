@@ -8,7 +8,6 @@ from sqlalchemy import (
     Select,
     and_,
     case,
-    false,
     func,
     or_,
     select,
@@ -17,12 +16,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
+from shared.batches import status as bst
 from shared.billing import disputes
+from shared.calls import lifecycle
 from shared.calls import status as st
 from shared.models import Batch, Call, CallEvent, Campaign, DispatchTurn, new_id, utcnow
 
 # Batches whose calls must not start.
-STOPPED_BATCHES = ("paused", "canceled")
+STOPPED_BATCHES = bst.STOPPED
 
 
 def _batch_may_dial() -> ColumnElement[bool]:
@@ -70,16 +71,6 @@ def list_page(
     return list(rows), total
 
 
-def events(session: Session, call_id: str) -> list[CallEvent]:
-    return list(
-        session.scalars(
-            select(CallEvent)
-            .where(CallEvent.call_id == call_id)
-            .order_by(CallEvent.sequence_number, CallEvent.occurred_at)
-        )
-    )
-
-
 def has_event(session: Session, call_id: str, source: str, sequence_number: int) -> bool:
     return (
         session.scalar(
@@ -91,20 +82,6 @@ def has_event(session: Session, call_id: str, source: str, sequence_number: int)
         )
         is not None
     )
-
-
-def advance(session: Session, call_id: str, new_status: str, **values: object) -> bool:
-    """Move the call on to `new_status`, with what goes with the move, only if the status it has
-    now comes before it. One conditional UPDATE: of two moves at once, the second waits for the
-    first's row lock, then PostgreSQL checks the WHERE again on the row the first left, so the
-    call moves forward only, whatever order concurrent callbacks commit in."""
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(Call)
-        .where(Call.id == call_id, Call.status.in_(st.before(new_status)))
-        .values(status=new_status, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
 
 
 def note_event(
@@ -175,28 +152,17 @@ def claim(session: Session, reservations: dict[str, int], attempt: str) -> set[s
     """Take queued calls for dialing, each holding its reservation in credits; returns those
     taken (a call canceled or paused meanwhile is not)."""
     now = utcnow()
-    return set(
-        session.scalars(
-            update(Call)
-            .where(
-                Call.id.in_(
-                    locking(
-                        Call.id.in_(list(reservations)), Call.status == st.QUEUED, _batch_may_dial()
-                    )
-                )
-            )
-            .values(
-                status=st.DIALING,
-                attempt=attempt,
-                credits_reserved=case(reservations, value=Call.id),
-                handed_at=now,
-                dial_started_at=None,
-                updated_at=now,
-            )
-            .returning(Call.id)
-            .execution_options(synchronize_session=False)
-        )
+    claimed = lifecycle.move_many(
+        session,
+        [Call.id.in_(list(reservations)), Call.status == st.QUEUED, _batch_may_dial()],
+        st.DIALING,
+        attempt=attempt,
+        credits_reserved=case(reservations, value=Call.id),
+        handed_at=now,
+        dial_started_at=None,
+        updated_at=now,
     )
+    return {call.id for call in claimed}
 
 
 class Taken(NamedTuple):
@@ -284,31 +250,32 @@ def untaken(session: Session, handed_before: datetime) -> list[tuple[str, Claima
 def park_for_credits(session: Session, account_id: str, campaign_ids: Sequence[str]) -> None:
     """The account's queued calls of these campaigns wait for credits (requeued as credits
     arrive)."""
-    session.execute(
-        update(Call)
-        .where(
-            Call.id.in_(
-                locking(
-                    Call.account_id == account_id,
-                    Call.campaign_id.in_(campaign_ids),
-                    Call.status == st.QUEUED,
-                    _batch_may_dial(),
-                )
-            )
-        )
-        .values(status=st.INSUFFICIENT_CREDITS, handed_at=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+    lifecycle.move_many(
+        session,
+        [
+            Call.account_id == account_id,
+            Call.campaign_id.in_(campaign_ids),
+            Call.status == st.QUEUED,
+            _batch_may_dial(),
+        ],
+        st.INSUFFICIENT_CREDITS,
+        handed_at=None,
     )
 
 
-def update_attempt(session: Session, call_id: str, claimed: str, **values: object) -> bool:
-    """Change a claimed call only if the claim is still this attempt's."""
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(Call)
-        .where(Call.id == call_id, Call.attempt == claimed, Call.status == st.DIALING)
-        .values(updated_at=utcnow(), **values)
+def move_attempt(
+    session: Session, call_id: str, claimed: str, new_status: str, **values: object
+) -> bool:
+    """Move a claimed call on only if the claim is still this attempt's."""
+    moved = lifecycle.move(
+        session,
+        call_id,
+        new_status,
+        Call.attempt == claimed,
+        Call.status == st.DIALING,
+        **values,
     )
-    return result.rowcount == 1
+    return moved is not None
 
 
 class StoredSid(NamedTuple):
@@ -328,23 +295,32 @@ def store_sid(
     dialed_at: datetime | None = None,
     claimed: str | None = None,
 ) -> StoredSid | None:
-    """Keep a SID Twilio gave for the call, where it has none yet, in one statement: of two
-    SIDs arriving at once (two calls at Twilio for one of ours) the second sees the first's
-    rather than replacing it. When the call is still in `dialing` under `claimed` (the worker's
-    or reconcile's attempt) it moves on to `initiated`; otherwise a status callback moves it.
-    Raises IntegrityError when another call holds the SID. None when there is no such call."""
-    ours = and_(Call.attempt == claimed, Call.status == st.DIALING) if claimed else false()
-    values: dict[str, object] = {
-        "twilio_sid": func.coalesce(Call.twilio_sid, sid),
-        "status": case((ours, st.INITIATED), else_=Call.status),
-        "updated_at": utcnow(),
-    }
+    """Keep a SID Twilio gave for the call, where it has none yet: of two SIDs arriving at once
+    (two calls at Twilio for one of ours) the second sees the first's rather than replacing it.
+    When the call is still in `dialing` under `claimed` (the worker's or reconcile's attempt) it
+    moves on to `initiated` in the same statement; otherwise a status callback moves it. Raises
+    IntegrityError when another call holds the SID. None when there is no such call."""
+    values: dict[str, object] = {"twilio_sid": func.coalesce(Call.twilio_sid, sid)}
     if dialed_at is not None:
         values["dialed_at"] = func.coalesce(Call.dialed_at, dialed_at)
+    if claimed is not None:
+        call = lifecycle.move(
+            session,
+            call_id,
+            st.INITIATED,
+            Call.attempt == claimed,
+            Call.status == st.DIALING,
+            **values,
+        )
+        if call is not None:
+            assert call.twilio_sid is not None
+            return StoredSid(
+                call.twilio_sid, call.hangup_requested, call.hangup_sent_at is not None
+            )
     row = session.execute(
         update(Call)
         .where(Call.id == call_id)
-        .values(**values)
+        .values(updated_at=utcnow(), **values)
         .returning(Call.twilio_sid, Call.hangup_requested, Call.hangup_sent_at.is_not(None))
         .execution_options(synchronize_session=False)
     ).one_or_none()
@@ -414,13 +390,14 @@ def record_hang_up(session: Session, call_id: str, sent: int, over: bool) -> Non
 
 def cancel_if_queued(session: Session, call_id: str) -> bool:
     """Cancel a call Twilio never had: queued, or waiting for credits."""
-    now = utcnow()
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(Call)
-        .where(Call.id == call_id, Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS)))
-        .values(status=st.CANCELED, ended_at=now, updated_at=now)
+    canceled = lifecycle.move(
+        session,
+        call_id,
+        st.CANCELED,
+        Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS)),
+        ended_at=utcnow(),
     )
-    return result.rowcount == 1
+    return canceled is not None
 
 
 def known_sids(session: Session, sids: Sequence[str]) -> set[str]:
@@ -620,12 +597,13 @@ def waiting_for_credits(session: Session, account_id: str, limit: int) -> list[t
 
 
 def requeue_waiting_for_credits(session: Session, call_ids: Sequence[str]) -> int:
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(Call)
-        .where(Call.id.in_(locking(Call.id.in_(call_ids), Call.status == st.INSUFFICIENT_CREDITS)))
-        .values(status=st.QUEUED, handed_at=None, updated_at=utcnow())
+    requeued = lifecycle.move_many(
+        session,
+        [Call.id.in_(call_ids), Call.status == st.INSUFFICIENT_CREDITS],
+        st.QUEUED,
+        handed_at=None,
     )
-    return result.rowcount
+    return len(requeued)
 
 
 class Unsettled(NamedTuple):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from shared.batches import stops as batch_stops
 from shared.billing import ledger, prices
 from shared.caller_ids import service as caller_ids
-from shared.calls import jobs, repository
+from shared.calls import jobs, lifecycle, repository
 from shared.calls import status as st
 from shared.campaigns import repository as campaigns_repository
 from shared.campaigns import service as campaigns_service
@@ -100,6 +100,7 @@ def place_call(
     )
     session.add(call)
     session.flush()
+    lifecycle.accepted(session, [call])
     jobs.dispatch(session)
     return call
 
@@ -242,7 +243,7 @@ def take(session: Session, call_id: str, claimed: str | None) -> DialPlan | None
     )
     if taken.hangup_requested:
         # Hung up before it was dialed: it never rings.
-        _end_unplaced(session, plan, status=st.CANCELED)
+        _end_unplaced(session, plan, st.CANCELED)
         return None
     refused = caller_ids.refusal(session, taken.account_id, plan.from_)
     if refused is not None:
@@ -297,7 +298,7 @@ def fenced_off(session: Session, plan: DialPlan) -> bool:
     if call is None or call.attempt != plan.attempt or call.status != st.DIALING:
         return False
     if call.hangup_requested:
-        _end_unplaced(session, plan, status=st.CANCELED)
+        _end_unplaced(session, plan, st.CANCELED)
         return False
     if repository.batch_stopped(session, plan.batch_id):
         stand_down(session, plan)
@@ -393,8 +394,8 @@ def release(session: Session, plan: DialPlan) -> bool:
         if plan.batch_id is not None
         else None
     )
-    released = repository.update_attempt(
-        session, plan.call_id, plan.attempt, status=st.QUEUED, attempt=None, handed_at=utcnow()
+    released = repository.move_attempt(
+        session, plan.call_id, plan.attempt, st.QUEUED, attempt=None, handed_at=utcnow()
     )
     if released:
         _release_reservation(session, plan)
@@ -415,13 +416,13 @@ def stand_down(session: Session, plan: DialPlan) -> None:
 
 
 def fail(session: Session, plan: DialPlan, code: str, message: str) -> None:
-    _end_unplaced(session, plan, status=st.FAILED, error_code=code, error_message=message)
+    _end_unplaced(session, plan, st.FAILED, error_code=code, error_message=message)
 
 
-def _end_unplaced(session: Session, plan: DialPlan, **values: object) -> None:
+def _end_unplaced(session: Session, plan: DialPlan, status: str, **values: object) -> None:
     """End a claimed call Twilio never placed: nothing charged, its reservation given back."""
-    ended = repository.update_attempt(
-        session, plan.call_id, plan.attempt, ended_at=utcnow(), credits_charged=0, **values
+    ended = repository.move_attempt(
+        session, plan.call_id, plan.attempt, status, ended_at=utcnow(), credits_charged=0, **values
     )
     if ended:
         _release_reservation(session, plan)
@@ -618,9 +619,10 @@ def advance(session: Session, call: Call, new_status: str, **values: Any) -> boo
     """The step that moves a call's status on: forward only, and a final status absorbs
     everything after it, even against another writer at the same moment (the guard is in the
     UPDATE itself). Whether it moved; `call` shows the row as it is now either way."""
-    moved = repository.advance(session, call.id, new_status, **values)
-    session.refresh(call)
-    return moved
+    moved = lifecycle.move(session, call.id, new_status, **values)
+    if moved is None:
+        session.refresh(call)
+    return moved is not None
 
 
 # --- hang-up -------------------------------------------------------------------------------
@@ -698,14 +700,3 @@ def reconcile_live(session: Session, call_id: str) -> str:
         params["CallDuration"] = str(remote.duration)
     apply_status_callback(session, call.id, params, source="reconcile")
     return f"ended {remote.status}"
-
-
-def timeline(session: Session, call: Call) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = [{"status": st.QUEUED, "at": call.created_at}]
-    steps += [
-        {"status": e.status, "at": e.occurred_at, "sequenceNumber": e.sequence_number}
-        for e in repository.events(session, call.id)
-    ]
-    if call.status in st.FINAL and steps[-1]["status"] != call.status:
-        steps.append({"status": call.status, "at": call.ended_at or call.updated_at})
-    return steps

@@ -41,6 +41,18 @@ def advances(current: str, new: str) -> bool:
     return current not in FINAL and rank(new) > rank(current)
 
 
+# The moves back: a claim handed back to the queue (Twilio never had the call), and a call
+# waiting for credits and queued again once they arrive.
+_BACK = frozenset(
+    {(DIALING, QUEUED), (QUEUED, INSUFFICIENT_CREDITS), (INSUFFICIENT_CREDITS, QUEUED)}
+)
+
+
+def allowed(current: str, new: str) -> bool:
+    """The machine: forward, or one of the moves back."""
+    return advances(current, new) or (current, new) in _BACK
+
+
 def before(new: str) -> tuple[str, ...]:
     """The statuses a call may move to `new` from."""
-    return tuple(status for status in ALL if advances(status, new))
+    return tuple(status for status in ALL if allowed(status, new))

@@ -24,11 +24,19 @@ def from_twilio(message_status: str) -> str | None:
     return _FROM_TWILIO.get(message_status)
 
 
+ALL = (QUEUED, SENDING, SENT, *sorted(FINAL))
+
+
 def advances(current: str, new: str) -> bool:
     rank = lambda s: 3 if s in FINAL else _RANK[s]  # noqa: E731
     return current not in FINAL and rank(new) > rank(current)
 
 
+def allowed(current: str, new: str) -> bool:
+    """The machine: forward, or a claim Twilio did not take handed back to the queue."""
+    return advances(current, new) or (current, new) == (SENDING, QUEUED)
+
+
 def before(new: str) -> tuple[str, ...]:
     """The statuses an SMS may move to `new` from."""
-    return tuple(status for status in (*_RANK, *sorted(FINAL)) if advances(status, new))
+    return tuple(status for status in ALL if allowed(status, new))

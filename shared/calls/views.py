@@ -1,0 +1,73 @@
+"""A call as GET /api/calls/{id} shows it: what the API answers, and what its events carry."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.calls import status as st
+from shared.calls.schemas import CallError, CallOut, TimelineStep
+from shared.models import Call, CallEvent
+
+
+def timeline(call: Call, events: Sequence[CallEvent]) -> list[TimelineStep]:
+    """Queued, then each status Twilio reported in SequenceNumber order, then the final status
+    when it came another way (canceled before dialing, failed at the claim)."""
+    steps = [TimelineStep(status=st.QUEUED, at=call.created_at)]
+    steps += [
+        TimelineStep(status=e.status, at=e.occurred_at, sequenceNumber=e.sequence_number)
+        for e in events
+    ]
+    if call.status in st.FINAL and steps[-1].status != call.status:
+        steps.append(TimelineStep(status=call.status, at=call.ended_at or call.updated_at))
+    return steps
+
+
+def _events_of(session: Session, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
+    found: dict[str, list[CallEvent]] = {call_id: [] for call_id in call_ids}
+    if not call_ids:
+        return found
+    rows = session.scalars(
+        select(CallEvent)
+        .where(CallEvent.call_id.in_(call_ids))
+        .order_by(CallEvent.call_id, CallEvent.sequence_number, CallEvent.occurred_at)
+    )
+    for event in rows:
+        found[event.call_id].append(event)
+    return found
+
+
+def shown(call: Call, events: Sequence[CallEvent]) -> CallOut:
+    error = (
+        CallError(code=call.error_code, message=call.error_message)
+        if call.error_code or call.error_message
+        else None
+    )
+    return CallOut(
+        id=call.id,
+        callSid=call.twilio_sid,
+        status=call.status,
+        campaignId=call.campaign_id,
+        batchId=call.batch_id,
+        name=call.name,
+        phoneNumber=call.to_number,
+        fromNumber=call.from_number,
+        durationSeconds=call.duration_seconds,
+        hangupRequested=call.hangup_requested,
+        createdAt=call.created_at,
+        dialedAt=call.dialed_at,
+        answeredAt=call.answered_at,
+        endedAt=call.ended_at,
+        error=error,
+        timeline=timeline(call, events),
+    )
+
+
+def out(session: Session, call: Call) -> CallOut:
+    return shown(call, _events_of(session, [call.id])[call.id])
+
+
+def out_many(session: Session, calls: Sequence[Call]) -> list[CallOut]:
+    """Many calls with one read of their Twilio events."""
+    events = _events_of(session, [call.id for call in calls])
+    return [shown(call, events[call.id]) for call in calls]
