@@ -15,7 +15,8 @@ from api.paging import Limit, Offset
 from shared.billing import checkout as checkout_service
 from shared.billing import events as billing_events
 from shared.billing import ledger, stripe_gateway
-from shared.billing.schemas import CheckoutCreated, CheckoutRequest, CreditsOut, LedgerRow
+from shared.billing import views as billing_views
+from shared.billing.schemas import CheckoutCreated, CheckoutRequest, CreditsOut
 from shared.models import Account
 
 router = APIRouter(tags=["billing"], route_class=IdempotentRoute)
@@ -33,19 +34,7 @@ def get_credits(
     return CreditsOut(
         balance=ledger.balance_of(session, account.id),
         disputed=account.disputed,
-        entries=[
-            LedgerRow(
-                id=e.id,
-                delta=e.delta,
-                balanceAfter=e.balance_after,
-                reason=e.reason,
-                subjectType=e.subject_type,
-                subjectId=e.subject_id,
-                note=e.note,
-                createdAt=e.created_at,
-            )
-            for e in entries
-        ],
+        entries=[billing_views.ledger_row(e) for e in entries],
         total=total,
         limit=limit,
         offset=offset,

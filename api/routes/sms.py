@@ -9,6 +9,7 @@ from shared.billing.ledger import InsufficientCredits
 from shared.caller_ids import service as caller_ids
 from shared.schemas import Line
 from shared.sms import service as sms_service
+from shared.sms import views as sms_views
 from shared.sms.schemas import SendSmsRequest, SmsAccepted, SmsOut
 from shared.telephony.numbers import InvalidNumber
 
@@ -45,17 +46,4 @@ def get_sms(sms_ref: Line, session: SessionDep, account: CurrentAccount) -> SmsO
         sms = sms_service.get_for_account(session, account.id, sms_ref)
     except sms_service.SmsNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"sms {sms_ref!r} not found") from None
-    return SmsOut(
-        id=sms.id,
-        messageSid=sms.twilio_sid,
-        status=sms.status,
-        name=sms.name,
-        phoneNumber=sms.to_number,
-        fromNumber=sms.from_number,
-        message=sms.body,
-        segments=sms.segments,
-        errorCode=sms.error_code,
-        errorMessage=sms.error_message,
-        createdAt=sms.created_at,
-        updatedAt=sms.updated_at,
-    )
+    return sms_views.out(sms)

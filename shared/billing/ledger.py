@@ -11,7 +11,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.models import Account, CreditEntry
+from shared.billing import views
+from shared.models import Account, CreditEntry, new_id, utcnow
 
 
 class InsufficientCredits(Exception):
@@ -42,14 +43,15 @@ def apply(session: Session, change: Change, *, must_cover: bool = False) -> Cred
         statement = statement.where(Account.credits >= -change.delta)
     statement = (
         statement.values(credits=Account.credits + change.delta)
-        .returning(Account.credits)
+        .returning(Account.credits, Account.disputed)
         .execution_options(synchronize_session=False)
     )
     try:
         with session.begin_nested():
-            balance = session.execute(statement).scalar_one_or_none()
-            if balance is None:
+            row = session.execute(statement).one_or_none()
+            if row is None:
                 raise InsufficientCredits(balance_of(session, change.account_id), -change.delta)
+            balance, disputed = row
             entry = CreditEntry(
                 account_id=change.account_id,
                 delta=change.delta,
@@ -62,6 +64,7 @@ def apply(session: Session, change: Change, *, must_cover: bool = False) -> Cred
             )
             session.add(entry)
             session.flush()
+            views.changed(session, change.account_id, balance, disputed, [entry])
     except IntegrityError:
         return None
     # The balance moved under the ORM's feet: reload it the next time it is read.
@@ -83,21 +86,25 @@ def apply_together(session: Session, account_id: str, changes: list[Change]) -> 
     if not changes:
         return
     with session.begin_nested():
-        balance = session.execute(
+        row = session.execute(
             update(Account)
             .where(Account.id == account_id, Account.credits >= -total)
             .values(credits=Account.credits + total)
-            .returning(Account.credits)
+            .returning(Account.credits, Account.disputed)
             .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
-        if balance is None:
+        ).one_or_none()
+        if row is None:
             raise InsufficientCredits(balance_of(session, account_id), -total)
+        balance, disputed = row
         running = balance - total
+        now = utcnow()
         rows = []
         for change in changes:
             running += change.delta
             rows.append(
                 {
+                    "id": new_id(),
+                    "created_at": now,
                     "account_id": account_id,
                     "delta": change.delta,
                     "balance_after": running,
@@ -109,6 +116,7 @@ def apply_together(session: Session, account_id: str, changes: list[Change]) -> 
                 }
             )
         session.execute(insert(CreditEntry), rows)
+        views.changed(session, account_id, balance, disputed, [CreditEntry(**r) for r in rows])
     account = session.get(Account, account_id)
     if account is not None:
         session.expire(account, ["credits"])

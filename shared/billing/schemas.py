@@ -37,6 +37,12 @@ class LedgerRow(BaseModel):
     createdAt: datetime
 
 
+class CreditsChanged(BaseModel):
+    balance: int
+    disputed: bool
+    entries: list[LedgerRow] = Field(description="the ledger rows of this change")
+
+
 class CreditsOut(BaseModel):
     balance: int
     disputed: bool

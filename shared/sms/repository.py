@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from shared.billing import disputes
 from shared.models import SmsMessage, utcnow
+from shared.sms import lifecycle
 from shared.sms import status as st
 
 
@@ -30,21 +31,16 @@ def claim(session: Session, sms_ids: Sequence[str], attempt: str) -> list[str]:
     """Claim queued messages for sending under `attempt`, for workers to take; returns those
     claimed (one sent, claimed by another or blocked meanwhile is not)."""
     now = utcnow()
-    return list(
-        session.scalars(
-            update(SmsMessage)
-            .where(SmsMessage.id.in_(sms_ids), SmsMessage.status == st.QUEUED, _may_send())
-            .values(
-                status=st.SENDING,
-                attempt=attempt,
-                handed_at=now,
-                send_started_at=None,
-                updated_at=now,
-            )
-            .returning(SmsMessage.id)
-            .execution_options(synchronize_session=False)
-        )
+    claimed = lifecycle.move_many(
+        session,
+        [SmsMessage.id.in_(sms_ids), SmsMessage.status == st.QUEUED, _may_send()],
+        st.SENDING,
+        attempt=attempt,
+        handed_at=now,
+        send_started_at=None,
+        updated_at=now,
     )
+    return [sms.id for sms in claimed]
 
 
 class Taken(NamedTuple):
@@ -95,30 +91,30 @@ def fence(session: Session, sms_id: str, claimed: str, taken_after: datetime) ->
     return result.rowcount == 1
 
 
+def _unsent(sms_id: str, claimed: str) -> list[ColumnElement[bool]]:
+    """The claim is still this attempt's, and Twilio has not taken the message."""
+    return [
+        SmsMessage.id == sms_id,
+        SmsMessage.attempt == claimed,
+        SmsMessage.status == st.SENDING,
+        SmsMessage.twilio_sid.is_(None),
+    ]
+
+
 def update_attempt(session: Session, sms_id: str, claimed: str, **values: object) -> bool:
+    """Change a claimed message (not its status) only while the claim is this attempt's."""
     result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(SmsMessage)
-        .where(
-            SmsMessage.id == sms_id,
-            SmsMessage.attempt == claimed,
-            SmsMessage.status == st.SENDING,
-            SmsMessage.twilio_sid.is_(None),
-        )
-        .values(updated_at=utcnow(), **values)
+        update(SmsMessage).where(*_unsent(sms_id, claimed)).values(updated_at=utcnow(), **values)
     )
     return result.rowcount == 1
 
 
-def advance(session: Session, sms_id: str, new_status: str, **values: object) -> bool:
-    """Move the SMS on to `new_status` only if the status it has now comes before it: one
-    conditional UPDATE, which PostgreSQL checks again on the row a concurrent writer left."""
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(SmsMessage)
-        .where(SmsMessage.id == sms_id, SmsMessage.status.in_(st.before(new_status)))
-        .values(status=new_status, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+def move_attempt(
+    session: Session, sms_id: str, claimed: str, new_status: str, **values: object
+) -> bool:
+    """Move a claimed message on only while the claim is this attempt's."""
+    moved = lifecycle.move(session, sms_id, new_status, *_unsent(sms_id, claimed), **values)
+    return moved is not None
 
 
 def sid_for_callback(session: Session, sms_id: str, sid: str) -> str | None:

@@ -12,7 +12,7 @@ from shared.billing import ledger, prices
 from shared.caller_ids import service as caller_ids
 from shared.config import get_settings
 from shared.models import Account, SmsMessage, utcnow
-from shared.sms import jobs, repository
+from shared.sms import jobs, lifecycle, repository
 from shared.sms import status as st
 from shared.telephony import client as twilio
 from shared.telephony.numbers import to_e164
@@ -70,6 +70,8 @@ def accept(
     )
     sms.credits_charged = cost
     sms.segments = prices.sms_segments(body)
+    session.flush()
+    lifecycle.accepted(session, sms)
     # Owed from now on: the dispatcher claims it within its rate, and this wakes it at once
     # rather than at its next tick.
     jobs.dispatch(session)
@@ -135,11 +137,11 @@ def record_sent(session: Session, plan: SendPlan, sid: str, segments: int) -> No
 def release(session: Session, plan: SendPlan) -> bool:
     """Give the message back to the queue: Twilio did not take it. The worker retries it on its
     own (the dispatcher leaves a message just handed back alone)."""
-    return repository.update_attempt(
+    return repository.move_attempt(
         session,
         plan.sms_id,
         plan.attempt,
-        status=st.QUEUED,
+        st.QUEUED,
         attempt=None,
         handed_at=utcnow(),
         send_started_at=None,
@@ -148,8 +150,8 @@ def release(session: Session, plan: SendPlan) -> bool:
 
 def fail(session: Session, plan: SendPlan, code: str, message: str) -> None:
     """Twilio refused the message, and bills nothing for it: neither do we."""
-    failed = repository.update_attempt(
-        session, plan.sms_id, plan.attempt, status=st.FAILED, error_code=code, error_message=message
+    failed = repository.move_attempt(
+        session, plan.sms_id, plan.attempt, st.FAILED, error_code=code, error_message=message
     )
     sms = repository.get(session, plan.sms_id)
     if failed and sms is not None and sms.credits_charged:
@@ -237,6 +239,7 @@ def advance(session: Session, sms: SmsMessage, new_status: str, **values: object
     """The step that moves an SMS's status on: forward only, and a final status absorbs
     everything after it, even against another callback at the same moment (the guard is in the
     UPDATE itself). Whether it moved; `sms` shows the row as it is now either way."""
-    moved = repository.advance(session, sms.id, new_status, **values)
-    session.refresh(sms)
-    return moved
+    moved = lifecycle.move(session, sms.id, new_status, **values)
+    if moved is None:
+        session.refresh(sms)
+    return moved is not None

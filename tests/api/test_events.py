@@ -3,6 +3,9 @@ by a cursor; never another account's."""
 
 from datetime import timedelta
 
+import pytest
+from fastapi.testclient import TestClient
+
 from shared import events
 from shared.db import session_scope
 from shared.models import new_id, utcnow
@@ -14,6 +17,13 @@ def append(account_id: str, event_type: str, subject_id: str, **data: object) ->
     subject_type = event_type.split(".")[0]
     with session_scope() as session:
         return events.append(session, account_id, event_type, subject_type, subject_id, data).id
+
+
+@pytest.fixture
+def api(client: TestClient) -> KeyedClient:
+    """An account of no credits, so none of its events but the test's own are there."""
+    account_id, key = factories.account()
+    return KeyedClient(client, account_id, key)
 
 
 class TestListEvents:
