@@ -33,7 +33,7 @@ def hash_key(secret: str) -> str:
 
 
 def create_account(session: Session, name: str, credits: int = 0) -> tuple[Account, NewKey]:
-    account = Account(name=name, credits=0)
+    account = Account(name=name)  # no credits until the ledger grants them
     session.add(account)
     session.flush()
     if credits:

@@ -24,6 +24,7 @@ from shared import events
 from shared.after_commit import on_commit
 from shared.batches import status as bst
 from shared.batches import views
+from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import status as call_status
 from shared.db import session_scope
 from shared.events import types
@@ -59,21 +60,51 @@ def _calls(batch_id: str, statuses: Sequence[str]) -> ColumnElement[bool]:
     return exists().where(Call.batch_id == batch_id, Call.status.in_(statuses))
 
 
+def create(session: Session, batch: Batch) -> None:
+    """A new batch, queued until its first call is claimed (its calls' events tell that they
+    are queued)."""
+    batch.status = bst.QUEUED
+    session.add(batch)
+    session.flush()
+
+
 def move(session: Session, batch_id: str, change: Move) -> Batch | None:
     """Make the move if the batch's status is one it is allowed from; every move but COMPLETE
     only while a call of the batch has yet to end (a batch whose calls have all ended is
     completed, whether or not `follow` has stored that yet). The batch as it is now, or None."""
-    ended = ~_calls(batch_id, _NOT_ENDED)
-    moved = _moved(
-        session,
-        update(Batch).where(
-            Batch.id == batch_id,
-            Batch.status.in_(change.sources),
-            ended if change is COMPLETE else ~ended,
-        ),
-        change,
-    )
+    moved = _moved(session, _guarded(batch_id, change), change)
     return moved[0] if moved else None
+
+
+def _guarded(batch_id: str, change: Move) -> Update:
+    ended = ~_calls(batch_id, _NOT_ENDED)
+    return update(Batch).where(
+        Batch.id == batch_id,
+        Batch.status.in_(change.sources),
+        ended if change is COMPLETE else ~ended,
+    )
+
+
+def cancel(session: Session, batch_id: str) -> tuple[Batch | None, int]:
+    """Cancel the batch and every call of it not yet handed to Twilio; its event shows the
+    calls canceled. A canceled batch's calls left unstarted (a worker handed one back) are
+    canceled again, with no second event for the batch. The batch if it moved, and how many
+    calls were canceled."""
+    # The batch's row is held before its calls, canceled or not: a worker handing a call back
+    # meanwhile waits for the cancel and sees it (`calls.service.release`).
+    session.execute(select(Batch.id).where(Batch.id == batch_id).with_for_update(key_share=True))
+    moved = _update(session, _guarded(batch_id, CANCEL), CANCEL)
+    canceled = calls_lifecycle.move_many(
+        session,
+        [
+            Call.batch_id == batch_id,
+            Call.status.in_((call_status.QUEUED, call_status.INSUFFICIENT_CREDITS)),
+        ],
+        call_status.CANCELED,
+        ended_at=utcnow(),
+    )
+    _announce(session, moved, CANCEL)
+    return (moved[0] if moved else None), len(canceled)
 
 
 def start_many(session: Session, batch_ids: Sequence[str]) -> list[Batch]:
@@ -94,12 +125,21 @@ def start_many(session: Session, batch_ids: Sequence[str]) -> list[Batch]:
 
 
 def _moved(session: Session, statement: Update, change: Move) -> list[Batch]:
-    moved = list(
+    moved = _update(session, statement, change)
+    _announce(session, moved, change)
+    return moved
+
+
+def _update(session: Session, statement: Update, change: Move) -> list[Batch]:
+    return list(
         session.scalars(
             statement.values(status=change.to, updated_at=utcnow()).returning(Batch),
             execution_options={"synchronize_session": False, "populate_existing": True},
         )
     )
+
+
+def _announce(session: Session, moved: Sequence[Batch], change: Move) -> None:
     events.append_many(
         session,
         [
@@ -109,7 +149,6 @@ def _moved(session: Session, statement: Update, change: Move) -> list[Batch]:
             for batch in moved
         ],
     )
-    return moved
 
 
 def follow_on_commit(session: Session, batch_id: str) -> None:

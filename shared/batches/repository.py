@@ -1,19 +1,10 @@
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import status as st
-from shared.models import Batch, Call, utcnow
-
-INSERT_CHUNK = 5_000
-
-
-def insert_calls(session: Session, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), INSERT_CHUNK):
-        session.execute(insert(Call), rows[start : start + INSERT_CHUNK])
+from shared.models import Batch, Call
 
 
 def get_for_account(session: Session, account_id: str, batch_id: str) -> Batch | None:
@@ -42,16 +33,6 @@ def unhand_queued(session: Session, batch_id: str) -> None:
         .where(Call.batch_id == batch_id, Call.status == st.QUEUED)
         .values(handed_at=None)
     )
-
-
-def cancel_unstarted(session: Session, batch_id: str) -> int:
-    canceled = calls_lifecycle.move_many(
-        session,
-        [Call.batch_id == batch_id, Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS))],
-        st.CANCELED,
-        ended_at=utcnow(),
-    )
-    return len(canceled)
 
 
 def live_call_ids(session: Session, batch_id: str) -> list[str]:

@@ -10,7 +10,6 @@ from shared.batches.schemas import NumberEntry, RejectedRow
 from shared.calls import jobs as call_jobs
 from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import service as calls_service
-from shared.calls import status as call_status
 from shared.config import get_settings
 from shared.models import Account, Batch, Campaign, new_id, utcnow
 from shared.schemas import NAME_MAX_LENGTH
@@ -87,7 +86,6 @@ def create_batch(
                 "to_number": number,
                 "name": entry.clientName,
                 **terms,
-                "status": call_status.QUEUED,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -98,15 +96,12 @@ def create_batch(
         id=batch_id,
         account_id=account.id,
         campaign_id=campaign.id,
-        status=bst.QUEUED,
         total=len(rows),
         duplicates=duplicates,
         rejected=len(rejected),
     )
-    session.add(batch)
-    session.flush()
-    repository.insert_calls(session, rows)
-    calls_lifecycle.accepted_rows(session, rows)
+    lifecycle.create(session, batch)
+    calls_lifecycle.accept_rows(session, rows)
     call_jobs.dispatch(session)
     return BatchResult(batch=batch, accepted=len(rows), duplicates=duplicates, rejected=rejected)
 
@@ -177,12 +172,12 @@ def cancel(session: Session, batch: Batch, hang_up: bool) -> int:
     The batch's row is changed (and so locked) before its calls: a worker handing a call back
     meanwhile either waits for the cancel and sees it (`calls.service.release`), or went first
     and its call is found queued here."""
-    if lifecycle.move(session, batch.id, lifecycle.CANCEL) is None:
+    moved, canceled = lifecycle.cancel(session, batch.id)
+    if moved is None:
         over = _over(session, batch)
         if over.status != bst.CANCELED:
             raise over
     stops.follow_on_commit(session, batch.id)
-    canceled = repository.cancel_unstarted(session, batch.id)
     if hang_up:
         for call_id in repository.live_call_ids(session, batch.id):
             calls_service.request_hang_up(session, batch.account_id, call_id)

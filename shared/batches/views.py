@@ -42,7 +42,7 @@ def progress(session: Session, batch: Batch, counts: dict[str, int]) -> Progress
     rate = repository.dials_since(session, batch.id, now - timedelta(seconds=10)) / 10
     remaining = counts.get(call_status.QUEUED, 0) + counts.get(call_status.INSUFFICIENT_CREDITS, 0)
     finish = None
-    if batch.status not in bst.STOPPED and rate > 0:
+    if remaining and batch.status not in bst.STOPPED and rate > 0:
         finish = now + timedelta(seconds=remaining / rate)
     return Progress(dial_rate=rate, estimated_finish=finish)
 

@@ -27,8 +27,11 @@ class AccountBlocked(Exception):
 
 def _locked_account(session: Session, account_id: str) -> Account | None:
     # Locked until commit: disputes of the account's payments opening and closing at once
-    # take turns, so the last one to close sees that no other is open.
-    return session.get(Account, account_id, with_for_update=True, populate_existing=True)
+    # take turns, so the last one to close sees that no other is open. FOR NO KEY UPDATE lets
+    # the foreign-key checks of rows naming the account through (see calls.service).
+    return session.get(
+        Account, account_id, with_for_update={"key_share": True}, populate_existing=True
+    )
 
 
 def track(

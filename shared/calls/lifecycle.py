@@ -12,7 +12,7 @@ calls does, so two of them never wait for one another in a circle.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.orm import Session
 
 from shared import events
@@ -26,25 +26,37 @@ from shared.models import Call, utcnow
 _BATCH_FOLLOWS = frozenset({*st.FINAL, st.INSUFFICIENT_CREDITS, st.QUEUED})
 
 
-def accepted(session: Session, calls: Sequence[Call]) -> None:
-    """New calls, queued: their first event."""
-    _appended(session, calls, views.out_many(session, calls))
+# Rows of a batch's calls per INSERT, and their events'.
+INSERT_CHUNK = 5_000
 
 
-def accepted_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """A batch's new calls, inserted as rows: their first events, shown without reading them
-    back (a new call has nothing in its timeline but its queueing)."""
-    drafts = [
-        events.Draft(
-            row["account_id"],
-            types.for_status(types.CALL, st.QUEUED),
-            types.CALL,
-            row["id"],
-            views.shown(Call(**{"hangup_requested": False, **row}), []),
-        )
-        for row in rows
-    ]
-    events.append_many(session, drafts)
+def accept(session: Session, call: Call) -> None:
+    """A new call, queued, with its first event."""
+    call.status = st.QUEUED
+    session.add(call)
+    session.flush()
+    _appended(session, [call], views.out_many(session, [call]))
+
+
+def accept_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A batch's new calls, inserted as rows, queued, with their first events: shown without
+    reading them back (a new call has nothing in its timeline but its queueing)."""
+    queued = [{**row, "status": st.QUEUED} for row in rows]
+    event_type = types.for_status(types.CALL, st.QUEUED)
+    for start in range(0, len(queued), INSERT_CHUNK):
+        chunk = queued[start : start + INSERT_CHUNK]
+        session.execute(insert(Call), chunk)
+        drafts = [
+            events.Draft(
+                row["account_id"],
+                event_type,
+                types.CALL,
+                row["id"],
+                views.shown(Call(**{"hangup_requested": False, **row}), []),
+            )
+            for row in chunk
+        ]
+        events.append_many(session, drafts)
 
 
 def move(

@@ -96,11 +96,8 @@ def place_call(
         to_number=to_e164(phone_number, get_settings().DEFAULT_REGION),
         name=name,
         **accepted_terms(session, campaign),
-        status=st.QUEUED,
     )
-    session.add(call)
-    session.flush()
-    lifecycle.accepted(session, [call])
+    lifecycle.accept(session, call)
     jobs.dispatch(session)
     return call
 
@@ -181,11 +178,14 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
 
 def _locked_account(session: Session, account_id: str) -> Account:
     """The account's row, fresh and locked until commit: its claims and settlements take
-    turns, each seeing the balance and the calls the one before left."""
+    turns, each seeing the balance and the calls the one before left. FOR NO KEY UPDATE, which
+    lets through the key-share locks that foreign-key checks take: every event a change of the
+    account's calls appends names the account, and a cancel appending one must not wait for a
+    claim that waits for the cancel's calls."""
     return session.execute(
         select(Account)
         .where(Account.id == account_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
 

@@ -15,8 +15,11 @@ from shared.sms import status as st
 from shared.sms import views
 
 
-def accepted(session: Session, sms: SmsMessage) -> None:
-    """A new message, queued: its first event."""
+def accept(session: Session, sms: SmsMessage) -> None:
+    """A new message, queued, with its first event."""
+    sms.status = st.QUEUED
+    session.add(sms)
+    session.flush()
     _appended(session, [sms])
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shared.billing import ledger, prices
 from shared.caller_ids import service as caller_ids
 from shared.config import get_settings
-from shared.models import Account, SmsMessage, utcnow
+from shared.models import Account, SmsMessage, new_id, utcnow
 from shared.sms import jobs, lifecycle, repository
 from shared.sms import status as st
 from shared.telephony import client as twilio
@@ -49,18 +49,18 @@ def accept(
     """Raises InvalidNumber, InvalidCallerId or CallerIdNotAllowed (the sender), and
     InsufficientCredits."""
     settings = get_settings()
+    cost = prices.sms_cost(body)
     sms = SmsMessage(
+        id=new_id(),
         account_id=account.id,
         to_number=to_e164(phone_number, settings.DEFAULT_REGION),
         from_number=caller_ids.choose(session, account.id, from_number),
         name=name,
         body=body,
-        status=st.QUEUED,
+        segments=prices.sms_segments(body),
+        credits_charged=cost,
     )
-    session.add(sms)
-    session.flush()
     # Paid when accepted: raises InsufficientCredits (and the caller rolls back) when short.
-    cost = prices.sms_cost(body)
     ledger.apply(
         session,
         ledger.Change(
@@ -68,10 +68,7 @@ def accept(
         ),
         must_cover=True,
     )
-    sms.credits_charged = cost
-    sms.segments = prices.sms_segments(body)
-    session.flush()
-    lifecycle.accepted(session, sms)
+    lifecycle.accept(session, sms)
     # Owed from now on: the dispatcher claims it within its rate, and this wakes it at once
     # rather than at its next tick.
     jobs.dispatch(session)

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from shared.batches import repository as batches_repository
 from shared.batches import service as batches_service
+from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import service as calls_service
 from shared.campaigns import repository as campaigns
 from shared.db import get_engine, session_scope
@@ -52,7 +52,7 @@ def _batch_of(customer: KeyedClient, call_ids: list[str], handed: list[datetime]
              "handed_at": handed_at, "created_at": now, "updated_at": now}
             for call_id, handed_at in zip(call_ids, handed, strict=True)
         ]  # fmt: skip
-        batches_repository.insert_calls(session, rows)
+        calls_lifecycle.accept_rows(session, rows)
         return batch.id
 
 
