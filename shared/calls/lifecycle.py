@@ -10,8 +10,10 @@ calls does, so two of them never wait for one another in a circle.
 """
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,7 @@ _BATCH_FOLLOWS = frozenset({*st.FINAL, st.INSUFFICIENT_CREDITS, st.QUEUED})
 
 # Rows of a batch's calls per INSERT, and their events'.
 INSERT_CHUNK = 5_000
+_JSON_TIME = TypeAdapter(datetime)
 
 
 def accept(session: Session, call: Call) -> None:
@@ -43,19 +46,16 @@ def accept_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     reading them back (a new call has nothing in its timeline but its queueing)."""
     queued = [{**row, "status": st.QUEUED} for row in rows]
     event_type = types.for_status(types.CALL, st.QUEUED)
+    times: dict[Any, str] = {}
     for start in range(0, len(queued), INSERT_CHUNK):
         chunk = queued[start : start + INSERT_CHUNK]
         session.execute(insert(Call), chunk)
-        drafts = [
-            events.Draft(
-                row["account_id"],
-                event_type,
-                types.CALL,
-                row["id"],
-                views.shown(Call(**{"hangup_requested": False, **row}), []),
-            )
-            for row in chunk
-        ]
+        drafts = []
+        for row in chunk:
+            if row["created_at"] not in times:
+                times[row["created_at"]] = _JSON_TIME.dump_python(row["created_at"], mode="json")
+            shown = views.shown_new(row, times[row["created_at"]])
+            drafts.append(events.Draft(row["account_id"], event_type, types.CALL, row["id"], shown))
         events.append_many(session, drafts)
 
 

@@ -11,6 +11,7 @@ locks it until commit), so the second transaction mostly waits there and never c
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,6 +48,21 @@ _INSERT = text(
 )
 
 
+@dataclass(slots=True)
+class Appended:
+    """An event as written: an Event's fields, without the ORM's cost per object (a batch's
+    100,000 calls append 100,000 events in its request)."""
+
+    id: str
+    account_id: str
+    type: str
+    subject_type: str
+    subject_id: str
+    created_at: datetime
+    data: dict[str, Any]
+    sequence: int = 0
+
+
 @dataclass(frozen=True)
 class Draft:
     """An event to append: what happened to which subject, and the subject as its GET shows it
@@ -68,11 +84,20 @@ def append(
     data: BaseModel | Mapping[str, Any],
 ) -> Event:
     """Append one event; it commits or rolls back with the session's transaction."""
-    [event] = append_many(session, [Draft(account_id, type, subject_type, subject_id, data)])
-    return event
+    [written] = append_many(session, [Draft(account_id, type, subject_type, subject_id, data)])
+    return Event(
+        id=written.id,
+        account_id=written.account_id,
+        type=written.type,
+        subject_type=written.subject_type,
+        subject_id=written.subject_id,
+        sequence=written.sequence,
+        created_at=written.created_at,
+        data=written.data,
+    )
 
 
-def append_many(session: Session, drafts: Sequence[Draft]) -> list[Event]:
+def append_many(session: Session, drafts: Sequence[Draft]) -> list[Appended]:
     """Append events in one statement (a bulk status change's), in the order given: a subject's
     events take its next numbers in that order, and are owed to the account's webhook endpoints
     they match in the same transaction. Returns them as written (not in the session)."""
@@ -80,14 +105,14 @@ def append_many(session: Session, drafts: Sequence[Draft]) -> list[Event]:
         return []
     created_at = utcnow()
     events = [
-        Event(
-            id=new_event_id(),
-            account_id=draft.account_id,
-            type=draft.type,
-            subject_type=draft.subject_type,
-            subject_id=draft.subject_id,
-            created_at=created_at,
-            data=_json(draft.data),
+        Appended(
+            new_event_id(),
+            draft.account_id,
+            draft.type,
+            draft.subject_type,
+            draft.subject_id,
+            created_at,
+            _json(draft.data),
         )
         for draft in drafts
     ]
@@ -97,10 +122,10 @@ def append_many(session: Session, drafts: Sequence[Draft]) -> list[Event]:
     for _ in range(_TRIES):
         numbered = _insert(session, todo, created_at)
         for event in todo:
-            event.sequence = numbered.get(event.id)  # type: ignore[assignment]
+            event.sequence = numbered.get(event.id, 0)
         skipped = {(e.subject_type, e.subject_id) for e in todo if e.id not in numbered}
         if not skipped:
-            webhooks.fan_out(session, events)
+            webhooks.fan_out(session, events)  # type: ignore[arg-type] # an Event's fields
             return events
         # A subject's events go in again together, so their order holds: those of its events
         # that went in are taken out again first.
@@ -114,7 +139,7 @@ def append_many(session: Session, drafts: Sequence[Draft]) -> list[Event]:
     raise RuntimeError(f"events of {sorted(skipped)} found their numbers taken {_TRIES} times")
 
 
-def _insert(session: Session, events: list[Event], created_at: object) -> dict[str, int]:
+def _insert(session: Session, events: list[Appended], created_at: datetime) -> dict[str, int]:
     places: dict[tuple[str, str], int] = {}
     ordinals = []
     for event in events:

@@ -341,6 +341,12 @@ class TestABatch:
         assert types_of(plan.call_id) == ["call.queued", "call.dialing"]
         assert [types_of(c) for c in call_ids[1:]] == [["call.queued", "call.canceled"]] * 2
 
+    def test_a_batchs_call_is_shown_queued_as_its_get_shows_it(self, client: TestClient) -> None:
+        customer = Customer()
+        _, [call_id] = customer.batch(1)
+        [queued] = events_of(call_id)
+        assert queued.data == shown(client, customer.key, f"/api/calls/{call_id}")
+
     def test_its_calls_ending_at_once_complete_it_once(self, client: TestClient) -> None:
         customer = Customer()
         batch_id, call_ids = customer.batch(2)
