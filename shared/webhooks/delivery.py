@@ -91,6 +91,10 @@ def claim_due(session: Session, limit: int = CLAIM_BATCH) -> list[str]:
             .with_for_update(of=WebhookDelivery, skip_locked=True)
         )
     )
+    return _claim(session, deliveries, now)
+
+
+def _claim(session: Session, deliveries: list[WebhookDelivery], now: datetime) -> list[str]:
     lease = timedelta(seconds=get_settings().WEBHOOK_CLAIM_SECONDS)
     attempts = []
     for delivery in deliveries:
@@ -101,6 +105,51 @@ def claim_due(session: Session, limit: int = CLAIM_BATCH) -> list[str]:
     session.add_all(attempts)
     session.flush()
     return [attempt.id for attempt in attempts]
+
+
+def claim_next(session: Session, attempt_id: str) -> str | None:
+    """Once the attempt's delivery is delivered or given up: the same subject's next delivery to
+    the same endpoint, claimed at once if it is due (its new attempt's id), so a subject's events
+    follow each other without waiting a tick apart. None when there is none, it is not due, or
+    another transaction holds it."""
+    done = session.scalar(
+        select(WebhookDelivery)
+        .join(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
+        .where(WebhookAttempt.id == attempt_id, WebhookDelivery.state != PENDING)
+    )
+    if done is None:
+        return None
+    now = utcnow()
+    # The lowest pending one, whoever holds it: skipping a locked one would send a later event
+    # before it.
+    following = session.scalar(
+        select(WebhookDelivery.id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.endpoint_id == done.endpoint_id,
+            WebhookDelivery.subject_type == done.subject_type,
+            WebhookDelivery.subject_id == done.subject_id,
+            WebhookDelivery.state == PENDING,
+            WebhookEndpoint.enabled,
+        )
+        .order_by(WebhookDelivery.sequence)
+        .limit(1)
+    )
+    if following is None:
+        return None
+    delivery = session.scalar(
+        select(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == following,
+            WebhookDelivery.state == PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    if delivery is None:
+        return None
+    [claimed] = _claim(session, [delivery], now)
+    return claimed
 
 
 def start(session: Session, attempt_id: str) -> Request | None:

@@ -33,10 +33,18 @@ def tick() -> int:
 # claim long taken again (the database, not the broker, sends a lost attempt again).
 @app.task(name=jobs.DELIVER, acks_late=False)
 def deliver(attempt_id: str) -> str:
-    with session_scope() as session:
-        request = delivery.start(session, attempt_id)
-    if request is None:
-        return "not sent: claimed again, sent again, delivered or given up meanwhile"
-    outcome = delivery.send(request)
-    with session_scope() as session:
-        return delivery.record(session, attempt_id, outcome)
+    """The attempt, then the same subject's next event to the same endpoint, and so on while
+    each is delivered (or given up) and the next is due."""
+    said: list[str] = []
+    next_attempt: str | None = attempt_id
+    while next_attempt is not None:
+        with session_scope() as session:
+            request = delivery.start(session, next_attempt)
+        if request is None:
+            said.append("not sent: claimed again, sent again, delivered or given up meanwhile")
+            break
+        outcome = delivery.send(request)
+        with session_scope() as session:
+            said.append(delivery.record(session, next_attempt, outcome))
+            next_attempt = delivery.claim_next(session, next_attempt)
+    return "; ".join(said)
