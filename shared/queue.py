@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 def get_celery() -> Celery:
     """The Celery app both sides share: the API sends with it, the workers run it."""
     settings = get_settings()
-    app = Celery("toingg", broker=settings.redis_url)
+    # Its own event dispatcher: Celery 5.6's drops task events the pool's threads send during a
+    # flush (shared/task_events.py).
+    app = Celery("toingg", broker=settings.redis_url, events="shared.task_events:Events")
     app.conf.update(
         task_default_queue="default",
         task_create_missing_queues=False,
