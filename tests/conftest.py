@@ -44,7 +44,6 @@ def _configure_environment() -> None:
         process, url = embedded_redis.start(_TMP / "redis", persist=False)
         atexit.register(process.kill)
         os.environ["REDIS_URL"] = url
-        os.environ["TEST_REDIS_EMBEDDED"] = "1"
     os.environ["TEST_API_PORT"] = str(_free_port())
     os.environ["TEST_CARRIER_PORT"] = str(_free_port())
     os.environ["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{os.environ['TEST_API_PORT']}"

@@ -8,8 +8,6 @@ import time
 import uuid
 from collections import Counter
 
-import pytest
-
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.models import SmsMessage, utcnow
@@ -128,13 +126,6 @@ def _sms_of(event: dict) -> str:  # type: ignore[type-arg]
 
 
 class TestATaskForAMessageSentAlready:
-    # Known open defect: on a Redis server of one's own (CI's second pass) neither duplicate
-    # task's end is seen within 30 s; on the embedded Redis both end "not taken" and no slot is
-    # taken. Skipped there until the cause is found, not passed.
-    @pytest.mark.skipif(
-        os.environ.get("TEST_REDIS_EMBEDDED") != "1",
-        reason="open defect: the duplicate tasks' ends are not seen on a Redis of one's own",
-    )
     def test_takes_no_rate_slot(
         self, api_server: str, carrier: Carrier, stack: StackProcesses
     ) -> None:
