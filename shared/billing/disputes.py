@@ -84,6 +84,11 @@ def open_dispute(session: Session, account_id: str) -> str | None:
     )
 
 
+def is_blocked(session: Session, account_id: str) -> bool:
+    """Whether the account is blocked, as the last commit left it."""
+    return bool(session.scalar(select(Account.disputed).where(Account.id == account_id)))
+
+
 def ensure_not_blocked(session: Session, account: Account) -> None:
     """Raises AccountBlocked for a blocked account: it places no new calls or SMS."""
     if account.disputed:

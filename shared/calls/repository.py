@@ -33,7 +33,7 @@ def _batch_may_dial() -> ColumnElement[bool]:
 
 def _account_may_dial() -> ColumnElement[bool]:
     # A disputed account's calls are not owed until its block is lifted (claim checks it too,
-    # under the account's lock).
+    # under the account's lock, and the fence once more, for a claim out when the block came).
     return Call.account_id.not_in(disputes.blocked_accounts())
 
 
@@ -210,13 +210,14 @@ def batch_stopped(session: Session, batch_id: str | None) -> bool:
     return session.scalar(select(Batch.status).where(Batch.id == batch_id)) in STOPPED_BATCHES
 
 
-def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -> bool:
+def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -> str | None:
     """Right before the create request: the claim is still this attempt's, with no SID, no
-    hang-up asked for, its batch neither paused nor canceled, and it was taken after
-    `taken_after`. An UPDATE, not a read: it waits for a reconcile handing the claim back, or a
-    hang-up being asked, and sees what they commit, where a read would see the row as it was and
-    dial a call just given to another worker, or just hung up."""
-    result: CursorResult = session.execute(  # type: ignore[assignment]
+    hang-up asked for, its batch neither paused nor canceled, its account not blocked, and it
+    was taken after `taken_after`. An UPDATE, not a read: it waits for a reconcile handing the
+    claim back, or a hang-up being asked, and sees what they commit, where a read would see the
+    row as it was and dial a call just given to another worker, or just hung up. The call's
+    account when the request may be sent, else None."""
+    return session.scalar(
         update(Call)
         .where(
             Call.id == call_id,
@@ -226,10 +227,12 @@ def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -
             Call.hangup_requested.is_(False),
             Call.dial_started_at > taken_after,
             _batch_may_dial(),
+            _account_may_dial(),
         )
         .values(updated_at=utcnow())
+        .returning(Call.account_id)
+        .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
 
 
 def untaken(session: Session, handed_before: datetime) -> list[tuple[str, Claimable]]:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.batches import stops as batch_stops
-from shared.billing import ledger, prices
+from shared.billing import disputes, ledger, prices
 from shared.caller_ids import service as caller_ids
 from shared.calls import jobs, lifecycle, repository
 from shared.calls import status as st
@@ -279,12 +279,20 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
     ended within TWILIO_TIMEOUT_SECONDS, to be over on our side before reconcile may look (see
     `reconcile` for Twilio's side). Nor is it sent once a hang-up was asked for, or the batch
     was paused or canceled: the worker last looked at the stop flag before its wait for a slot,
-    and a hang-up asked for before a SID is known waits for the SID (`sid_arrives`).
+    and a hang-up asked for before a SID is known waits for the SID (`sid_arrives`). Nor once
+    the account was blocked by a dispute, or its caller ID was taken from the account: either
+    may commit while the claim is out, after the claim and the take looked. A call whose caller
+    ID was taken fails here.
     """
     settings = get_settings()
     now = utcnow()
     taken_after = now - timedelta(seconds=settings.dial_fence_seconds)
-    if not repository.fence(session, plan.call_id, plan.attempt, taken_after):
+    account_id = repository.fence(session, plan.call_id, plan.attempt, taken_after)
+    if account_id is None:
+        return None
+    refused = caller_ids.refusal(session, account_id, plan.from_)
+    if refused is not None:
+        fail(session, plan, refused.code, str(refused))
         return None
     return now + timedelta(seconds=settings.TWILIO_TIMEOUT_SECONDS)
 
@@ -292,8 +300,10 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
 def fenced_off(session: Session, plan: DialPlan) -> bool:
     """The fence refused the create request: settle the claim as the reason says. A hang-up was
     asked for: the call ends unplaced, and never rings. Its batch was paused or canceled: it
-    stands down. Its claim is still this attempt's but too old: it goes back to the queue, and
-    True says this worker should dial it again. Reconciled or ended meanwhile: left alone."""
+    stands down. Its account was blocked: it goes back to the dispatcher, which claims it once
+    the block is lifted. Its claim is still this attempt's but too old: it goes back to the
+    queue, and True says this worker should dial it again. Reconciled or ended meanwhile (its
+    caller ID taken, the fence failed it): left alone."""
     call = session.get(Call, plan.call_id, populate_existing=True)
     if call is None or call.attempt != plan.attempt or call.status != st.DIALING:
         return False
@@ -302,6 +312,10 @@ def fenced_off(session: Session, plan: DialPlan) -> bool:
         return False
     if repository.batch_stopped(session, plan.batch_id):
         stand_down(session, plan)
+        return False
+    if disputes.is_blocked(session, call.account_id):
+        release(session, plan)
+        repository.owe(session, plan.call_id)
         return False
     return release(session, plan)
 

@@ -23,7 +23,8 @@ def get_for_account(session: Session, account_id: str, ref: str) -> SmsMessage |
 
 
 def _may_send() -> ColumnElement[bool]:
-    # A blocked account's messages wait, like its calls.
+    # A blocked account's messages wait, like its calls: not claimed, and a claim out with its
+    # worker when the block came is not sent (the fence).
     return SmsMessage.account_id.not_in(disputes.blocked_accounts())
 
 
@@ -74,10 +75,11 @@ def take(session: Session, sms_id: str, claimed: str, attempt: str) -> Taken | N
     return None if row is None else Taken(*row)
 
 
-def fence(session: Session, sms_id: str, claimed: str, taken_after: datetime) -> bool:
-    """Right before the create request: the claim is still this attempt's, with no SID, and was
-    taken after `taken_after` (an UPDATE, for the reason `calls.repository.fence` gives)."""
-    result: CursorResult = session.execute(  # type: ignore[assignment]
+def fence(session: Session, sms_id: str, claimed: str, taken_after: datetime) -> str | None:
+    """Right before the create request: the claim is still this attempt's, with no SID, its
+    account not blocked, and was taken after `taken_after` (an UPDATE, for the reason
+    `calls.repository.fence` gives). The message's account when it may be sent, else None."""
+    return session.scalar(
         update(SmsMessage)
         .where(
             SmsMessage.id == sms_id,
@@ -85,10 +87,12 @@ def fence(session: Session, sms_id: str, claimed: str, taken_after: datetime) ->
             SmsMessage.status == st.SENDING,
             SmsMessage.twilio_sid.is_(None),
             SmsMessage.send_started_at > taken_after,
+            _may_send(),
         )
         .values(updated_at=utcnow())
+        .returning(SmsMessage.account_id)
+        .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
 
 
 def _unsent(sms_id: str, claimed: str) -> list[ColumnElement[bool]]:

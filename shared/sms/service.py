@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.billing import ledger, prices
+from shared.billing import disputes, ledger, prices
 from shared.caller_ids import service as caller_ids
 from shared.config import get_settings
 from shared.models import Account, SmsMessage, new_id, utcnow
@@ -113,9 +113,33 @@ def fence(session: Session, plan: SendPlan) -> bool:
     """The last look at the claim, immediately before its create request: whether it may be
     sent. Reconcile may hand a claim to another worker DIAL_AMBIGUOUS_SECONDS after it was
     taken, so, as a call's, it is sent only while still this attempt's and young enough
-    (`dial_fence_seconds`) for the request to be over before then (see `calls.service.fence`)."""
+    (`dial_fence_seconds`) for the request to be over before then (see `calls.service.fence`).
+    Nor once its account was blocked, or its sender taken from the account, while the claim was
+    out: a message whose sender was taken fails here."""
     taken_after = utcnow() - timedelta(seconds=get_settings().dial_fence_seconds)
-    return repository.fence(session, plan.sms_id, plan.attempt, taken_after)
+    account_id = repository.fence(session, plan.sms_id, plan.attempt, taken_after)
+    if account_id is None:
+        return False
+    refused = caller_ids.refusal(session, account_id, plan.from_)
+    if refused is not None:
+        fail(session, plan, refused.code, str(refused))
+        return False
+    return True
+
+
+def fenced_off(session: Session, plan: SendPlan) -> bool:
+    """The fence refused the create request: settle the claim as the reason says. Its account
+    was blocked: back to the dispatcher, which claims it once the block is lifted. Its claim is
+    still this attempt's but too old: back to the queue, and True says this worker should send
+    it again. Reconciled or ended meanwhile (its sender taken, the fence failed it): left
+    alone."""
+    sms = session.get(SmsMessage, plan.sms_id, populate_existing=True)
+    if sms is None or sms.attempt != plan.attempt or sms.status != st.SENDING:
+        return False
+    if disputes.is_blocked(session, sms.account_id):
+        _requeue(session, plan, handed_at=None)
+        return False
+    return release(session, plan)
 
 
 def resend_untaken(session: Session, handed_before: datetime) -> int:
@@ -134,13 +158,19 @@ def record_sent(session: Session, plan: SendPlan, sid: str, segments: int) -> No
 def release(session: Session, plan: SendPlan) -> bool:
     """Give the message back to the queue: Twilio did not take it. The worker retries it on its
     own (the dispatcher leaves a message just handed back alone)."""
+    return _requeue(session, plan, handed_at=utcnow())
+
+
+def _requeue(session: Session, plan: SendPlan, handed_at: datetime | None) -> bool:
+    """Queued again, if the claim is still this attempt's; the dispatcher hands it out once
+    `handed_at` is stale (at once when None)."""
     return repository.move_attempt(
         session,
         plan.sms_id,
         plan.attempt,
         st.QUEUED,
         attempt=None,
-        handed_at=utcnow(),
+        handed_at=handed_at,
         send_started_at=None,
     )
 

@@ -58,7 +58,10 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     if ends_by is None:
         if again:
             raise self.retry(args=[call_id], countdown=backoff_seconds(self.request.retries))
-        return "not placed: hung up, its batch stopped, or its claim reconciled or ended"
+        return (
+            "not placed: hung up, its batch stopped, its account blocked, its caller ID removed,"
+            " or its claim reconciled or ended"
+        )
     dialed_at = utcnow()
     try:
         remote = twilio.create_call(

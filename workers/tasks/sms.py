@@ -38,12 +38,12 @@ def send(self: Task, sms_id: str, claimed: str | None = None) -> str:
     time.sleep(slot.wait_seconds)
     with session_scope() as session:
         fenced = sms_service.fence(session, plan)
-        # Not sent: a claim still ours but too old goes back to the queue, to be sent anew.
-        released = not fenced and sms_service.release(session, plan)
+        # Not sent: the claim is settled as the reason says, and maybe sent anew.
+        again = not fenced and sms_service.fenced_off(session, plan)
     if not fenced:
-        if released:
+        if again:
             raise self.retry(args=[sms_id], countdown=backoff_seconds(self.request.retries))
-        return "not sent: its claim was reconciled meanwhile"
+        return "not sent: its account blocked, its sender removed, or its claim reconciled"
     try:
         message = twilio.send_sms(
             to=plan.to,
