@@ -1,19 +1,26 @@
-"""What the calls' and the SMS dispatchers share: how much each hands out at a time, when a
-claim no worker took counts as lost, and one tick at a time.
+"""What the calls' and the SMS dispatchers share: how much each hands out at a time, claims of
+one window taking turns, when a claim no worker took counts as lost, and one tick at a time.
 
 Both keep what is owed in the database and put on the broker only what can be sent within the
 next few seconds, each task carrying its claim's attempt; a task lost with its message leaves a
 claim nobody took, and that claim is handed out again once it is stale.
 """
 
+import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
 from shared.config import get_settings
 from shared.models import utcnow
 from shared.redis_client import get_redis
+
+log = logging.getLogger(__name__)
 
 
 def window(rate_per_second: float, burst: int = 0) -> int:
@@ -31,10 +38,21 @@ def stale_before() -> datetime:
     return utcnow() - timedelta(seconds=get_settings().DISPATCH_STALE_SECONDS)
 
 
+def hold_window(session: Session, name: str) -> None:
+    """Until this transaction ends, the `name` dispatcher's window is this transaction's: a claim
+    against it in another waits here, then counts what this one left. So two ticks at once (the
+    guard in Redis lost with a restart, or outlived) never claim the same free room twice; in
+    one tick, claims come one after another anyway."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"toingg:{name}:window"}
+    )
+
+
 @contextmanager
 def one_at_a_time(name: str) -> Iterator[bool]:
-    """Whether this tick of the `name` dispatcher may run: two at once would claim for the same
-    free room twice (the claims are conditional, so nothing is sent twice, but the window is)."""
+    """Whether this tick of the `name` dispatcher may run: a second at once would only do the
+    first's work again (the window is held in the database, `hold_window`). A guard lost
+    meanwhile (Redis restarted, or the tick outlived its expiry) is no failure of the tick."""
     lock = get_redis().lock(f"toingg:{name}:dispatch", timeout=30, blocking=False)
     if not lock.acquire():
         yield False
@@ -42,4 +60,7 @@ def one_at_a_time(name: str) -> Iterator[bool]:
     try:
         yield True
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except RedisError as exc:
+            log.warning("the %s dispatcher's guard was lost during its tick: %s", name, exc)

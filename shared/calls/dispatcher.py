@@ -52,6 +52,7 @@ def hand_out(transaction: Transaction) -> int:
     and sent in one of its own. Returns how many calls were claimed."""
     stale_before = dispatch.stale_before()
     with transaction() as session:
+        dispatch.hold_window(session, "calls")
         calls_service.resend_untaken(session, stale_before)
         free = window() - repository.count_unsent(session, stale_before)
         groups = repository.owed_groups(session, stale_before) if free > 0 else []
@@ -96,6 +97,12 @@ def serve(
         text("SELECT set_config('lock_timeout', :timeout, true)"),
         {"timeout": f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms"},
     )
+    # Counted again under the window's lock: what the tick read at its start may have been
+    # claimed since by another tick at the same moment.
+    dispatch.hold_window(session, "calls")
+    take = min(take, window() - repository.count_unsent(session, stale_before))
+    if take <= 0:
+        return 0
     owed = [
         repository.owed_ids(session, stale_before, account_id, batch_id, take)
         for batch_id in batch_ids[:take]

@@ -27,6 +27,7 @@ def window() -> int:
 
 def hand_out(session: Session) -> int:
     stale_before = dispatch.stale_before()
+    dispatch.hold_window(session, "sms")
     sms_service.resend_untaken(session, stale_before)
     free = window() - repository.count_unsent(session, stale_before)
     if free <= 0:

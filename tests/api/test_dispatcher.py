@@ -12,7 +12,8 @@ from sqlalchemy import select, text, update
 from shared.calls import dispatcher
 from shared.config import get_settings
 from shared.db import get_engine, session_scope
-from shared.models import Account, Call
+from shared.models import Account, Call, CreditEntry
+from shared.redis_client import get_redis
 from tests import factories
 from tests.api.conftest import KeyedClient
 from tests.stack import wait_until
@@ -172,3 +173,87 @@ class TestOneTransactionPerAccount:
         ticking.join(timeout=30)
         assert handed == [2]
         assert _status(second) == {"dialing": 1}
+
+
+def _waiting_for_locks() -> int:
+    with get_engine().connect() as connection:
+        return int(
+            connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            or 0
+        )
+
+
+def _reservations(account_ids: list[str]) -> Counter[str]:
+    with session_scope() as session:
+        return Counter(
+            session.scalars(
+                select(CreditEntry.subject_id).where(
+                    CreditEntry.account_id.in_(account_ids),
+                    CreditEntry.reason == "call_reservation",
+                )
+            )
+        )
+
+
+class TestTwoTicksAtOnce:
+    """Beat's tick and a wake-up (a call accepted, a batch resumed) at the same moment. One runs
+    and the other does nothing while the guard in Redis holds; without it (Redis restarted
+    empty, or a tick that outlived the guard's expiry) both claim, and still no call is claimed
+    twice and no more than the window is out with workers."""
+
+    def _ticks(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch, guard_lost: bool
+    ) -> tuple[list[KeyedClient], list[object]]:
+        """The first tick claims the first account's share, then is held at the second's claim
+        while the second tick runs; then both go on."""
+        monkeypatch.setattr(get_settings(), "DISPATCH_WINDOW", 4)
+        monkeypatch.setattr(dispatcher, "LOCK_TIMEOUT_SECONDS", 60, raising=False)
+        # Neither served before: their turns come in the order of their ids.
+        customers = sorted(
+            (_account_with_batch(api, numbers=4) for _ in range(2)),
+            key=lambda customer: customer.account_id,
+        )
+        results: list[object] = []
+
+        def tick() -> None:
+            try:
+                results.append(_tick())
+            except Exception as exc:
+                results.append(exc)
+
+        ticks = [threading.Thread(target=tick) for _ in range(2)]
+        with get_engine().connect() as holder:
+            holder.execute(
+                select(Account.id).where(Account.id == customers[1].account_id).with_for_update()
+            )
+            ticks[0].start()
+            wait_until(lambda: _waiting_for_locks() == 1, 20, message="the first tick waits")
+            if guard_lost:
+                get_redis().delete("toingg:calls:dispatch")
+            ticks[1].start()
+            if guard_lost:
+                wait_until(lambda: _waiting_for_locks() == 2, 20, message="the second waits")
+            else:
+                ticks[1].join(timeout=20)
+            holder.rollback()
+        for thread in ticks:
+            thread.join(timeout=120)
+        return customers, results
+
+    @pytest.mark.parametrize("guard_lost", [False, True], ids=["guarded", "guard lost"])
+    def test_no_call_is_claimed_twice_and_the_window_holds(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch, guard_lost: bool
+    ) -> None:
+        customers, results = self._ticks(api, monkeypatch, guard_lost)
+        dialing = sum(_status(customer)["dialing"] for customer in customers)
+        assert dialing == 4, f"{dialing} claims out with workers, the window is 4"
+        claims = _reservations([customer.account_id for customer in customers])
+        assert set(claims.values()) == {1}
+        assert all(isinstance(result, int) for result in results), results
+        if not guard_lost:
+            assert sorted(results) == [0, 4]  # type: ignore[type-var]
