@@ -5,17 +5,20 @@ in a transaction of its own."""
 import itertools
 import threading
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
-from shared.calls import dispatcher
+from shared.calls import dispatcher, repository
 from shared.config import get_settings
-from shared.db import get_engine, session_scope
-from shared.models import Account, Call, CreditEntry
+from shared.db import get_engine, get_sessionmaker, session_scope
+from shared.models import Account, Call, CreditEntry, DispatchTurn
 from shared.redis_client import get_redis
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.concurrency import Racer
 from tests.stack import wait_until
 
 
@@ -257,3 +260,41 @@ class TestTwoTicksAtOnce:
         assert all(isinstance(result, int) for result in results), results
         if not guard_lost:
             assert sorted(results) == [0, 4]  # type: ignore[type-var]
+
+
+class TestTurnsNotedAtOnce:
+    def test_neither_fails_and_each_group_keeps_one_turn_the_later(self, api: KeyedClient) -> None:
+        # A group's first turn noted by two transactions at once: the second waits for the
+        # first's row, then moves it on (its single calls' group is the one without a batch).
+        customer = _account_with_batch(api, numbers=1)
+        with session_scope() as session:
+            [batch_id] = session.scalars(
+                select(Call.batch_id).where(Call.account_id == customer.account_id)
+            )
+        groups: set[str | None] = {None, batch_id}
+
+        def note(session: Session) -> None:
+            repository.note_served(session, customer.account_id, groups)
+
+        def turns(session: Session) -> dict[str | None, datetime]:
+            rows = session.execute(
+                select(DispatchTurn.batch_id, DispatchTurn.served_at).where(
+                    DispatchTurn.account_id == customer.account_id
+                )
+            )
+            return {batch: served_at for batch, served_at in rows}
+
+        held = get_sessionmaker()()
+        try:
+            note(held)
+            first = turns(held)
+            noting = Racer(note)
+            noting.wait_until_blocked()
+            held.commit()
+        finally:
+            held.close()
+        noting.join()
+        with session_scope() as session:
+            last = turns(session)
+        assert set(last) == groups
+        assert all(last[group] > first[group] for group in groups)
