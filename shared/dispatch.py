@@ -1,5 +1,6 @@
-"""What the calls' and the SMS dispatchers share: how much each hands out at a time, claims of
-one window taking turns, when a claim no worker took counts as lost, and one tick at a time.
+"""What the calls' and the SMS dispatchers share: how much each hands out at a time, how a window
+is dealt between the accounts in their turn, claims of one window taking turns, when a claim no
+worker took counts as lost, and one tick at a time.
 
 Both keep what is owed in the database and put on the broker only what can be sent within the
 next few seconds, each task carrying its claim's attempt; a task lost with its message leaves a
@@ -8,7 +9,7 @@ claim nobody took, and that claim is handed out again once it is stale.
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -30,6 +31,30 @@ def window(rate_per_second: float, burst: int = 0) -> int:
     # workers fed through a late one, where one and a half ran dry and lost slots for good.
     paced = math.ceil(rate_per_second * 2.5) + burst
     return max(1, min(get_settings().DISPATCH_WINDOW, paced))
+
+
+def deal(free: int, accounts: Sequence[str], serve: Callable[[str, int], int]) -> int:
+    """Share `free` claims between the accounts with something owed, in the order of their turn
+    (the least recently served first): an equal share each, then, in a second round, what those
+    that took less than their share (nothing more owed, no free line, no credit, a failure) left
+    to the others. With more accounts than claims, those first in turn take one each, and are
+    last in turn at the next tick. `serve(account, take)` claims up to `take` of the account's
+    and says how many it claimed. Returns how many were claimed in all."""
+    handed = 0
+    done: set[str] = set()
+    for _ in range(2):
+        serving = [account for account in accounts if account not in done]
+        share = math.ceil(free / max(1, len(serving)))
+        for account in serving:
+            take = min(share, free)
+            if take <= 0:
+                break
+            claimed = serve(account, take)
+            if claimed < take:
+                done.add(account)
+            free -= claimed
+            handed += claimed
+    return handed
 
 
 def stale_before() -> datetime:

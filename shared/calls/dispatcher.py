@@ -15,7 +15,6 @@ calls whose final callback never came.
 
 import itertools
 import logging
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict
@@ -59,29 +58,16 @@ def hand_out(transaction: Transaction) -> int:
     accounts: dict[str, list[str | None]] = {}
     for account_id, batch_id in groups:
         accounts.setdefault(account_id, []).append(batch_id)
-    handed = 0
-    # Accounts that took less than their share (nothing more owed, no free line, no credit, a
-    # failure): the second round leaves them alone.
-    done: set[str] = set()
-    # Two rounds: an equal share each, in turn, then what the accounts done left to the others.
-    for _ in range(2):
-        serving = [account_id for account_id in accounts if account_id not in done]
-        share = math.ceil(free / max(1, len(serving)))
-        for account_id in serving:
-            take = min(share, free)
-            if take <= 0:
-                break
-            try:
-                with transaction() as session:
-                    claimed = serve(session, stale_before, account_id, accounts[account_id], take)
-            except Exception:
-                log.exception("account %s: its calls could not be claimed this tick", account_id)
-                claimed = 0
-            if claimed < take:
-                done.add(account_id)
-            free -= claimed
-            handed += claimed
-    return handed
+
+    def serve_account(account_id: str, take: int) -> int:
+        try:
+            with transaction() as session:
+                return serve(session, stale_before, account_id, accounts[account_id], take)
+        except Exception:
+            log.exception("account %s: its calls could not be claimed this tick", account_id)
+            return 0
+
+    return dispatch.deal(free, list(accounts), serve_account)
 
 
 def serve(

@@ -17,6 +17,7 @@ from shared.models.external_event import ExternalEvent
 from shared.models.idempotency_key import IdempotencyKey
 from shared.models.script import Script
 from shared.models.sms_message import SmsMessage
+from shared.models.sms_turn import SmsTurn
 from shared.models.webhook_delivery import WebhookAttempt, WebhookDelivery
 from shared.models.webhook_endpoint import WebhookEndpoint
 
@@ -37,6 +38,7 @@ __all__ = [
     "IdempotencyKey",
     "Script",
     "SmsMessage",
+    "SmsTurn",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

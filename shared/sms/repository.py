@@ -3,10 +3,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.billing import disputes
-from shared.models import SmsMessage, utcnow
+from shared.models import SmsMessage, SmsTurn, utcnow
 from shared.sms import lifecycle
 from shared.sms import status as st
 
@@ -133,19 +134,52 @@ def sid_for_callback(session: Session, sms_id: str, sid: str) -> str | None:
     )
 
 
-def owed_ids(session: Session, stale_before: datetime, limit: int) -> list[str]:
-    """Queued messages no worker holds, oldest first: never handed out, or handed back so long
-    ago that the task that was to send them again is lost."""
+def _owed(stale_before: datetime) -> ColumnElement[bool]:
+    """Queued messages no worker holds: never handed out, or handed back so long ago that the
+    task that was to send them again is lost."""
+    return (
+        (SmsMessage.status == st.QUEUED)
+        & or_(SmsMessage.handed_at.is_(None), SmsMessage.handed_at < stale_before)
+        & _may_send()
+    )
+
+
+def owed_accounts(session: Session, stale_before: datetime) -> list[str]:
+    """The accounts with messages owed, in the order they take their turn: the account served
+    longest ago first (one never served before any)."""
+    owed = select(SmsMessage.account_id).where(_owed(stale_before)).distinct().subquery()
+    return list(
+        session.scalars(
+            select(owed.c.account_id)
+            .outerjoin(SmsTurn, SmsTurn.account_id == owed.c.account_id)
+            .order_by(SmsTurn.served_at.asc().nulls_first(), owed.c.account_id)
+        )
+    )
+
+
+def owed_ids(session: Session, stale_before: datetime, account_id: str, limit: int) -> list[str]:
+    """The account's messages owed, oldest first."""
     return list(
         session.scalars(
             select(SmsMessage.id)
-            .where(
-                SmsMessage.status == st.QUEUED,
-                or_(SmsMessage.handed_at.is_(None), SmsMessage.handed_at < stale_before),
-                _may_send(),
-            )
+            .where(_owed(stale_before), SmsMessage.account_id == account_id)
             .order_by(SmsMessage.created_at, SmsMessage.id)
             .limit(limit)
+        )
+    )
+
+
+def note_served(session: Session, account_ids: Sequence[str]) -> None:
+    """These accounts' messages were just claimed: they had their turn, now."""
+    if not account_ids:
+        return
+    now = utcnow()
+    statement = insert(SmsTurn).values(
+        [{"account_id": account_id, "served_at": now} for account_id in account_ids]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[SmsTurn.account_id], set_={"served_at": statement.excluded.served_at}
         )
     )
 

@@ -117,7 +117,12 @@ class TestQueuedCalls:
 
 def sms_owed(sms_id: str) -> bool:
     with session_scope() as session:
-        return sms_id in sms_repository.owed_ids(session, utcnow() + timedelta(minutes=5), 10_000)
+        sms = session.get(SmsMessage, sms_id)
+        assert sms is not None
+        owed = sms_repository.owed_ids(
+            session, utcnow() + timedelta(minutes=5), sms.account_id, 10_000
+        )
+        return sms_id in owed
 
 
 class TestQueuedSms:
