@@ -180,7 +180,15 @@ def start(session: Session, attempt_id: str) -> Request | None:
     return Request(
         attempt_id=attempt_id,
         url=endpoint.url,
-        message=sending.message(event.id, event.type, event.created_at, event.data),
+        message=sending.message(
+            event.id,
+            event.type,
+            event.created_at,
+            event.data,
+            subject_type=event.subject_type,
+            subject_id=event.subject_id,
+            sequence=event.sequence,
+        ),
         secrets=endpoints.signing_secrets(endpoint, now),
     )
 

@@ -46,11 +46,30 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def message(event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> Message:
-    """The body the specification describes: {type, timestamp, data}."""
+def message(
+    event_id: str,
+    event_type: str,
+    created_at: datetime,
+    data: dict[str, Any],
+    *,
+    subject_type: str,
+    subject_id: str,
+    sequence: int,
+) -> Message:
+    """The body the specification describes, {type, timestamp, data}, with the event's subject
+    and its number among that subject's events as GET /api/events shows them: the data alone
+    does not always name its subject (credits), and a receiver orders and deduplicates a
+    subject's events by these without asking the API."""
     timestamp = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     body = json.dumps(
-        {"type": event_type, "timestamp": timestamp, "data": data},
+        {
+            "type": event_type,
+            "timestamp": timestamp,
+            "subjectType": subject_type,
+            "subjectId": subject_id,
+            "sequence": sequence,
+            "data": data,
+        },
         separators=(",", ":"),
         ensure_ascii=False,
     )

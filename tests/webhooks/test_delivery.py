@@ -110,6 +110,9 @@ class TestSigned:
             assert body["type"] == "call.completed"
             assert body["data"] == event.data
             assert body["timestamp"].endswith("Z")
+            assert (body["subjectType"], body["subjectId"], body["sequence"]) == (
+                "call", event.subject_id, event.sequence,
+            )  # fmt: skip
         page = customer.get(f"{PATH}/{endpoint_id}/deliveries").json()
         [shown] = page["items"]
         assert shown["eventId"] == event.id and shown["state"] == "delivered"
