@@ -23,8 +23,10 @@ from shared.db import get_sessionmaker, session_scope
 from shared.models import Account, Call, SmsMessage
 from shared.ratelimit import carrier as carrier_limits
 from shared.ratelimit.gcra import Bucket, Decision
+from shared.sms import dispatcher as sms_dispatcher
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.concurrency import Racer
 from tests.stack import Carrier
 
 
@@ -158,6 +160,26 @@ class TestAnSmsOutWithItsWorker:
         assert sms_tick() == 1
         send_claimed(sms_id)
         assert texts_to(carrier_at_api, to) == 1
+
+    def test_claimed_while_its_block_commits_is_not_sent(
+        self, customer: tuple[KeyedClient, str], carrier_at_api: Carrier
+    ) -> None:
+        # The tick's claim reads the account unblocked while the dispute's block is written and
+        # not committed (a message's claim locks no account), and claims it.
+        api, _ = customer
+        sms_id, to = accept_sms(api)
+        held = get_sessionmaker()()
+        try:
+            block(api.account_id)(held)
+            ticking = Racer(sms_dispatcher.hand_out)
+            ticking.wait_until_blocked_or_done()
+            held.commit()
+        finally:
+            held.close()
+        ticking.join()
+        send_claimed(sms_id)
+        assert texts_to(carrier_at_api, to) == 0, "a blocked account's SMS was sent"
+        assert api.get(f"/api/sms/{sms_id}").json()["status"] == "queued"
 
     def test_is_not_sent_from_a_number_removed_meanwhile(
         self,
