@@ -3,6 +3,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared.calls import repository as calls_repository
 from shared.calls import status as st
 from shared.models import Batch, Call
 
@@ -30,17 +31,23 @@ def has_unfinished(session: Session, batch_id: str) -> bool:
 def unhand_queued(session: Session, batch_id: str) -> None:
     session.execute(
         update(Call)
-        .where(Call.batch_id == batch_id, Call.status == st.QUEUED)
+        .where(
+            Call.id.in_(
+                calls_repository.locking(Call.batch_id == batch_id, Call.status == st.QUEUED)
+            )
+        )
         .values(handed_at=None)
     )
 
 
 def live_call_ids(session: Session, batch_id: str) -> list[str]:
+    """In id order: a cancel hangs them up, and so locks them, one by one in this order, as
+    every statement that changes many calls takes its rows (`calls.repository.locking`)."""
     return list(
         session.scalars(
-            select(Call.id).where(
-                Call.batch_id == batch_id, Call.status.in_((st.DIALING, *st.LIVE))
-            )
+            select(Call.id)
+            .where(Call.batch_id == batch_id, Call.status.in_((st.DIALING, *st.LIVE)))
+            .order_by(Call.id)
         )
     )
 

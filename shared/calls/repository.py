@@ -364,11 +364,15 @@ def hand_out_owed_hang_ups(session: Session, handed_before: datetime) -> list[st
         session.scalars(
             update(Call)
             .where(
-                Call.hangup_requested.is_(True),
-                Call.hangup_sent_at.is_(None),
-                Call.status.in_(st.LIVE),
-                Call.twilio_sid.is_not(None),
-                or_(Call.hangup_handed_at.is_(None), Call.hangup_handed_at < handed_before),
+                Call.id.in_(
+                    locking(
+                        Call.hangup_requested.is_(True),
+                        Call.hangup_sent_at.is_(None),
+                        Call.status.in_(st.LIVE),
+                        Call.twilio_sid.is_not(None),
+                        or_(Call.hangup_handed_at.is_(None), Call.hangup_handed_at < handed_before),
+                    )
+                )
             )
             .values(hangup_handed_at=now, updated_at=now)
             .returning(Call.id)
@@ -571,7 +575,9 @@ def owe(session: Session, call_id: str) -> None:
 
 
 def mark_handed(session: Session, call_ids: Sequence[str]) -> None:
-    session.execute(update(Call).where(Call.id.in_(call_ids)).values(handed_at=utcnow()))
+    session.execute(
+        update(Call).where(Call.id.in_(locking(Call.id.in_(call_ids)))).values(handed_at=utcnow())
+    )
 
 
 def stuck_dialing_ids(session: Session, started_before: datetime) -> list[str]:
@@ -638,7 +644,7 @@ def unsettled(session: Session, account_id: str, limit: int) -> list[Unsettled]:
 def mark_settled(session: Session, call_ids: Sequence[str]) -> None:
     session.execute(
         update(Call)
-        .where(Call.id.in_(call_ids))
+        .where(Call.id.in_(locking(Call.id.in_(call_ids))))
         .values(credits_reserved=0, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )

@@ -9,7 +9,7 @@ and PostgreSQL broke the circle after a second by failing one of them.
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared.batches import service as batches_service
@@ -94,3 +94,56 @@ class TestAClaimAndACancelAtOnce:
         assert shown["status"] == "canceled"
         assert shown["counts"] == {"canceled": 3}
         assert api.get("/api/credits").json()["balance"] == 100
+
+
+class TestACancelThatHangsUpWhileTheHangUpSweeperRuns:
+    def test_neither_fails_and_every_live_call_is_hung_up(self, api: KeyedClient) -> None:
+        # Hang-ups owed since Twilio was away (a sweeper hands them out again), and the customer
+        # cancels the batch, hanging up its live calls. Their ids sort x, y, z; stored y, z, x
+        # (the cancel finds them in that order, by the batch's index); x claimed first (the
+        # sweeper finds it first, by the index of statuses and claim times).
+        prefix = str(uuid.uuid4())[:34]
+        x, y, z = f"{prefix}-1", f"{prefix}-2", f"{prefix}-3"
+        hour_ago = utcnow() - timedelta(hours=1)
+        batch_id = _batch_of(api, [y, z, x], [hour_ago, hour_ago, hour_ago - timedelta(hours=1)])
+        owed = {x: hour_ago, y: hour_ago + timedelta(minutes=1)}
+        with session_scope() as session:
+            for call_id in (y, z, x):  # each row written anew, in the order they are stored
+                session.execute(
+                    update(Call)
+                    .where(Call.id == call_id)
+                    .values(
+                        status="in-progress",
+                        twilio_sid=f"CA{uuid.uuid4().hex}",
+                        hangup_requested=call_id in owed,
+                        hangup_handed_at=owed.get(call_id),
+                    )
+                )
+
+        def cancel(session: Session) -> int:
+            _plans_walking_indexes(session)
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            return batches_service.cancel(session, batch, hang_up=True)
+
+        def sweep(session: Session) -> int:
+            _plans_walking_indexes(session)
+            return calls_service.resend_hang_ups(session, utcnow() - timedelta(seconds=30))
+
+        with get_engine().connect() as holder:
+            # The cancel is held between its hang-ups, at z.
+            holder.execute(select(Call.id).where(Call.id == z).with_for_update())
+            canceling = Racer(cancel)
+            canceling.wait_until_blocked()
+            # The sweeper hands out the owed hang-ups meanwhile, and waits for the cancel.
+            sweeping = Racer(sweep)
+            sweeping.wait_until_blocked()
+            holder.rollback()
+        canceling.join()
+        sweeping.join()
+        with session_scope() as session:
+            asked = session.scalars(
+                select(Call.hangup_requested).where(Call.batch_id == batch_id)
+            ).all()
+        assert asked == [True, True, True]
+        assert api.get(f"/api/batches/{batch_id}").json()["status"] == "canceled"
