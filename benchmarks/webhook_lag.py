@@ -1,7 +1,8 @@
 """Webhook delivery lag: 100 call events a second appended for 30 s (100 calls at a time, each
 with an event a second in its order), one endpoint subscribed to everything, a receiver
 that answers 200 at once; the lag of each event is from its commit to its arrival at the
-receiver. Prints p50, p99 and the largest, and whether every event arrived once.
+receiver. Prints p50, p99 and the largest, whether every event arrived once, and the worker
+process's CPU time per event (what the machine's load does not change much).
 
     .venv/bin/python -m benchmarks.webhook_lag   # PostgreSQL on this machine by default; an
                                                  # embedded Redis unless REDIS_URL is set
@@ -85,6 +86,12 @@ def produce(account_id: str) -> tuple[dict[str, float], float]:
     return committed, len(committed) / (time.monotonic() - started)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -107,17 +114,21 @@ def main() -> None:
             "/webhook-endpoints", json={"url": f"http://127.0.0.1:{server.server_port}/"}
         )
         created.raise_for_status()
+        worker = stack.processes["worker-0"].pid
+        cpu_before = cpu_seconds(worker)
         committed, rate = produce(_account_of(key))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(arrivals.at) < len(committed):
             time.sleep(0.5)
+        cpu = cpu_seconds(worker) - cpu_before
         lags = [arrivals.at[e][0] - t for e, t in committed.items() if e in arrivals.at]
         repeats = sum(len(times) - 1 for times in arrivals.at.values())
         print(
             f"{len(committed)} events at {rate:.0f}/s (asked {RATE}/s); arrived {len(lags)}, "
             f"again {repeats}; "
             f"lag p50 {percentile(lags, 0.5):.2f} s, p99 {percentile(lags, 0.99):.2f} s, "
-            f"max {max(lags):.2f} s"
+            f"max {max(lags):.2f} s; the worker's CPU {1000 * cpu / max(1, len(lags)):.1f} ms "
+            "an event"
         )
     finally:
         stack.stop()

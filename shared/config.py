@@ -146,16 +146,13 @@ class Settings(BaseSettings):
     # networks, link-local) are allowed in development, so a local receiver works with
     # `make run`, and refused in production, where an endpoint is a way into our network.
     WEBHOOK_ALLOW_PRIVATE_URLS: bool | None = None
-    # Each delivery attempt ends within this (connect, send, answer): no answer is a failure.
+    # Each delivery attempt ends within this (connect, send, answer): no answer is a failure. A
+    # worker lost mid-attempt leaves its delivery due again 5 s after this.
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
     # The waits between a delivery's attempts (each with jitter); the last repeats until the
     # window since its first attempt is over, when the delivery is given up.
     WEBHOOK_RETRY_SCHEDULE_SECONDS: list[float] = [5, 300, 1800, 7200, 18000, 36000]
     WEBHOOK_RETRY_WINDOW_SECONDS: float = Field(default=3 * 24 * 3600, gt=0)
-    # How long a delivery the tick handed to a worker may wait for it to start; a worker lost
-    # before its attempt's outcome leaves it due again WEBHOOK_TIMEOUT_SECONDS + 5 s after it
-    # started.
-    WEBHOOK_CLAIM_SECONDS: float = Field(default=60, gt=0)
     # How long a rotated-out signing secret keeps signing beside the new one.
     WEBHOOK_SECRET_OVERLAP_SECONDS: float = Field(default=24 * 3600, ge=0)
 

@@ -42,13 +42,11 @@ def get_celery() -> Celery:
             "sms.dispatch": {"queue": "default"},
             "sms.sweep": {"queue": "default"},
             "billing.retry_pending": {"queue": "default"},
-            # The tick only claims; the attempts, which may each wait on a slow receiver for
-            # WEBHOOK_TIMEOUT_SECONDS, hold up no other work in a queue of their own.
-            "webhooks.tick": {"queue": "default"},
             "calls.*": {"queue": "calls"},
             "sms.*": {"queue": "sms"},
             "callbacks.*": {"queue": "callbacks"},
             "billing.*": {"queue": "billing"},
+            # Its own queue: the delivery tick waits behind no backlog of the others' ticks.
             "webhooks.*": {"queue": "webhooks"},
         },
         task_serializer="json",

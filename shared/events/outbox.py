@@ -125,7 +125,7 @@ def append_many(session: Session, drafts: Sequence[Draft]) -> list[Appended]:
             event.sequence = numbered.get(event.id, 0)
         skipped = {(e.subject_type, e.subject_id) for e in todo if e.id not in numbered}
         if not skipped:
-            webhooks.fan_out(session, events)  # type: ignore[arg-type] # an Event's fields
+            webhooks.fan_out(session, events)
             return events
         # A subject's events go in again together, so their order holds: those of its events
         # that went in are taken out again first.

@@ -29,9 +29,9 @@ class WebhookEndpoint(Base):
     secret: Mapped[str] = mapped_column(String(100))
     previous_secret: Mapped[str | None] = mapped_column(String(100))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The first failed attempt since the last delivered one (None: the last attempt was
-    # delivered, or none was made): a delivery given up with every attempt failed since
-    # before its own first one disables the endpoint.
-    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a delivery to it last went through, to within a second (written at most once a
+    # second, so a stream of deliveries does not queue on this row); None: never. A delivery
+    # given up with nothing delivered since its first attempt disables the endpoint.
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

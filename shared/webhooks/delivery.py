@@ -3,11 +3,10 @@ database.
 
 A delivery row is written for each endpoint an event matches, in the transaction that appends
 the event (shared.webhooks.fanout), so an event that committed is owed to its endpoints and
-none is lost.
-Every second a tick claims the due deliveries (FOR UPDATE SKIP LOCKED, so ticks at once never
-share one) and hands each to a worker, with an attempt row of its own. The attempt's claim
-is its lease: a delivery whose worker never started it, or died mid-request, is due again once
-the lease runs out, and is sent again (at least once, never "at most").
+none is lost. Every second a tick claims the due deliveries (FOR UPDATE SKIP LOCKED, so ticks at
+once never share one), each with an attempt row of its own, and sends them at once. The claim
+is a lease of WEBHOOK_TIMEOUT_SECONDS and a margin: a delivery whose worker died mid-request is
+due again once it runs out, and is sent again (at least once, never "at most").
 
 Outcomes: 2xx is delivered. 410 Gone gives it up and disables the endpoint. Anything else
 (another status, no answer within WEBHOOK_TIMEOUT_SECONDS, a refused address) is tried again
@@ -26,9 +25,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import TextClause, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from shared.config import get_settings
 from shared.events import outbox, types
@@ -37,7 +36,6 @@ from shared.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
-    new_id,
     utcnow,
 )
 from shared.webhooks import endpoints, sending
@@ -48,6 +46,8 @@ from shared.webhooks.schemas import EndpointOut
 CLAIM_BATCH = 200
 # Beyond the request's own deadline, before an attempt in flight counts as lost.
 LOST_MARGIN_SECONDS = 5.0
+# How stale an endpoint's last_delivered_at may be.
+LAST_DELIVERED_RESOLUTION = timedelta(seconds=1)
 # Each wait is the schedule's, made up to this much shorter or longer at random, so endpoints
 # that failed together are not all tried again at one moment.
 JITTER = 0.2
@@ -57,140 +57,138 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Request:
-    """What one attempt sends, read when it starts."""
+    """One attempt, claimed: what it sends, and what its outcome is recorded against."""
 
     attempt_id: str
+    delivery_id: str
+    endpoint_id: str
+    subject_type: str
+    subject_id: str
+    attempted_at: datetime
     url: str
     message: sending.Message
     secrets: list[str]
 
 
-def claim_due(session: Session, limit: int = CLAIM_BATCH) -> list[str]:
-    """Claim up to `limit` due deliveries of enabled endpoints, oldest due first; the ids of
-    their new attempts, each to be started by a worker once this commits."""
-    now = utcnow()
-    earlier = aliased(WebhookDelivery)
-    deliveries = list(
-        session.scalars(
-            select(WebhookDelivery)
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(
-                WebhookDelivery.state == PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                WebhookEndpoint.enabled,
-                ~exists().where(
-                    earlier.endpoint_id == WebhookDelivery.endpoint_id,
-                    earlier.subject_type == WebhookDelivery.subject_type,
-                    earlier.subject_id == WebhookDelivery.subject_id,
-                    earlier.state == PENDING,
-                    earlier.sequence < WebhookDelivery.sequence,
-                ),
-            )
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(limit)
-            .with_for_update(of=WebhookDelivery, skip_locked=True)
+# Claiming: the deliveries `chosen` selects (and locks) get a claim (their new attempt's id)
+# whose lease runs for the request's deadline and a margin, and an attempt row; what their
+# requests send is read in the same round trip. `chosen` is one of the two selections below.
+_CLAIM = """
+    WITH chosen AS ({chosen}),
+    claimed AS (
+        UPDATE webhook_deliveries d
+        SET claim = gen_random_uuid()::text, attempts = d.attempts + 1,
+            first_attempt_at = coalesce(d.first_attempt_at, :now),
+            next_attempt_at = :lease_ends, updated_at = :now
+        FROM chosen WHERE d.id = chosen.id
+        RETURNING d.id, d.claim, d.endpoint_id, d.event_id, d.subject_type, d.subject_id
+    ),
+    attempt AS (
+        INSERT INTO webhook_attempts (id, delivery_id, attempted_at)
+        SELECT claim, id, :now FROM claimed
+    )
+    SELECT c.id AS delivery_id, c.claim, c.endpoint_id, c.subject_type, c.subject_id,
+           e.url, e.secret, e.previous_secret, e.previous_secret_expires_at,
+           ev.id AS event_id, ev.type, ev.created_at, ev.data, ev.sequence
+    FROM claimed c
+    JOIN webhook_endpoints e ON e.id = c.endpoint_id
+    JOIN events ev ON ev.id = c.event_id
+"""
+# Due: pending, its time come, its endpoint enabled, and no earlier event of its subject
+# pending for the same endpoint; oldest due first, skipping what another tick holds.
+_DUE = text(
+    _CLAIM.format(
+        chosen="""
+        SELECT d.id FROM webhook_deliveries d
+        JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        WHERE d.state = :pending AND d.next_attempt_at <= now() AND e.enabled
+          AND NOT EXISTS (
+              SELECT 1 FROM webhook_deliveries earlier
+              WHERE earlier.endpoint_id = d.endpoint_id
+                AND earlier.subject_type = d.subject_type
+                AND earlier.subject_id = d.subject_id
+                AND earlier.state = :pending
+                AND earlier.sequence < d.sequence
+          )
+        ORDER BY d.next_attempt_at
+        LIMIT :limit
+        FOR UPDATE OF d SKIP LOCKED
+        """
+    )
+)
+# Next: the subject's lowest pending delivery to the endpoint, whoever holds it (skipping a
+# locked one would send a later event before it), if it is due and not held.
+_NEXT = text(
+    _CLAIM.format(
+        chosen="""
+        SELECT d.id FROM webhook_deliveries d
+        JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        WHERE d.id = (
+            SELECT lowest.id FROM webhook_deliveries lowest
+            WHERE lowest.endpoint_id = :endpoint_id AND lowest.subject_type = :subject_type
+              AND lowest.subject_id = :subject_id AND lowest.state = :pending
+            ORDER BY lowest.sequence
+            LIMIT 1
         )
+          AND d.next_attempt_at <= now() AND e.enabled
+        FOR UPDATE OF d SKIP LOCKED
+        """
     )
-    return _claim(session, deliveries, now)
+)
 
 
-def _claim(session: Session, deliveries: list[WebhookDelivery], now: datetime) -> list[str]:
-    lease = timedelta(seconds=get_settings().WEBHOOK_CLAIM_SECONDS)
-    attempts = []
-    for delivery in deliveries:
-        attempt = WebhookAttempt(id=new_id(), delivery_id=delivery.id, attempted_at=now)
-        attempts.append(attempt)
-        delivery.claim = attempt.id
-        delivery.next_attempt_at = now + lease
-    session.add_all(attempts)
-    session.flush()
-    return [attempt.id for attempt in attempts]
+def claim_due(session: Session, limit: int = CLAIM_BATCH) -> list[Request]:
+    """Claim up to `limit` due deliveries, each with a new attempt: the caller sends them now."""
+    return _claim(session, _DUE, {"limit": limit})
 
 
-def claim_next(session: Session, attempt_id: str) -> str | None:
-    """Once the attempt's delivery is delivered or given up: the same subject's next delivery to
-    the same endpoint, claimed at once if it is due (its new attempt's id), so a subject's events
-    follow each other without waiting a tick apart. None when there is none, it is not due, or
-    another transaction holds it."""
-    done = session.scalar(
-        select(WebhookDelivery)
-        .join(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
-        .where(WebhookAttempt.id == attempt_id, WebhookDelivery.state != PENDING)
+def claim_next(session: Session, done: Request) -> Request | None:
+    """After `done`'s delivery was delivered or given up: the same subject's next delivery to
+    the same endpoint, claimed at once if it is due, so a subject's events follow each other
+    without waiting a tick apart. None when there is none, it is not due (`done`'s own delivery
+    when it is to be tried again), or another transaction holds it."""
+    claimed = _claim(
+        session,
+        _NEXT,
+        {
+            "endpoint_id": done.endpoint_id,
+            "subject_type": done.subject_type,
+            "subject_id": done.subject_id,
+        },
     )
-    if done is None:
-        return None
+    return claimed[0] if claimed else None
+
+
+def _claim(session: Session, statement: TextClause, params: dict[str, object]) -> list[Request]:
     now = utcnow()
-    # The lowest pending one, whoever holds it: skipping a locked one would send a later event
-    # before it.
-    following = session.scalar(
-        select(WebhookDelivery.id)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .where(
-            WebhookDelivery.endpoint_id == done.endpoint_id,
-            WebhookDelivery.subject_type == done.subject_type,
-            WebhookDelivery.subject_id == done.subject_id,
-            WebhookDelivery.state == PENDING,
-            WebhookEndpoint.enabled,
+    lease = timedelta(seconds=get_settings().WEBHOOK_TIMEOUT_SECONDS + LOST_MARGIN_SECONDS)
+    rows = session.execute(
+        statement, {**params, "pending": PENDING, "now": now, "lease_ends": now + lease}
+    ).all()
+    return [
+        Request(
+            attempt_id=row.claim,
+            delivery_id=row.delivery_id,
+            endpoint_id=row.endpoint_id,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            attempted_at=now,
+            url=row.url,
+            message=sending.message(
+                row.event_id,
+                row.type,
+                row.created_at,
+                row.data,
+                subject_type=row.subject_type,
+                subject_id=row.subject_id,
+                sequence=row.sequence,
+            ),
+            secrets=endpoints.secrets_at(
+                row.secret, row.previous_secret, row.previous_secret_expires_at, now
+            ),
         )
-        .order_by(WebhookDelivery.sequence)
-        .limit(1)
-    )
-    if following is None:
-        return None
-    delivery = session.scalar(
-        select(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == following,
-            WebhookDelivery.state == PENDING,
-            WebhookDelivery.next_attempt_at <= now,
-        )
-        .with_for_update(skip_locked=True)
-    )
-    if delivery is None:
-        return None
-    [claimed] = _claim(session, [delivery], now)
-    return claimed
-
-
-def start(session: Session, attempt_id: str) -> Request | None:
-    """The attempt's request, if its claim still holds (None: the delivery was claimed again,
-    sent again by the customer, delivered or given up meanwhile); its lease now runs to the
-    request's deadline and a margin."""
-    settings = get_settings()
-    delivery = session.scalar(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.claim == attempt_id, WebhookDelivery.state == PENDING)
-        .with_for_update()
-    )
-    if delivery is None:
-        return None
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    event = session.get(Event, delivery.event_id)
-    if endpoint is None or event is None or not endpoint.enabled:
-        return None
-    now = utcnow()
-    delivery.attempts += 1
-    delivery.first_attempt_at = delivery.first_attempt_at or now
-    delivery.next_attempt_at = now + timedelta(
-        seconds=settings.WEBHOOK_TIMEOUT_SECONDS + LOST_MARGIN_SECONDS
-    )
-    session.execute(
-        update(WebhookAttempt).where(WebhookAttempt.id == attempt_id).values(attempted_at=now)
-    )
-    return Request(
-        attempt_id=attempt_id,
-        url=endpoint.url,
-        message=sending.message(
-            event.id,
-            event.type,
-            event.created_at,
-            event.data,
-            subject_type=event.subject_type,
-            subject_id=event.subject_id,
-            sequence=event.sequence,
-        ),
-        secrets=endpoints.signing_secrets(endpoint, now),
-    )
+        for row in rows
+    ]
 
 
 def send(request: Request) -> sending.Outcome:
@@ -199,46 +197,75 @@ def send(request: Request) -> sending.Outcome:
     )
 
 
-def record(session: Session, attempt_id: str, outcome: sending.Outcome) -> str:
+# A delivered attempt in one round trip: its outcome, its delivery's state (if the attempt
+# still holds the claim), and the endpoint's last_delivered_at, written at most once a
+# LAST_DELIVERED_RESOLUTION so a steady stream of deliveries to one endpoint does not queue on
+# its row.
+_DELIVERED = text(
+    """
+    WITH attempt AS (
+        UPDATE webhook_attempts SET status_code = :status_code, latency_ms = :latency_ms
+        WHERE id = :attempt_id
+    ), delivered AS (
+        UPDATE webhook_deliveries
+        SET state = :delivered, delivered_at = :now, next_attempt_at = NULL, claim = NULL,
+            updated_at = :now
+        WHERE id = :delivery_id AND claim = :attempt_id AND state = :pending
+        RETURNING endpoint_id
+    ), endpoint AS (
+        UPDATE webhook_endpoints SET last_delivered_at = :now
+        WHERE id IN (SELECT endpoint_id FROM delivered)
+          AND (last_delivered_at IS NULL OR last_delivered_at < :stale)
+    )
+    SELECT count(*) FROM delivered
+    """
+)
+
+
+def record(session: Session, request: Request, outcome: sending.Outcome) -> str:
     """Keep the attempt's outcome, and move its delivery on if the attempt still holds its
-    claim."""
-    attempted_at = session.scalar(
-        update(WebhookAttempt)
-        .where(WebhookAttempt.id == attempt_id)
+    claim (a claim that ran out and was taken again, or a resend, moved it on without it)."""
+    if outcome.delivered:
+        now = utcnow()
+        moved = session.scalar(
+            _DELIVERED,
+            {
+                "status_code": outcome.status_code,
+                "latency_ms": outcome.latency_ms,
+                "attempt_id": request.attempt_id,
+                "delivery_id": request.delivery_id,
+                "now": now,
+                "stale": now - LAST_DELIVERED_RESOLUTION,
+                "delivered": DELIVERED,
+                "pending": PENDING,
+            },
+        )
+        return "delivered" if moved else MOVED_ON
+    session.execute(
+        update(WebhookAttempt.__table__)
+        .where(WebhookAttempt.id == request.attempt_id)
         .values(
             status_code=outcome.status_code,
             latency_ms=outcome.latency_ms,
             error=None if outcome.error is None else outcome.error[:500],
         )
-        .returning(WebhookAttempt.attempted_at)
     )
+    return _failed(session, request, outcome)
+
+
+MOVED_ON = "recorded; the delivery has moved on without this attempt"
+
+
+def _failed(session: Session, request: Request, outcome: sending.Outcome) -> str:
     delivery = session.scalar(
         select(WebhookDelivery)
-        .where(WebhookDelivery.claim == attempt_id, WebhookDelivery.state == PENDING)
+        .where(WebhookDelivery.claim == request.attempt_id, WebhookDelivery.state == PENDING)
         .with_for_update()
     )
     if delivery is None:
-        return "recorded; the delivery has moved on without this attempt"
+        return MOVED_ON
     now = utcnow()
     delivery.claim = None
-    if outcome.delivered:
-        delivery.state, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
-        # Only an endpoint that was failing is written (and locked): a steady stream of
-        # deliveries to one endpoint does not queue on its row.
-        session.execute(
-            update(WebhookEndpoint)
-            .where(
-                WebhookEndpoint.id == delivery.endpoint_id,
-                WebhookEndpoint.failing_since.is_not(None),
-            )
-            .values(failing_since=None)
-        )
-        return "delivered"
-    session.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == delivery.endpoint_id, WebhookEndpoint.failing_since.is_(None))
-        .values(failing_since=attempted_at or now)
-    )
     if outcome.status_code == 410:
         _give_up(delivery)
         _disable(session, delivery.endpoint_id, "answered 410 Gone")
@@ -250,7 +277,7 @@ def record(session: Session, attempt_id: str, outcome: sending.Outcome) -> str:
     if now >= window_end:
         _give_up(delivery)
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, populate_existing=True)
-        if endpoint is not None and _failing_throughout(endpoint, delivery.first_attempt_at):
+        if endpoint is not None and _nothing_delivered_since(endpoint, delivery.first_attempt_at):
             _disable(session, endpoint.id, "every attempt failed for the retry window")
             return f"given up after {delivery.attempts} attempts: endpoint disabled"
         return f"given up after {delivery.attempts} attempts"
@@ -268,8 +295,9 @@ def retry_wait(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(1 - JITTER, 1 + JITTER))
 
 
-def _failing_throughout(endpoint: WebhookEndpoint, since: datetime) -> bool:
-    return endpoint.failing_since is not None and endpoint.failing_since <= since
+def _nothing_delivered_since(endpoint: WebhookEndpoint, since: datetime) -> bool:
+    last = endpoint.last_delivered_at
+    return last is None or last + LAST_DELIVERED_RESOLUTION < since
 
 
 def _give_up(delivery: WebhookDelivery) -> None:

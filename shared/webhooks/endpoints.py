@@ -5,12 +5,14 @@ import base64
 import secrets
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.config import get_settings
-from shared.models import WebhookEndpoint, utcnow
+from shared.models import WebhookDelivery, WebhookEndpoint, utcnow
 from shared.webhooks import addresses, patterns
+from shared.webhooks.fanout import PENDING
 from shared.webhooks.schemas import EndpointCreate, EndpointUpdate
 
 SECRET_PREFIX = "whsec_"
@@ -82,9 +84,19 @@ def update(session: Session, endpoint: WebhookEndpoint, body: EndpointUpdate) ->
     if body.enabled is not None and body.enabled != endpoint.enabled:
         endpoint.enabled = body.enabled
         endpoint.disabled_reason = None
-        endpoint.failing_since = None
+        if endpoint.enabled:
+            _afresh(session, endpoint.id)
     session.flush()
     return endpoint
+
+
+def _afresh(session: Session, endpoint_id: str) -> None:
+    """The endpoint's pending deliveries, due now with a retry window of their own."""
+    session.execute(
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == PENDING)
+        .values(attempts=0, first_attempt_at=None, next_attempt_at=utcnow(), claim=None)
+    )
 
 
 def delete(session: Session, endpoint: WebhookEndpoint) -> None:
@@ -108,10 +120,17 @@ def rotate_secret(session: Session, endpoint: WebhookEndpoint) -> WebhookEndpoin
 def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     """The secrets a delivery is signed with now: the current one, and the previous one until
     its overlap is over."""
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires is not None and now < expires:
-        return [endpoint.secret, endpoint.previous_secret]
-    return [endpoint.secret]
+    return secrets_at(
+        endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
+    )
+
+
+def secrets_at(
+    secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> list[str]:
+    if previous and previous_expires_at is not None and now < previous_expires_at:
+        return [secret, previous]
+    return [secret]
 
 
 def disable(endpoint: WebhookEndpoint, reason: str) -> None:

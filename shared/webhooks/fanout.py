@@ -6,22 +6,34 @@ shared.webhooks.delivery.
 """
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.events import types
-from shared.models import Event, WebhookDelivery, WebhookEndpoint, new_id, utcnow
+from shared.models import WebhookDelivery, WebhookEndpoint, new_id, utcnow
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+class Appended(Protocol):
+    """An event as the log wrote it: an Event row, or the log's own record of one."""
+
+    id: str
+    account_id: str
+    type: str
+    subject_type: str
+    subject_id: str
+    sequence: int
 
 
 def matches(patterns: list[str], event_type: str) -> bool:
     return any(types.matches(pattern, event_type) for pattern in patterns)
 
 
-def owed(event: Event, endpoint_id: str) -> dict[str, object]:
+def owed(event: Appended, endpoint_id: str) -> dict[str, object]:
     """A pending delivery of the event to the endpoint, due now, as a row to insert."""
     now = utcnow()
     return {
@@ -40,7 +52,7 @@ def owed(event: Event, endpoint_id: str) -> dict[str, object]:
     }
 
 
-def fan_out(session: Session, events: Sequence[Event]) -> int:
+def fan_out(session: Session, events: Sequence[Appended]) -> int:
     """Owe each event to each enabled endpoint of its account that it matches; the count of
     deliveries. An account without endpoints costs one indexed read. The endpoints are read
     FOR KEY SHARE: one deleted meanwhile is either gone from the list or waits for this

@@ -20,6 +20,7 @@ from shared.webhooks.schemas import EndpointCreate
 from tests import factories
 from tests.api.conftest import KeyedClient
 from tests.webhooks.receiver import Receiver
+from workers.tasks.webhooks import deliver_in_turn
 
 PATH = "/api/webhook-endpoints"
 
@@ -58,23 +59,10 @@ def append(account_id: str, subject_id: str, type_: str = "call.queued") -> Even
 
 
 def run_due() -> list[str]:
-    """One tick and its attempts, in this process, as the worker runs them (each followed by
-    its subject's next event while they go through): what each attempt's record said."""
+    """One tick and its senders, in this process: what each attempt's record said."""
     with session_scope() as session:
-        attempt_ids = delivery.claim_due(session)
-    said = []
-    for attempt_id in attempt_ids:
-        next_attempt: str | None = attempt_id
-        while next_attempt is not None:
-            with session_scope() as session:
-                request = delivery.start(session, next_attempt)
-            if request is None:
-                break
-            outcome = delivery.send(request)
-            with session_scope() as session:
-                said.append(delivery.record(session, next_attempt, outcome))
-                next_attempt = delivery.claim_next(session, next_attempt)
-    return said
+        requests = delivery.claim_due(session)
+    return [said for request in requests for said in deliver_in_turn(request)]
 
 
 def run_until(done: Any, timeout: float = 20) -> None:
@@ -206,6 +194,25 @@ class TestOutcomes:
             fine = append(customer.account_id, new_id(), "call.answered")
             run_until(lambda: state_of(endpoint_id, stuck.id) == "failed")
         assert state_of(endpoint_id, fine.id) == "delivered"
+        assert customer.get(f"{PATH}/{endpoint_id}").json()["enabled"] is True
+
+    def test_a_delivery_recorded_before_a_failure_of_the_same_moment_keeps_it_enabled(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "WEBHOOK_RETRY_WINDOW_SECONDS", 0.5)
+        with Receiver() as receiver:
+            receiver.answer = lambda n: 500 if '"queued"' in receiver.received[n - 1].body else 200
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            failing = append(customer.account_id, new_id(), "call.queued")
+            append(customer.account_id, new_id(), "call.ringing")
+            with session_scope() as session:
+                claimed = delivery.claim_due(session)
+            # Claimed together; the delivered one is recorded first.
+            [fails] = [r for r in claimed if r.message.event_id == failing.id]
+            [goes] = [r for r in claimed if r is not fails]
+            assert deliver_in_turn(goes) == ["delivered"]
+            assert deliver_in_turn(fails)[0].startswith("attempt 1 failed")
+            run_until(lambda: state_of(endpoint_id, failing.id) == "failed")
         assert customer.get(f"{PATH}/{endpoint_id}").json()["enabled"] is True
 
     def test_enabled_again_it_is_delivered_what_was_still_pending(
