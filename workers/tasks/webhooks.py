@@ -3,9 +3,9 @@ threads in the worker process sends it.
 
 The tick claims only as many deliveries as the pool has idle threads, so every claimed request
 is sent at once and its lease (the request's deadline and a margin) never runs out while it
-waits; the tick itself returns in milliseconds, and a slow receiver holds a sender thread, never
-one of the worker's task threads. Each sender, once its delivery is delivered or given up, goes
-on with the same subject's next event to the same endpoint when it is due.
+waits; a slow receiver holds a sender thread, never one of the worker's task threads. Each
+sender, once its delivery is delivered or given up, goes on with the same subject's next event
+to the same endpoint when it is due.
 """
 
 import logging
@@ -26,22 +26,32 @@ SENDERS = 32
 # A tick claims batch after batch while full ones come back and senders are idle, for at most
 # this long: the next tick is a second away.
 TICK_SECONDS = 2.0
+# How often a tick with a backlog looks for a sender come free.
+FREE_POLL_SECONDS = 0.01
 
 
 class _Senders:
+    """The pool, and how many of its threads are taken: a tick reserves threads before it
+    claims, so what it claims is sent at once whatever other ticks claim meanwhile."""
+
     def __init__(self, size: int) -> None:
         self.size = size
         self.busy = 0
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(size, thread_name_prefix="webhook-sender")
 
-    def idle(self) -> int:
+    def reserve(self, most: int) -> int:
         with self.lock:
-            return self.size - self.busy
+            taken = min(most, self.size - self.busy)
+            self.busy += taken
+            return taken
+
+    def release(self, count: int) -> None:
+        with self.lock:
+            self.busy -= count
 
     def start(self, request: delivery.Request) -> None:
-        with self.lock:
-            self.busy += 1
+        """On a reserved thread."""
         self.pool.submit(self._run, request)
 
     def _run(self, request: delivery.Request) -> None:
@@ -51,8 +61,7 @@ class _Senders:
             # Its lease runs out and the delivery is claimed again: sent at least once.
             log.exception("webhook attempt %s failed to run", request.attempt_id)
         finally:
-            with self.lock:
-                self.busy -= 1
+            self.release(1)
 
 
 _senders = _Senders(SENDERS)
@@ -72,20 +81,26 @@ def deliver_in_turn(request: delivery.Request | None) -> list[str]:
 
 @app.task(name=jobs.TICK, acks_late=False)
 def tick() -> int:
-    """Claim what is due, as much as the idle senders can take, and hand it to them. A tick
-    or a sender lost with its worker loses nothing: what it claimed is due again once the
-    claims run out."""
+    """Claim what is due, as much as the idle senders can take, and hand it to them; while more
+    is due than they can take, go on as they come free, for TICK_SECONDS. A tick or a sender
+    lost with its worker loses nothing: what it claimed is due again once the claims run out."""
     claimed = 0
     ends = time.monotonic() + TICK_SECONDS
     while time.monotonic() < ends:
-        room = min(_senders.idle(), delivery.CLAIM_BATCH)
-        if room <= 0:
-            break
-        with session_scope() as session:
-            requests = delivery.claim_due(session, room)
+        room = _senders.reserve(delivery.CLAIM_BATCH)
+        if room == 0:
+            time.sleep(FREE_POLL_SECONDS)
+            continue
+        requests: list[delivery.Request] = []
+        try:
+            with session_scope() as session:
+                found = delivery.claim_due(session, room)
+            requests = found  # committed: these are ours to send
+        finally:
+            _senders.release(room - len(requests))
         for request in requests:
             _senders.start(request)
         claimed += len(requests)
         if len(requests) < room:
-            break
+            break  # nothing more is due now
     return claimed
