@@ -9,10 +9,10 @@ process's CPU time per event (what the machine's load does not change much).
 """
 
 import os
+import subprocess
+import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -27,30 +27,34 @@ CALL_TYPES = (
 )  # fmt: skip
 
 
-class Arrivals:
-    def __init__(self) -> None:
-        self.at: dict[str, list[float]] = {}
-        self.lock = threading.Lock()
+# The receiver runs in a process of its own, as a customer's would: in this one it would share
+# an interpreter lock with the producer's threads and answer late. It writes each arrival as a
+# line: the webhook-id and the time.
+RECEIVER = """
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+out = open(sys.argv[1], "a", buffering=1)
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        out.write(f"{self.headers['webhook-id']} {time.time()}\\n")
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
+server.daemon_threads = True
+server.serve_forever()
+"""
 
-    def serve(self) -> ThreadingHTTPServer:
-        arrivals = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                with arrivals.lock:
-                    arrivals.at.setdefault(self.headers["webhook-id"], []).append(time.time())
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
+def arrivals(path: Path) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {}
+    for line in path.read_text().splitlines():
+        event_id, at = line.split()
+        found.setdefault(event_id, []).append(float(at))
+    return found
 
 
 def produce(account_id: str) -> tuple[dict[str, float], float]:
@@ -104,25 +108,26 @@ def main() -> None:
         os.environ["REDIS_URL"] = url
     os.environ.setdefault("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     stack = Stack(workers=1, concurrency=16)
-    arrivals = Arrivals()
-    server = arrivals.serve()
+    port = embedded_redis.free_port()
+    log = stack.tmp / "arrivals"
+    log.touch()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(log), str(port)])
     try:
         stack.start()
         key = stack.account()
         api = httpx.Client(base_url=f"{stack.api_url}/api", params={"apiKey": key}, timeout=30)
-        created = api.post(
-            "/webhook-endpoints", json={"url": f"http://127.0.0.1:{server.server_port}/"}
-        )
+        created = api.post("/webhook-endpoints", json={"url": f"http://127.0.0.1:{port}/"})
         created.raise_for_status()
         worker = stack.processes["worker-0"].pid
         cpu_before = cpu_seconds(worker)
         committed, rate = produce(_account_of(key))
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(arrivals.at) < len(committed):
+        while time.monotonic() < deadline and len(arrivals(log)) < len(committed):
             time.sleep(0.5)
         cpu = cpu_seconds(worker) - cpu_before
-        lags = [arrivals.at[e][0] - t for e, t in committed.items() if e in arrivals.at]
-        repeats = sum(len(times) - 1 for times in arrivals.at.values())
+        arrived = arrivals(log)
+        lags = [arrived[e][0] - t for e, t in committed.items() if e in arrived]
+        repeats = sum(len(times) - 1 for times in arrived.values())
         print(
             f"{len(committed)} events at {rate:.0f}/s (asked {RATE}/s); arrived {len(lags)}, "
             f"again {repeats}; "
@@ -132,7 +137,7 @@ def main() -> None:
         )
     finally:
         stack.stop()
-        server.shutdown()
+        receiver.terminate()
         if redis is not None:
             redis.kill()
 
