@@ -9,6 +9,10 @@ A body must also arrive whole within REQUEST_BODY_SECONDS of the request: one th
 or never ends would otherwise hold one of the server's connections (uvicorn's
 --limit-concurrency) for as long as its sender likes. Late, the answer is 408 and the
 connection is closed.
+
+An answer that goes out before its request's body was read whole (401 without a key, 413, 408)
+closes the connection: the server would otherwise go on reading the rest of the body, to find
+the next request after it, for as long as its sender trickles it in.
 """
 
 import time
@@ -72,6 +76,7 @@ class BodyLimit:
         if declared is not None and declared > limit:
             await _answer(BodyTooLarge(limit), scope, receive, send)
             return
+        has_body = bool(declared) or "transfer-encoding" in Headers(scope=scope)
         received = 0
         started = False
         whole = False
@@ -95,7 +100,10 @@ class BodyLimit:
 
         async def watched_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if has_body and not whole:
+                    message = _closing(message)
             await send(message)
 
         try:
@@ -106,7 +114,16 @@ class BodyLimit:
             await _answer(exc, scope, receive, send)
 
 
+def _closing(start: Message) -> Message:
+    """A response start that tells the server to close the connection after it."""
+    headers = list(start.get("headers", []))
+    if not any(name.lower() == b"connection" for name, _ in headers):
+        headers.append((b"connection", b"close"))
+    return {**start, "headers": headers}
+
+
 async def _answer(exc: BodyRefused, scope: Scope, receive: Receive, send: Send) -> None:
-    # The rest of the body is never read: the server closes the connection after the answer.
-    response = JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    # The rest of the body is never read: the connection is closed after the answer.
+    headers = {**(exc.headers or {}), "Connection": "close"}
+    response = JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
     await response(scope, receive, send)

@@ -280,6 +280,53 @@ class TestSlowBodies:
                 sock.close()
             server.stop()
 
+    @pytest.mark.parametrize(
+        ("framing", "status"),
+        [
+            ("Content-Length: 1000", b"401"),  # no key: answered before the body is read
+            ("Transfer-Encoding: chunked", b"401"),
+            (f"Content-Length: {BATCH_BODY_BYTES + 1}", b"413"),  # over the limit as declared
+        ],
+    )
+    def test_a_body_refused_before_it_is_read_does_not_keep_its_connection(
+        self, framing: str, status: bytes
+    ) -> None:
+        # Answered early, the rest of the body is never wanted: a sender that goes on
+        # trickling it must not hold the connection (a slot of --limit-concurrency) for as
+        # long as it likes, as it would were the server to read on, waiting for the next
+        # request.
+        port = free_port()
+        server = ServerThread(create_app(), port, limit_concurrency=5)
+        server.start()
+        sock = socket.create_connection(("127.0.0.1", port))
+        try:
+            sock.sendall(
+                f"POST /api/make_batch_toingg HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Type: application/json\r\n{framing}\r\n\r\n".encode()
+            )
+            sock.settimeout(10)
+            answer = sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 " + status), answer
+            assert b"connection: close" in answer.lower(), answer
+            sock.settimeout(0.2)
+            closed_after = None
+            started = time.monotonic()
+            while time.monotonic() - started < 8:
+                try:
+                    sock.sendall(b"1")  # one more byte of the body, a few a second
+                    if sock.recv(4096) == b"":
+                        closed_after = time.monotonic() - started
+                        break
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed_after = time.monotonic() - started
+                    break
+            assert closed_after is not None and closed_after < 2, closed_after
+        finally:
+            sock.close()
+            server.stop()
+
 
 class TestHugeHeaders:
     def test_a_huge_header_without_a_key_costs_the_api_no_memory(self) -> None:
