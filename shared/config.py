@@ -16,6 +16,9 @@ DEV_STRIPE_WEBHOOK_SECRET = "whsec_development"
 # The development checkout stand-in accepts this key; real Stripe never would.
 DEV_STRIPE_SECRET_KEY = "sk_test_sandbox"
 DEV_FLOWER_BASIC_AUTH = "admin:admin"
+# Twilio's number for test credentials, which the sandbox also speaks for: no live account
+# calls from it.
+DEV_TWILIO_FROM_NUMBER = "+15005550006"
 TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
 STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
 # Between the end of the longest create request a claim may send and the first moment reconcile
@@ -35,6 +38,14 @@ def _database_url_problem(url: str) -> str | None:
             f"installed: use postgresql:// or {DATABASE_URL_SCHEME}"
         )
     return f"DATABASE_URL must be a PostgreSQL URL ({DATABASE_URL_SCHEME}...)"
+
+
+def _user_passwords(credentials: str) -> bool:
+    """Whether Flower's credentials are each a user and a password, as Flower reads them."""
+    return all(
+        user and password
+        for user, _, password in (entry.partition(":") for entry in credentials.split(","))
+    )
 
 
 class Settings(BaseSettings):
@@ -58,7 +69,7 @@ class Settings(BaseSettings):
 
     TWILIO_ACCOUNT_SID: str = DEV_TWILIO_ACCOUNT_SID
     TWILIO_AUTH_TOKEN: str = DEV_TWILIO_AUTH_TOKEN
-    TWILIO_FROM_NUMBER: str = "+15005550006"
+    TWILIO_FROM_NUMBER: str = DEV_TWILIO_FROM_NUMBER
     # Whether every account may call and text from TWILIO_FROM_NUMBER, besides its own caller
     # IDs. Unset: yes in development (the sandbox's number), no in production, where a number
     # is one customer's (see `platform_from_number_shared`).
@@ -206,17 +217,30 @@ class Settings(BaseSettings):
         """What production must not run on: the development secrets and embedded servers, a
         carrier or payment provider that is not Twilio's or Stripe's own (the sandbox accepts
         any call and signs payments with whatever secret it is given), and plain HTTP."""
+        # An empty secret is no secret: an empty Twilio token signs callbacks anyone can sign,
+        # and empty Flower credentials leave Flower open.
         placeholders = {
-            "TWILIO_ACCOUNT_SID": self.TWILIO_ACCOUNT_SID == DEV_TWILIO_ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": self.TWILIO_AUTH_TOKEN == DEV_TWILIO_AUTH_TOKEN,
-            "STRIPE_WEBHOOK_SECRET": self.STRIPE_WEBHOOK_SECRET == DEV_STRIPE_WEBHOOK_SECRET,
-            "STRIPE_SECRET_KEY": self.STRIPE_SECRET_KEY in (None, DEV_STRIPE_SECRET_KEY),
-            "FLOWER_BASIC_AUTH": self.FLOWER_BASIC_AUTH == DEV_FLOWER_BASIC_AUTH,
-            "DATABASE_URL": self.DATABASE_URL is None,
-            "REDIS_URL": self.REDIS_URL is None,
+            "TWILIO_ACCOUNT_SID": (self.TWILIO_ACCOUNT_SID, DEV_TWILIO_ACCOUNT_SID),
+            "TWILIO_AUTH_TOKEN": (self.TWILIO_AUTH_TOKEN, DEV_TWILIO_AUTH_TOKEN),
+            "TWILIO_FROM_NUMBER": (self.TWILIO_FROM_NUMBER, DEV_TWILIO_FROM_NUMBER),
+            "STRIPE_WEBHOOK_SECRET": (self.STRIPE_WEBHOOK_SECRET, DEV_STRIPE_WEBHOOK_SECRET),
+            "STRIPE_SECRET_KEY": (self.STRIPE_SECRET_KEY, DEV_STRIPE_SECRET_KEY),
+            "FLOWER_BASIC_AUTH": (self.FLOWER_BASIC_AUTH, DEV_FLOWER_BASIC_AUTH),
+            "DATABASE_URL": (self.DATABASE_URL, None),
+            "REDIS_URL": (self.REDIS_URL, None),
         }
-        bad = [name for name, is_placeholder in placeholders.items() if is_placeholder]
+        bad = [
+            name
+            for name, (value, development) in placeholders.items()
+            if value is None or not value.strip() or value == development
+        ]
         problems = [f"production needs real values for: {', '.join(bad)}"] if bad else []
+        if "FLOWER_BASIC_AUTH" not in bad and not _user_passwords(self.FLOWER_BASIC_AUTH):
+            # Flower would start without the credentials it cannot read: open to anyone.
+            problems.append(
+                "FLOWER_BASIC_AUTH must be user:password (or several, comma-separated), "
+                "each with a user and a password"
+            )
         for name, base, own, allowed_name, allowed in (
             ("TWILIO_API_BASE", self.TWILIO_API_BASE, TWILIO_DEFAULT_API_BASE,
              "TWILIO_API_ALLOWED_HOST", self.TWILIO_API_ALLOWED_HOST),

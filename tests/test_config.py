@@ -15,6 +15,7 @@ PRODUCTION = {
     "REDIS_URL": "redis://:secret@redis:6379/0",
     "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
     "TWILIO_AUTH_TOKEN": "real-token",
+    "TWILIO_FROM_NUMBER": "+14155550100",
     "TWILIO_API_BASE": "https://api.twilio.com",
     "STRIPE_SECRET_KEY": "sk_live_x",
     "STRIPE_WEBHOOK_SECRET": "whsec_real",
@@ -100,6 +101,44 @@ class TestProductionSettings:
     def test_refuses_a_plain_http_public_url(self, production: pytest.MonkeyPatch) -> None:
         message = refusal(production, PUBLIC_BASE_URL="http://dialer.example.com")
         assert "PUBLIC_BASE_URL must be an https:// URL in production" in message
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_WEBHOOK_SECRET",
+            "FLOWER_BASIC_AUTH",
+        ],
+    )
+    @pytest.mark.parametrize("value", ["", " "])
+    def test_refuses_an_empty_secret(
+        self, production: pytest.MonkeyPatch, name: str, value: str
+    ) -> None:
+        # An empty Twilio token is an empty signing key: anyone could sign Twilio's callbacks.
+        # Empty Flower credentials leave Flower open to anyone.
+        message = refusal(production, **{name: value})
+        assert f"production needs real values for: {name}" in message
+
+    @pytest.mark.parametrize("value", ["ops", "ops:", ":long-password", "ops:pw,admin"])
+    def test_flower_credentials_are_a_user_and_a_password(
+        self, production: pytest.MonkeyPatch, value: str
+    ) -> None:
+        message = refusal(production, FLOWER_BASIC_AUTH=value)
+        assert "FLOWER_BASIC_AUTH must be user:password" in message
+        assert value not in message.split("FLOWER_BASIC_AUTH must be")[1]
+
+    def test_several_flower_users_are_taken(self, production: pytest.MonkeyPatch) -> None:
+        production.setenv("FLOWER_BASIC_AUTH", "ops:long-password,oncall:another-one")
+        assert Settings().FLOWER_BASIC_AUTH == "ops:long-password,oncall:another-one"
+
+    def test_refuses_the_sandboxs_from_number(self, production: pytest.MonkeyPatch) -> None:
+        # Twilio's test-credentials number: no live account calls from it.
+        message = refusal(production, TWILIO_FROM_NUMBER=None)
+        assert "production needs real values for: TWILIO_FROM_NUMBER" in message
+        message = refusal(production, TWILIO_FROM_NUMBER="+15005550006")
+        assert "production needs real values for: TWILIO_FROM_NUMBER" in message
 
     def test_names_every_problem_at_once(self, production: pytest.MonkeyPatch) -> None:
         message = refusal(
@@ -202,6 +241,11 @@ class TestRefusedAtStart:
         assert "STRIPE_WEBHOOK_SECRET" in started.stderr
         # The message names the settings, never their values.
         assert "real-token" not in started.stderr
+
+    def test_production_with_an_empty_twilio_token_exits_naming_it(self, tmp_path: Path) -> None:
+        started = start(["-m", "shared.cli", "api", "--port", "0"], tmp_path, TWILIO_AUTH_TOKEN="")
+        assert started.returncode != 0
+        assert "production needs real values for: TWILIO_AUTH_TOKEN" in started.stderr
 
     def test_the_sandbox_refuses_production_whatever_its_secrets(self, tmp_path: Path) -> None:
         for argv in (["-m", "shared.cli", "sandbox"], ["-m", "sandbox"]):
