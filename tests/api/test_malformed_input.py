@@ -369,6 +369,77 @@ class TestMalformedBattery:
         assert names in response.text
         assert _stored(api.account_id) == 0
 
+    @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-1.5e400"])
+    @pytest.mark.parametrize(
+        ("path", "template"),
+        [
+            (
+                "/api/make_toingg/",
+                '{"campaign": "welcome", "name": #, "phoneNumber": "+14155552671"}',
+            ),
+            ("/api/send_sms", '{"name": "Ada", "phoneNumber": "+14155552671", "message": #}'),
+            (
+                "/api/make_batch_toingg",
+                '{"campaign": "welcome", "numberList":'
+                ' [{"clientName": #, "clientNumber": "+14155552671"}]}',
+            ),
+        ],
+    )
+    def test_a_number_json_cannot_hold_is_refused_naming_it(
+        self, api: KeyedClient, path: str, template: str, literal: str
+    ) -> None:
+        # Python reads NaN and Infinity (not JSON at all) and 1e999 (beyond a double) as
+        # floats: a name of 1e999 was accepted as the text "inf", and spoken to the callee.
+        response = api.client.post(
+            path,
+            content=template.replace("#", literal).encode(),
+            params={"apiKey": api.api_key},
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert literal in response.json()["detail"]
+        assert _stored(api.account_id) == 0
+
+    @pytest.mark.parametrize(
+        ("path", "content", "key"),
+        [
+            (
+                "/api/make_toingg/",
+                '{"campaign": "welcome", "name": "Ada", "name": "Eve",'
+                ' "phoneNumber": "+14155552671"}',
+                "name",
+            ),
+            (
+                "/api/make_batch_toingg",
+                '{"campaign": "welcome", "numberList": [{"clientName": "Ada",'
+                ' "clientNumber": "+14155552671", "clientNumber": "+12025550123"}]}',
+                "clientNumber",
+            ),
+            (
+                "/api/send_sms",
+                '{"phoneNumber": "+14155552671", "message": "Hi", "fromNumber": "+15005550006",'
+                ' "fromNumber": "+14155550100"}',
+                "fromNumber",
+            ),
+        ],
+    )
+    def test_a_key_given_twice_is_refused_naming_it(
+        self, api: KeyedClient, path: str, content: str, key: str
+    ) -> None:
+        # Which of the two counts is the parser's choice: one reader of the body may take the
+        # first and another the last. Neither is taken.
+        response = api.client.post(
+            path,
+            content=content.encode(),
+            params={"apiKey": api.api_key},
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json() == {
+            "detail": f"the JSON body gives the key '{key}' twice in one object"
+        }
+        assert _stored(api.account_id) == 0
+
     def test_the_alias_documents_both_of_its_shapes(self, client: TestClient) -> None:
         schema = client.get("/api/openapi.json").json()
         body = schema["paths"]["/api/make/toingg"]["post"]["requestBody"]
