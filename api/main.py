@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.body_limit import BodyLimit
 from api.routes import api_router
-from shared.config import get_settings
+from shared.config import get_settings, settings_or_exit
 
 # Requests served at once (uvicorn --limit-concurrency); more are answered 503 at once.
 MAX_CONCURRENT_REQUESTS = 200
@@ -36,6 +36,9 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    # Served without `toingg api` (`uvicorn api.main:create_app --factory`), the settings are
+    # checked here as `toingg` checks them: an API on settings it cannot run on does not start.
+    settings_or_exit("toingg api")
     app = FastAPI(
         lifespan=_lifespan,
         title="Toingg API",

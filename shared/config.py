@@ -49,7 +49,9 @@ def _user_passwords(credentials: str) -> bool:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refusal never shows what was read: pydantic's own message would show settings' values,
+    # a password among them, to whatever log the failing process writes to.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     ENVIRONMENT: Literal["development", "production"] = "development"
 

@@ -151,6 +151,28 @@ class TestProductionSettings:
             assert name in message
 
 
+class TestRefusalsShowNoValue:
+    def test_a_validation_error_shows_no_setting_value(
+        self, production: pytest.MonkeyPatch
+    ) -> None:
+        # What a process that reads the settings without settings_or_exit (`celery -A
+        # workers.celery_app ...`) prints as it fails: pydantic's own message showed a
+        # setting's value, a password among them.
+        for name in Settings.model_fields:  # only these, so a secret is the last one read
+            if name not in PRODUCTION:
+                production.delenv(name, raising=False)
+        secrets = {
+            "TWILIO_AUTH_TOKEN": "token-SECRET",
+            "STRIPE_SECRET_KEY": "sk_live_SECRET",
+            "FLOWER_BASIC_AUTH": "ops:password-SECRET",
+            "DATABASE_URL": "postgresql+psycopg://toingg:db-SECRET@db/toingg",
+            "REDIS_URL": "redis://:redis-SECRET@redis:6379/0",
+        }
+        message = refusal(production, **secrets, STRIPE_WEBHOOK_SECRET="whsec_development")
+        assert "STRIPE_WEBHOOK_SECRET" in message
+        assert "SECRET" not in message.replace("STRIPE_WEBHOOK_SECRET", "")
+
+
 class TestProductionStripeMode:
     # A test-mode key takes Stripe's test card 4242 4242 4242 4242 as payment: credits bought
     # with it place real calls on the real Twilio account.
@@ -241,6 +263,34 @@ class TestRefusedAtStart:
         assert "STRIPE_WEBHOOK_SECRET" in started.stderr
         # The message names the settings, never their values.
         assert "real-token" not in started.stderr
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["-m", "celery", "-A", "workers.celery_app", "worker", "--pool=solo"],
+            ["-m", "celery", "-A", "workers.celery_app", "beat"],
+            ["-m", "uvicorn", "api.main:create_app", "--factory", "--port", "0"],
+        ],
+        ids=lambda argv: " ".join(argv[1:4]),
+    )
+    def test_started_without_the_toingg_command_it_exits_naming_it_too(
+        self, tmp_path: Path, argv: list[str]
+    ) -> None:
+        started = start(argv, tmp_path, STRIPE_WEBHOOK_SECRET="whsec_development")
+        assert started.returncode != 0
+        assert "refusing to start" in started.stderr
+        assert "STRIPE_WEBHOOK_SECRET" in started.stderr
+        assert "Traceback" not in started.stderr
+        assert "real-token" not in started.stderr
+        assert "long-password" not in started.stderr
+
+    def test_the_development_stack_refuses_production(self, tmp_path: Path) -> None:
+        # `toingg run` makes a demo account with free credits, beside the embedded servers
+        # and the sandbox.
+        started = start(["-m", "shared.cli", "run", "--port", "0"], tmp_path)
+        assert started.returncode != 0
+        assert "toingg run: refusing to start with ENVIRONMENT=production" in started.stderr
+        assert not (tmp_path / ".toingg").exists()
 
     def test_production_with_an_empty_twilio_token_exits_naming_it(self, tmp_path: Path) -> None:
         started = start(["-m", "shared.cli", "api", "--port", "0"], tmp_path, TWILIO_AUTH_TOKEN="")

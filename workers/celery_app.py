@@ -4,12 +4,16 @@ schedule."""
 
 from shared.billing import jobs as billing_jobs
 from shared.calls import jobs as call_jobs
+from shared.config import settings_or_exit
 from shared.idempotency import jobs as idempotency_jobs
 from shared.queue import get_celery
 from shared.retention import jobs as retention_jobs
 from shared.sms import jobs as sms_jobs
 from shared.webhooks import jobs as webhook_jobs
 
+# `celery -A workers.celery_app worker` (or beat) started without `toingg`: its settings are
+# checked here as they are by `toingg`, before anything runs on them.
+settings_or_exit("workers.celery_app")
 app = get_celery()
 app.conf.include = [
     "workers.tasks.calls",

@@ -129,6 +129,14 @@ class Child:
 
 def run(args: argparse.Namespace) -> int:
     """Everything on embedded defaults; Ctrl-C stops every process."""
+    if get_settings().ENVIRONMENT == "production":
+        # It makes a demo account with free credits, and may start the sandbox and the
+        # embedded servers: all for development.
+        sys.exit(
+            "toingg run: refusing to start with ENVIRONMENT=production: it is the development "
+            "stack (a demo account with free credits, the sandbox, embedded servers); run each "
+            "process as docker-compose.yml does"
+        )
     STATE_DIR.mkdir(exist_ok=True)
     # Held until this process ends: one stack per folder (its Redis files, its demo key).
     running = open(STATE_DIR / "run.lock", "ab")  # noqa: SIM115
