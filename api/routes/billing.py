@@ -1,6 +1,5 @@
 """Credits: the balance and its ledger, buying more through Stripe Checkout, Stripe's webhook."""
 
-import json
 import logging
 from typing import Annotated, Any
 
@@ -8,6 +7,7 @@ import stripe
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse
 
+from api import strict_json
 from api.deps import CurrentAccount, SessionDep, authenticate, caller_account, client_address
 from api.errors import invalid_field
 from api.idempotency import IdempotentRoute, idempotent
@@ -87,15 +87,30 @@ def create_checkout_session(
 async def verified_stripe_event(request: Request) -> dict[str, Any]:
     payload = await request.body()
     try:
-        stripe_gateway.verify_event(payload, request.headers.get("Stripe-Signature"))
+        stripe_gateway.verify_signature(payload, request.headers.get("Stripe-Signature"))
     except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body is not a Stripe event") from None
+        raise _not_an_event("it is not UTF-8 text") from None
     except stripe.SignatureVerificationError as exc:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, f"invalid Stripe-Signature: {exc.user_message or exc}"
         ) from None
-    # Kept exactly as Stripe sent it.
-    return dict(json.loads(payload))
+    # Kept exactly as Stripe sent it, once it is known to be an event the database can keep.
+    try:
+        event = strict_json.loads(payload)
+    except strict_json.Refused as exc:
+        raise _not_an_event(str(exc)) from None
+    except RecursionError:
+        raise _not_an_event("the JSON body is nested too deeply") from None
+    except ValueError:
+        raise _not_an_event("it is not JSON") from None
+    problem = billing_events.event_problem(event)
+    if problem is not None:
+        raise _not_an_event(problem)
+    return dict(event)
+
+
+def _not_an_event(why: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, f"the body is not a Stripe event: {why}")
 
 
 @router.post("/webhook", summary="Stripe's events (Stripe-Signature checked)")

@@ -23,6 +23,7 @@ from shared.billing import disputes, jobs, ledger
 from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.models import CheckoutSession, ExternalEvent, utcnow
+from shared.schemas import text_problem
 
 SOURCE = "stripe"
 FIRST_RETRY_SECONDS = 60
@@ -33,6 +34,28 @@ log = logging.getLogger(__name__)
 
 class Pending(Exception):
     """The event cannot be applied yet; it is kept and tried again."""
+
+
+def event_problem(event: object) -> str | None:
+    """Why a body whose signature is good is still no event that can be kept, or None: a
+    signature proves who sent a body, not that it holds an id and a type the database takes,
+    and the data.object every handler reads."""
+    if not isinstance(event, dict):
+        return "it is not a JSON object"
+    for name, column in (("id", ExternalEvent.external_id), ("type", ExternalEvent.type)):
+        value = event.get(name)
+        if not isinstance(value, str) or not value:
+            return f"it has no {name}"
+        longest = column.type.length
+        if longest is not None and len(value) > longest:
+            return f"its {name} is longer than {longest} characters"
+        problem = text_problem(value)
+        if problem is not None:
+            return f"its {name} {problem}"
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "it has no data.object"
+    return None
 
 
 def store(session: Session, event: dict[str, Any]) -> bool:

@@ -11,11 +11,13 @@ from sqlalchemy import func, select
 from api.main import create_app
 from shared.campaigns import service as campaigns_service
 from shared.campaigns.schemas import CampaignCreate
+from shared.config import get_settings
 from shared.db import session_scope
 from shared.models import Call, Campaign, SmsMessage
 from shared.telephony import twiml
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.billing import stripe_events
 
 NUMBER = "+14155552671"
 CALL = {"campaign": "welcome", "name": "Ada", "phoneNumber": NUMBER}
@@ -447,6 +449,43 @@ class TestMalformedBattery:
         assert [shape["title"] for shape in shapes] == ["MakeCallRequest", "BatchRequest"]
         assert shapes[0]["required"] == ["campaign", "phoneNumber"]
         assert shapes[1]["required"] == ["campaign", "numberList"]
+
+
+class TestSignedStripeBodies:
+    """What Stripe's webhook does with a correctly signed body that is no event it could store:
+    400 saying why, never a 500 (a signature proves who sent a body, not what it holds)."""
+
+    @pytest.mark.parametrize(
+        ("body", "why"),
+        [
+            ("[]", "a JSON object"),
+            ("null", "a JSON object"),
+            ('"evt"', "a JSON object"),
+            ("{}", "id"),
+            ('{"id": "evt_1", "data": {"object": {}}}', "type"),
+            ('{"id": 1, "type": "charge.refunded", "data": {"object": {}}}', "id"),
+            ('{"id": "evt_\\u0000", "type": "x", "data": {"object": {}}}', "id"),
+            ('{"id": "evt_2", "type": "\\ud800", "data": {"object": {}}}', "type"),
+            ('{"id": "evt_' + "e" * 300 + '", "type": "x", "data": {"object": {}}}', "id"),
+            ('{"id": "evt_3", "type": "charge.refunded"}', "data.object"),
+            ('{"id": "evt_4", "type": "charge.refunded", "data": {"object": []}}', "data.object"),
+            ('{"id": "evt_5", "type": "x", "data": {"object": {"amount": NaN}}}', "NaN"),
+            ('{"id": "evt_6", "type": "x", "data": {"object": {"a": 1e999}}}', "1e999"),
+            ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        ],
+    )
+    def test_a_signed_body_that_is_no_event_is_400_saying_why(
+        self, client: TestClient, body: str, why: str
+    ) -> None:
+        signature = stripe_events.sign(body, get_settings().STRIPE_WEBHOOK_SECRET)
+        response = client.post(
+            "/api/webhook",
+            content=body.encode(),
+            headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+        )
+        assert response.status_code == 400, response.text
+        assert "the body is not a Stripe event" in response.json()["detail"]
+        assert why in response.json()["detail"]
 
 
 def test_no_route_reads_a_body_before_its_checks() -> None:
