@@ -10,7 +10,7 @@ line breaks; a single line (a name, a number, an id) holds none.
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from shared.telephony import twiml
@@ -53,6 +53,17 @@ Line = Annotated[str, AfterValidator(_checker(multiline=False))]
 
 Prose = Annotated[str, AfterValidator(_checker(multiline=True))]
 """Text that may run over lines: a script, a message."""
+
+
+def _not_a_boolean(value: object) -> object:
+    # pydantic reads true as 1: a number of minutes or credits sent as a boolean is a mistake.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+"""A whole number a client sends: minutes, calls, credits."""
 
 NAME_MAX_LENGTH = 200
 CalleeName = Annotated[Line, Field(max_length=NAME_MAX_LENGTH)]

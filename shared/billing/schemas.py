@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.schemas import Line
+from shared.schemas import Count, Line
 
 
 class CheckoutRequest(BaseModel):
@@ -11,7 +11,7 @@ class CheckoutRequest(BaseModel):
     )
 
     apikey: Line = Field(min_length=1, description="the account's API key, as the seeds send it")
-    credits: int | None = Field(default=None, ge=1, le=1_000_000)
+    credits: Count | None = Field(default=None, ge=1, le=1_000_000)
     pack: Line | None = Field(
         default=None, max_length=100, description="a credit pack name from CREDIT_PACKS"
     )

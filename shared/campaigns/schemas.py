@@ -4,7 +4,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models._columns import INT_MAX
-from shared.schemas import CampaignName, Line, Script
+from shared.schemas import CampaignName, Count, Line, Script
 
 # Empty: the default caller ID.
 CallerId = Annotated[Line, Field(max_length=64)]
@@ -24,8 +24,8 @@ class CampaignCreate(BaseModel):
         description="one of the account's caller IDs (GET /api/caller-ids); default: the "
         "platform's number where it is shared, otherwise the account's first caller ID",
     )
-    maxCallMinutes: int = Field(default=5, ge=1, le=240)
-    maxConcurrentCalls: int | None = Field(
+    maxCallMinutes: Count = Field(default=5, ge=1, le=240)
+    maxConcurrentCalls: Count | None = Field(
         default=None,
         ge=1,
         le=INT_MAX,
@@ -41,8 +41,8 @@ class CampaignUpdate(BaseModel):
     name: CampaignName | None = None
     script: Script | None = None
     callerId: CallerId | None = None
-    maxCallMinutes: int | None = Field(default=None, ge=1, le=240)
-    maxConcurrentCalls: int | None = Field(default=None, ge=1, le=INT_MAX)
+    maxCallMinutes: Count | None = Field(default=None, ge=1, le=240)
+    maxConcurrentCalls: Count | None = Field(default=None, ge=1, le=INT_MAX)
 
 
 class CampaignOut(BaseModel):

@@ -297,6 +297,19 @@ class TestMalformedBattery:
             ("/api/make_toingg/", {**CALL, "name": "n" * 70_000}, 413, "64 KiB"),
             ("/api/create-checkout-session", {"apikey": "KEY", "credits": "lots"}, 422, "credits"),
             ("/api/create-checkout-session", {"apikey": "KEY", "credits": 1.5}, 422, "credits"),
+            ("/api/create-checkout-session", {"apikey": "KEY", "credits": True}, 422, "credits"),
+            (
+                "/api/campaigns",
+                {"name": "x", "script": "y", "maxCallMinutes": True},
+                422,
+                "maxCallMinutes",
+            ),
+            (
+                "/api/campaigns",
+                {"name": "x", "script": "y", "maxConcurrentCalls": False},
+                422,
+                "maxConcurrentCalls",
+            ),
             ("/api/create-checkout-session", {"apikey": ["KEY"]}, 422, "apikey"),
         ],
     )
