@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # Each delivery attempt ends within this (connect, send, answer): no answer is a failure. A
     # worker lost mid-attempt leaves its delivery due again 5 s after this.
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    # Requests in flight to one endpoint at once, across every worker: a slow endpoint holds
+    # no more senders than this.
+    WEBHOOK_ENDPOINT_CONCURRENCY: int = Field(default=24, ge=1)
     # The waits between a delivery's attempts (each with jitter); the last repeats until the
     # window since its first attempt is over, when the delivery is given up.
     WEBHOOK_RETRY_SCHEDULE_SECONDS: list[float] = [5, 300, 1800, 7200, 18000, 36000]

@@ -44,6 +44,9 @@ from shared.webhooks.schemas import EndpointOut
 
 # Deliveries one tick claims at a time.
 CLAIM_BATCH = 200
+# How many of the oldest due deliveries a claim of N chooses its N from, an endpoint's share
+# capped: a backlog of one endpoint larger than this still goes first.
+CANDIDATES = 4
 # Beyond the request's own deadline, before an attempt in flight counts as lost.
 LOST_MARGIN_SECONDS = 5.0
 # How stale an endpoint's last_delivered_at may be.
@@ -95,23 +98,47 @@ _CLAIM = """
     JOIN events ev ON ev.id = c.event_id
 """
 # Due: pending, its time come, its endpoint enabled, and no earlier event of its subject
-# pending for the same endpoint; oldest due first, skipping what another tick holds.
+# pending for the same endpoint; oldest due first, skipping what another tick holds. Of the
+# oldest candidates, an endpoint gets no more than WEBHOOK_ENDPOINT_CONCURRENCY requests in
+# flight, its own counted: a slow endpoint with a backlog takes that many senders, never all of
+# them, and the others' events go on. (The state and time are tested again on the locked row:
+# one another tick claimed and committed meanwhile no longer passes.)
 _DUE = text(
     _CLAIM.format(
         chosen="""
         SELECT d.id FROM webhook_deliveries d
-        JOIN webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.state = :pending AND d.next_attempt_at <= now() AND e.enabled
-          AND NOT EXISTS (
-              SELECT 1 FROM webhook_deliveries earlier
-              WHERE earlier.endpoint_id = d.endpoint_id
-                AND earlier.subject_type = d.subject_type
-                AND earlier.subject_id = d.subject_id
-                AND earlier.state = :pending
-                AND earlier.sequence < d.sequence
+        WHERE d.state = :pending AND d.next_attempt_at <= now()
+          AND d.id IN (
+            SELECT ranked.id FROM (
+                SELECT candidate.id, candidate.next_attempt_at,
+                       row_number() OVER (
+                           PARTITION BY candidate.endpoint_id ORDER BY candidate.next_attempt_at
+                       ) + (
+                           SELECT count(*) FROM webhook_deliveries flying
+                           WHERE flying.endpoint_id = candidate.endpoint_id
+                             AND flying.state = :pending AND flying.claim IS NOT NULL
+                             AND flying.next_attempt_at > now()
+                       ) AS place
+                FROM (
+                    SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
+                    JOIN webhook_endpoints e ON e.id = d.endpoint_id
+                    WHERE d.state = :pending AND d.next_attempt_at <= now() AND e.enabled
+                      AND NOT EXISTS (
+                          SELECT 1 FROM webhook_deliveries earlier
+                          WHERE earlier.endpoint_id = d.endpoint_id
+                            AND earlier.subject_type = d.subject_type
+                            AND earlier.subject_id = d.subject_id
+                            AND earlier.state = :pending
+                            AND earlier.sequence < d.sequence
+                      )
+                    ORDER BY d.next_attempt_at
+                    LIMIT :candidates
+                ) candidate
+            ) ranked
+            WHERE ranked.place <= :per_endpoint
+            ORDER BY ranked.next_attempt_at
+            LIMIT :limit
           )
-        ORDER BY d.next_attempt_at
-        LIMIT :limit
         FOR UPDATE OF d SKIP LOCKED
         """
     )
@@ -139,7 +166,12 @@ _NEXT = text(
 
 def claim_due(session: Session, limit: int = CLAIM_BATCH) -> list[Request]:
     """Claim up to `limit` due deliveries, each with a new attempt: the caller sends them now."""
-    return _claim(session, _DUE, {"limit": limit})
+    per_endpoint = get_settings().WEBHOOK_ENDPOINT_CONCURRENCY
+    return _claim(
+        session,
+        _DUE,
+        {"limit": limit, "per_endpoint": per_endpoint, "candidates": CANDIDATES * limit},
+    )
 
 
 def claim_next(session: Session, done: Request) -> Request | None:

@@ -285,6 +285,31 @@ class TestOrder:
         assert state_of(endpoint_id, first.id) == "failed"
 
 
+class TestEndpointConcurrency:
+    def test_a_slow_endpoint_with_a_backlog_takes_its_share_of_senders_and_no_more(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "WEBHOOK_ENDPOINT_CONCURRENCY", 3)
+        slow, _ = add_endpoint(customer.account_id, "http://127.0.0.1:9/slow", ["call.*"])
+        fast, _ = add_endpoint(customer.account_id, "http://127.0.0.1:9/fast", ["sms.*"])
+        for _ in range(10):
+            append(customer.account_id, new_id(), "call.queued")
+        append(customer.account_id, new_id(), "sms.queued")
+
+        def claimed() -> list[str]:
+            with session_scope() as session:
+                return [
+                    r.endpoint_id
+                    for r in delivery.claim_due(session, 50)
+                    if r.endpoint_id in (slow, fast)
+                ]
+
+        first = claimed()
+        assert sorted(first) == sorted([slow, slow, slow, fast])
+        # Its three still in flight: none more of the slow endpoint's.
+        assert claimed() == []
+
+
 class TestFanOut:
     def test_only_matching_enabled_endpoints_of_the_account(self, customer: KeyedClient) -> None:
         other_id, _ = factories.account()
