@@ -37,13 +37,30 @@ _INSERT = text(
                0
            ) + d.place,
            :created_at, d.data
-    FROM unnest(
-        CAST(:ids AS text[]), CAST(:account_ids AS text[]), CAST(:types AS text[]),
-        CAST(:subject_types AS text[]), CAST(:subject_ids AS text[]),
-        CAST(:places AS integer[]), CAST(:data AS jsonb[])
+    FROM ROWS FROM (
+        unnest(CAST(:ids AS text[])), unnest(CAST(:account_ids AS text[])),
+        unnest(CAST(:types AS text[])), unnest(CAST(:subject_types AS text[])),
+        unnest(CAST(:subject_ids AS text[])), unnest(CAST(:places AS integer[])),
+        jsonb_array_elements(CAST(:data AS jsonb))
     ) AS d(id, account_id, type, subject_type, subject_id, place, data)
     ON CONFLICT (subject_type, subject_id, sequence) DO NOTHING
     RETURNING id, sequence
+    """
+)
+
+# The first events of subjects made in this transaction: numbered by their place alone. No
+# other transaction can have appended to a subject it cannot see yet, so there is no highest
+# number to read and no conflict to skip; were there one, the unique index fails the change.
+_INSERT_FIRST = text(
+    """
+    INSERT INTO events (id, account_id, type, subject_type, subject_id, sequence, created_at, data)
+    SELECT d.id, d.account_id, d.type, d.subject_type, d.subject_id, d.place, :created_at, d.data
+    FROM ROWS FROM (
+        unnest(CAST(:ids AS text[])), unnest(CAST(:account_ids AS text[])),
+        unnest(CAST(:types AS text[])), unnest(CAST(:subject_types AS text[])),
+        unnest(CAST(:subject_ids AS text[])), unnest(CAST(:places AS integer[])),
+        jsonb_array_elements(CAST(:data AS jsonb))
+    ) AS d(id, account_id, type, subject_type, subject_id, place, data)
     """
 )
 
@@ -104,20 +121,7 @@ def append_many(session: Session, drafts: Sequence[Draft]) -> list[Appended]:
     if not drafts:
         return []
     created_at = utcnow()
-    events = [
-        Appended(
-            new_event_id(),
-            draft.account_id,
-            draft.type,
-            draft.subject_type,
-            draft.subject_id,
-            created_at,
-            _json(draft.data),
-        )
-        for draft in drafts
-    ]
-    for event in events:
-        assert event.type in types.ALL and event.subject_type in types.SUBJECT_TYPES, event.type
+    events = _drafted(drafts, created_at)
     todo = events
     for _ in range(_TRIES):
         numbered = _insert(session, todo, created_at)
@@ -139,26 +143,70 @@ def append_many(session: Session, drafts: Sequence[Draft]) -> list[Appended]:
     raise RuntimeError(f"events of {sorted(skipped)} found their numbers taken {_TRIES} times")
 
 
-def _insert(session: Session, events: list[Appended], created_at: datetime) -> dict[str, int]:
+def append_first(session: Session, drafts: Sequence[Draft]) -> list[Appended]:
+    """Append the first events of subjects inserted in this transaction (a batch's new calls),
+    as `append_many` does, but numbered 1, 2, ... per subject in the order given without reading
+    the log: a subject nobody else can see yet has no events."""
+    if not drafts:
+        return []
+    created_at = utcnow()
+    events = _drafted(drafts, created_at)
+    places = _places(events)
+    for event, place in zip(events, places, strict=True):
+        event.sequence = place
+    session.execute(_INSERT_FIRST, _parameters(events, places, created_at))
+    webhooks.fan_out(session, events)  # type: ignore[arg-type] # an Event's fields
+    return events
+
+
+def _drafted(drafts: Sequence[Draft], created_at: datetime) -> list[Appended]:
+    events = [
+        Appended(
+            new_event_id(),
+            draft.account_id,
+            draft.type,
+            draft.subject_type,
+            draft.subject_id,
+            created_at,
+            _json(draft.data),
+        )
+        for draft in drafts
+    ]
+    for event in events:
+        assert event.type in types.ALL and event.subject_type in types.SUBJECT_TYPES, event.type
+    return events
+
+
+def _places(events: Sequence[Appended]) -> list[int]:
+    """Each event's place among its subject's events here: 1 for its first, 2 for the next."""
     places: dict[tuple[str, str], int] = {}
     ordinals = []
     for event in events:
         key = (event.subject_type, event.subject_id)
         places[key] = places.get(key, 0) + 1
         ordinals.append(places[key])
-    rows = session.execute(
-        _INSERT,
-        {
-            "ids": [e.id for e in events],
-            "account_ids": [e.account_id for e in events],
-            "types": [e.type for e in events],
-            "subject_types": [e.subject_type for e in events],
-            "subject_ids": [e.subject_id for e in events],
-            "places": ordinals,
-            "data": [json.dumps(e.data) for e in events],
-            "created_at": created_at,
-        },
-    )
+    return ordinals
+
+
+def _parameters(
+    events: Sequence[Appended], places: Sequence[int], created_at: datetime
+) -> dict[str, Any]:
+    return {
+        "ids": [e.id for e in events],
+        "account_ids": [e.account_id for e in events],
+        "types": [e.type for e in events],
+        "subject_types": [e.subject_type for e in events],
+        "subject_ids": [e.subject_id for e in events],
+        "places": list(places),
+        # One JSON array, not a jsonb[]: the driver quotes each element of an array of text
+        # character by character, which cost more than the INSERT itself.
+        "data": json.dumps([e.data for e in events]),
+        "created_at": created_at,
+    }
+
+
+def _insert(session: Session, events: list[Appended], created_at: datetime) -> dict[str, int]:
+    rows = session.execute(_INSERT, _parameters(events, _places(events), created_at))
     return {event_id: sequence for event_id, sequence in rows}
 
 

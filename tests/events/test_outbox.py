@@ -1,7 +1,9 @@
 """Appending events: numbered 1, 2, 3 ... per subject, in the transaction of the change, and
 two transactions appending to one subject at once neither share a number nor fail."""
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared import events
@@ -55,6 +57,38 @@ class TestAppend:
             )
         assert [event.sequence for event in written] == [2, 1, 3]
         assert numbers(a) == [("call.queued", 1), ("call.dialing", 2), ("call.canceled", 3)]
+
+    def test_new_subjects_first_events_start_at_one_and_later_ones_follow(self) -> None:
+        account_id, _ = factories.account()
+        a, b = new_id(), new_id()
+        with session_scope() as session:
+            written = events.append_first(
+                session,
+                [
+                    events.Draft(account_id, "call.queued", "call", a, {"id": a}),
+                    events.Draft(account_id, "call.queued", "call", b, {"id": b}),
+                ],
+            )
+        assert [event.sequence for event in written] == [1, 1]
+        with session_scope() as session:
+            events.append(session, account_id, "call.dialing", "call", a, {})
+            stored = session.get(Event, written[1].id)
+            assert stored is not None and stored.data == {"id": b}
+        assert numbers(a) == [("call.queued", 1), ("call.dialing", 2)]
+        assert numbers(b) == [("call.queued", 1)]
+
+    def test_a_first_event_for_a_subject_with_events_fails_rather_than_share_a_number(
+        self,
+    ) -> None:
+        account_id, _ = factories.account()
+        subject = new_id()
+        with session_scope() as session:
+            events.append(session, account_id, "call.queued", "call", subject, {})
+        with pytest.raises(IntegrityError), session_scope() as session:
+            events.append_first(
+                session, [events.Draft(account_id, "call.dialing", "call", subject, {})]
+            )
+        assert numbers(subject) == [("call.queued", 1)]
 
     def test_an_event_rolls_back_with_its_change(self) -> None:
         account_id, _ = factories.account()
