@@ -6,6 +6,7 @@ transactions appending to one subject at once would read the same highest number
 NOTHING then skips its row rather than failing, so it reads the number again once the first
 has committed. The status changes that append hold the subject's row already (their UPDATE
 locks it until commit), so the second transaction mostly waits there and never conflicts.
+Subjects inserted in the transaction itself (a batch's calls) skip the read: `append_first`.
 """
 
 import json
@@ -155,7 +156,7 @@ def append_first(session: Session, drafts: Sequence[Draft]) -> list[Appended]:
     for event, place in zip(events, places, strict=True):
         event.sequence = place
     session.execute(_INSERT_FIRST, _parameters(events, places, created_at))
-    webhooks.fan_out(session, events)  # type: ignore[arg-type] # an Event's fields
+    webhooks.fan_out(session, events)
     return events
 
 
