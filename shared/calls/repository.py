@@ -631,12 +631,16 @@ def accounts_with_unsettled(session: Session) -> list[str]:
     return list(session.scalars(select(Call.account_id).where(_unsettled()).distinct()))
 
 
-def unsettled(session: Session, account_id: str, limit: int) -> list[Unsettled]:
+def take_unsettled(session: Session, account_id: str, limit: int) -> list[Unsettled]:
+    """The account's ended calls still holding a reservation, each locked for this settlement
+    until it commits. A call another settlement holds is skipped (it settles it), and one it
+    settled meanwhile no longer matches: no call is settled twice."""
     rows = session.execute(
         select(Call.id, Call.credits_reserved, func.coalesce(Call.credits_charged, 0))
         .where(Call.account_id == account_id, _unsettled())
         .order_by(Call.ended_at, Call.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
     return [Unsettled(*row) for row in rows]
 

@@ -468,10 +468,14 @@ def accounts_to_settle(session: Session) -> list[str]:
 
 def settle_ended(session: Session, account_id: str) -> int:
     """Give back what the account's ended calls held beyond their cost, once per call: one
-    balance update and one ledger row per call. The account's row is locked first, so two
-    settlers never settle the same call. Returns how many calls were settled."""
-    _locked_account(session, account_id)
-    ended = repository.unsettled(session, account_id, SETTLE_AT_ONCE)
+    balance update and one ledger row per call. Returns how many calls were settled.
+
+    The calls are locked first (two settlers never settle the same call), the account's row
+    only by the balance update at the end: the dispatcher's claim for the account, which locks
+    that row, waits at most for the update and the commit. Locked from the start, the row was
+    held through the whole settlement, which on a busy worker outlasted the claim's lock timeout
+    and cost the account its turn in the tick, a second of dialing at a time."""
+    ended = repository.take_unsettled(session, account_id, SETTLE_AT_ONCE)
     if not ended:
         return 0
     repository.mark_settled(session, [call.id for call in ended])

@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from shared.billing import ledger
 from shared.calls import dispatcher, repository
+from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.db import get_engine, get_sessionmaker, session_scope
-from shared.models import Account, Call, CreditEntry, DispatchTurn
+from shared.models import Account, Call, CreditEntry, DispatchTurn, utcnow
 from shared.redis_client import get_redis
 from tests import factories
 from tests.api.conftest import KeyedClient
@@ -298,3 +300,41 @@ class TestTurnsNotedAtOnce:
             last = turns(session)
         assert set(last) == groups
         assert all(last[group] > first[group] for group in groups)
+
+
+class TestSettlementMeanwhile:
+    def test_an_accounts_settlement_under_way_does_not_cost_it_its_turn(
+        self, api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        customer = _account_with_batch(api, numbers=1)
+        assert _tick() == 1
+        # Its call ended: what it did not use waits for the settler.
+        with session_scope() as session:
+            session.execute(
+                update(Call)
+                .where(Call.account_id == customer.account_id)
+                .values(status="completed", twilio_sid="CA" + Call.id, ended_at=utcnow())
+            )
+        more = [{"clientNumber": factories.phone_number()} for _ in range(2)]
+        response = customer.post(
+            "/api/make_batch_toingg", json={"campaign": "welcome", "numberList": more}
+        )
+        assert response.status_code == 200, response.text
+
+        # The settlement has found its calls and not yet given their credits back (a busy
+        # worker), when the tick claims the account's share.
+        handed: list[int] = []
+        apply_together = ledger.apply_together
+
+        def tick_meanwhile(session: Session, account_id: str, changes: list[ledger.Change]) -> None:
+            if changes and changes[0].reason == "call_settlement" and not handed:
+                ticking = threading.Thread(target=lambda: handed.append(_tick()))
+                ticking.start()
+                ticking.join(timeout=30)
+            apply_together(session, account_id, changes)
+
+        monkeypatch.setattr(ledger, "apply_together", tick_meanwhile)
+        with session_scope() as session:
+            assert calls_service.settle_ended(session, customer.account_id) == 1
+        assert handed == [2], "the tick gave up the account's turn behind its settlement"
+        assert _status(customer) == {"completed": 1, "dialing": 2}

@@ -95,6 +95,23 @@ class TestSettlement:
                 given_back = ledger.total_for_subject(session, "call", call_id, "call_settlement")
                 assert given_back == 3
 
+    def test_two_settlers_at_once_settle_each_call_once(self, customer: tuple[str, Api]) -> None:
+        account_id, api = customer
+        first, second = claimed_call(api, account_id), claimed_call(api, account_id)
+        for call_id in (first, second):
+            for params in lifecycle("CA" + call_id.replace("-", ""), datetime.now(UTC)):
+                signed_post(f"/api/twilio/call-status?callId={call_id}", params)
+        with session_scope() as session:
+            # One settler has taken both calls and not committed yet; another runs meanwhile:
+            # it finds nothing left to settle, without waiting.
+            assert calls_service.settle_ended(session, account_id) == 2
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                assert pool.submit(settle, account_id).result(timeout=10) == 0
+        assert settle(account_id) == 0
+        assert balance(account_id) == 6  # two 61-second calls, 2 credits each
+        with session_scope() as session:
+            assert ledger.ledger_sum(session, account_id) == 6
+
     def test_a_busy_call_costs_nothing(self, customer: tuple[str, Api]) -> None:
         account_id, api = customer
         call_id = claimed_call(api, account_id)
