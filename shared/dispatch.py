@@ -75,8 +75,9 @@ def hold_window(session: Session, name: str) -> None:
 
 @contextmanager
 def one_at_a_time(name: str) -> Iterator[bool]:
-    """Whether this tick of the `name` dispatcher may run: a second at once would only do the
-    first's work again (the window is held in the database, `hold_window`). A guard lost
+    """Whether this tick of the `name` dispatcher (or the settler) may run: a second at once
+    would only do the first's work again (the window is held in the database, `hold_window`),
+    and two settlers would share one second's work, each with a worker thread. A guard lost
     meanwhile (Redis restarted, or the tick outlived its expiry) is no failure of the tick."""
     lock = get_redis().lock(f"toingg:{name}:dispatch", timeout=30, blocking=False)
     if not lock.acquire():

@@ -112,6 +112,23 @@ class TestSettlement:
         with session_scope() as session:
             assert ledger.ledger_sum(session, account_id) == 6
 
+    def test_a_settler_tick_while_another_runs_leaves_the_calls_to_it(
+        self, customer: tuple[str, Api]
+    ) -> None:
+        from shared import dispatch
+        from workers.tasks import calls as call_tasks
+
+        account_id, api = customer
+        call_id = claimed_call(api, account_id)
+        for params in lifecycle("CA" + call_id.replace("-", ""), datetime.now(UTC)):
+            signed_post(f"/api/twilio/call-status?callId={call_id}", params)
+        with dispatch.one_at_a_time("settle") as alone:
+            assert alone
+            assert call_tasks.settle() == 0
+            assert balance(account_id) == 5
+        assert call_tasks.settle() >= 1  # other accounts' ended calls may be settled too
+        assert balance(account_id) == 8
+
     def test_a_busy_call_costs_nothing(self, customer: tuple[str, Api]) -> None:
         account_id, api = customer
         call_id = claimed_call(api, account_id)

@@ -136,13 +136,18 @@ def dispatch() -> int:
 
 @app.task(name=jobs.SETTLE, acks_late=False)
 def settle() -> int:
-    with session_scope() as session:
-        accounts = calls_service.accounts_to_settle(session)
-    settled = 0
-    for account_id in accounts:  # one short transaction per account's balance
+    # Beat sends one a second, and on a busy worker one can take longer: the next waits for the
+    # next second rather than take a worker thread and the same calls.
+    with dispatching.one_at_a_time("settle") as alone:
+        if not alone:
+            return 0
         with session_scope() as session:
-            settled += calls_service.settle_ended(session, account_id)
-    return settled
+            accounts = calls_service.accounts_to_settle(session)
+        settled = 0
+        for account_id in accounts:  # one short transaction per account's balance
+            with session_scope() as session:
+                settled += calls_service.settle_ended(session, account_id)
+        return settled
 
 
 @app.task(name=jobs.SWEEP, acks_late=False)
