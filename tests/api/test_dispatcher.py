@@ -338,3 +338,31 @@ class TestSettlementMeanwhile:
             assert calls_service.settle_ended(session, customer.account_id) == 1
         assert handed == [2], "the tick gave up the account's turn behind its settlement"
         assert _status(customer) == {"completed": 1, "dialing": 2}
+
+    def test_a_status_callback_under_way_does_not_cost_the_account_its_turn(
+        self, api: KeyedClient
+    ) -> None:
+        customer = _account_with_batch(api, numbers=1)
+        assert _tick() == 1
+        _placed([customer.account_id])
+        with session_scope() as session:
+            [(call_id, sid)] = session.execute(
+                select(Call.id, Call.twilio_sid).where(Call.account_id == customer.account_id)
+            ).all()
+        more = [{"clientNumber": factories.phone_number()} for _ in range(2)]
+        response = customer.post(
+            "/api/make_batch_toingg", json={"campaign": "welcome", "numberList": more}
+        )
+        assert response.status_code == 200, response.text
+
+        # Twilio's "ringing" for the call being applied, not committed yet (an API busy with
+        # many callbacks), when the tick claims the account's share.
+        handed: list[int] = []
+        with session_scope() as session:
+            ringing = {"CallSid": sid, "CallStatus": "ringing", "SequenceNumber": "1"}
+            calls_service.apply_status_callback(session, call_id, ringing)
+            ticking = threading.Thread(target=lambda: handed.append(_tick()))
+            ticking.start()
+            ticking.join(timeout=30)
+        assert handed == [2], "the tick gave up the account's turn behind a status callback"
+        assert _status(customer) == {"ringing": 1, "dialing": 2}
