@@ -10,10 +10,11 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 _PENDING = "after_commit"
 _KEYS = "after_commit_keys"
+_READY = "after_commit_ready"
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,21 @@ def on_commit(session: Session, action: Callable[[], object], *, key: object = N
 
 
 @event.listens_for(Session, "after_commit")
-def _run(session: Session) -> None:
+def _committed(session: Session) -> None:
     if session.in_nested_transaction():
         return
     session.info.pop(_KEYS, None)
-    for action in session.info.pop(_PENDING, []):
+    session.info.setdefault(_READY, []).extend(session.info.pop(_PENDING, []))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _run(session: Session, transaction: SessionTransaction) -> None:
+    # Run once the transaction's connection is back in the pool: "after_commit" fires while it
+    # is still checked out, so an action opening a session of its own held two connections,
+    # and enough requests doing so at once waited on the pool for each other.
+    if transaction.parent is not None:
+        return
+    for action in session.info.pop(_READY, []):
         try:
             action()
         except Exception:

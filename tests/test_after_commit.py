@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import text
 
 from shared import queue
-from shared.db import session_scope
+from shared.after_commit import on_commit
+from shared.db import get_engine, session_scope
 
 
 @pytest.fixture
@@ -39,3 +40,16 @@ def test_a_rolled_back_transaction_sends_nothing(
     with session_scope():
         pass
     assert sent == []
+
+
+def test_an_action_runs_once_its_connection_is_back_in_the_pool() -> None:
+    # An action may open a session of its own (a batch followed after its calls changed): run
+    # while the first connection is still out, every request needs two, and enough requests at
+    # once wait on the pool for each other until its timeout.
+    pool = get_engine().pool
+    seen: list[int] = []
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    with session_scope() as session:
+        session.execute(text("SELECT 1"))
+        on_commit(session, lambda: seen.append(pool.checkedout()))  # type: ignore[attr-defined]
+    assert seen == [before]
