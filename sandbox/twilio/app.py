@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from sandbox.twilio import faults, filters
 from sandbox.twilio.config import Behaviour, CarrierSettings, credentials
@@ -30,6 +30,18 @@ MAGIC_SMS_ERRORS = {
     **MAGIC_CALL_ERRORS,
     "+15005550009": (21614, "'To' number is not a valid mobile number"),
 }
+
+
+# Twilio's answer to a message for a phone that texted STOP to its sender, until it texts START.
+UNSUBSCRIBED = (21610, "Attempt to send to unsubscribed recipient")
+
+
+class IncomingText(BaseModel):
+    """A text from a phone to one of the sandbox's numbers."""
+
+    from_: str = Field(alias="from", pattern=E164.pattern, description="the phone, in E.164")
+    to: str = Field(pattern=E164.pattern, description="the number texted, in E.164")
+    body: str = Field(max_length=1600)
 
 
 def create_app(settings: CarrierSettings | None = None) -> FastAPI:
@@ -211,6 +223,8 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             return twilio_error(400, *MAGIC_SMS_ERRORS[to])
         if not E164.match(to):
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if (to, params.get("From", "")) in sim.unsubscribed:
+            return twilio_error(400, *UNSUBSCRIBED)
         if (error := injected_error()) is not None:
             return error
         message = Message(
@@ -260,6 +274,16 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
     @app.get("/sandbox/messages")
     def control_messages() -> list[dict[str, Any]]:
         return [m.control_view() for m in sim.messages.values()]
+
+    @app.post("/sandbox/sms/inbound")
+    async def text_in(text: IncomingText) -> dict[str, Any]:
+        """The phone `from` texts `to`: sent to the API as Twilio would (see
+        Simulator.receive_text); the answer says how the API answered and what it replied."""
+        return await sim.receive_text(text.from_, text.to, text.body)
+
+    @app.get("/sandbox/sms/inbound")
+    def texts_in() -> list[dict[str, Any]]:
+        return sim.inbound
 
     @app.get("/sandbox/config")
     def get_config() -> Behaviour:

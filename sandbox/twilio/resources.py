@@ -51,6 +51,8 @@ class Call:
     twiml: str | None = None
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Keys the callee pressed into a <Gather>: where each was posted, and the TwiML answered.
+    gathers: list[dict[str, Any]] = field(default_factory=list)
     sequence: int = 0
 
     @property
@@ -109,6 +111,7 @@ class Call:
             "params": self.params,
             "callbacks": self.callbacks,
             "errors": self.errors,
+            "gathers": self.gathers,
         }
 
 

@@ -7,15 +7,16 @@ import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import httpx
 import yarl
 from twilio.request_validator import RequestValidator
 
-from sandbox.twilio.config import OUTCOMES, Behaviour
+from sandbox.twilio.config import OUTCOMES, Behaviour, pressed
 from sandbox.twilio.queueing import RateQueue
-from sandbox.twilio.resources import API_VERSION, Call, Message, rfc2822
+from sandbox.twilio.resources import API_VERSION, Call, Message, new_sid, rfc2822
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,12 @@ FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
 # Webhook requests to the application at once: enough for hundreds of calls a second.
 _CONNECTIONS = 32
 _WEBHOOK_ERRORS = (aiohttp.ClientError, TimeoutError)
+# Twilio's own opt-out handling: a whole message of one of these words (any case, trimmed)
+# stops its messages from that number to the phone (error 21610) until an opt-in word.
+OPT_OUT_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
+OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
 # What each StatusCallbackEvent name reports.
 _EVENT_OF_STATUS = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
 
@@ -40,6 +47,9 @@ class Simulator:
         self.random = random.Random(seed)
         self.calls: dict[str, Call] = {}
         self.messages: dict[str, Message] = {}
+        # (phone, one of our numbers) pairs whose phone texted an opt-out word to that number.
+        self.unsubscribed: set[tuple[str, str]] = set()
+        self.inbound: list[dict[str, Any]] = []
         self._ended: dict[str, asyncio.Event] = {}
         self._callbacks: dict[str, asyncio.Queue[dict[str, str] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -73,6 +83,8 @@ class Simulator:
         self._tasks.clear()
         self.calls.clear()
         self.messages.clear()
+        self.unsubscribed.clear()
+        self.inbound.clear()
         self._ended.clear()
         self._callbacks.clear()
         self.call_queue.reset()
@@ -101,7 +113,8 @@ class Simulator:
 
     def _outcome(self, call: Call) -> str:
         forced = self.behaviour.outcomes.get(call.to)
-        if forced in OUTCOMES:
+        if forced in OUTCOMES or pressed(forced) is not None:
+            assert forced is not None
             return forced
         draw = self.random.random()
         b = self.behaviour
@@ -204,6 +217,9 @@ class Simulator:
         if not await self._fetch_twiml(call):
             self.end_call(call, "completed")  # "an application error has occurred"
             return
+        digit = pressed(outcome)
+        if digit is not None and await self._press(call, digit):
+            return
         talk = None if outcome == "answer-hold" else min(b.TALK_SECONDS, time_limit)
         if not await self._pause(call, talk):
             self.end_call(call, "completed")
@@ -243,6 +259,58 @@ class Simulator:
         call.twiml = twiml
         return True
 
+    async def _press(self, call: Call, digit: str) -> bool:
+        """The callee presses `digit` as the message starts. With a <Gather> in the call's
+        TwiML, the key ends it and Twilio posts the digit to its action (relative to the
+        document's URL; the document's own URL when it has none), signed, and plays the TwiML
+        answered: the call ends once that has played. Without one the key does nothing.
+        True when the call ended."""
+        gather = ET.fromstring(call.twiml or "<Response/>").find("Gather")
+        if gather is None:
+            return False
+        if await self._pause(call, 0.1):
+            return True
+        document_url = call.params.get("Url") or ""
+        url = urljoin(document_url, gather.get("action") or document_url)
+        params = {
+            "AccountSid": call.account_sid,
+            "ApiVersion": API_VERSION,
+            "CallSid": call.sid,
+            "CallStatus": "in-progress",
+            "Called": call.to,
+            "Caller": call.from_,
+            "From": call.from_,
+            "To": call.to,
+            "Direction": "outbound-api",
+            "Digits": digit,
+            "FinishedOnKey": "",
+            "msg": "Gather End",
+        }
+        method = (gather.get("method") or "POST").upper()
+        signed_url = str(httpx.URL(url).copy_merge_params(params)) if method == "GET" else url
+        signature = self.validator.compute_signature(signed_url, {} if method == "GET" else params)
+        headers = {"X-Twilio-Signature": signature}
+        record: dict[str, Any] = {"url": url, "digits": digit, "status_code": None, "twiml": None}
+        call.gathers.append(record)
+        try:
+            if method == "GET":
+                exact = yarl.URL(signed_url, encoded=True)
+                status_code, twiml = await self._request("GET", exact, headers=headers)
+            else:
+                status_code, twiml = await self._request("POST", url, data=params, headers=headers)
+            record.update(status_code=status_code, twiml=twiml)
+            if status_code >= 400:
+                raise ValueError(f"HTTP {status_code}")
+            root = ET.fromstring(twiml)
+        except (*_WEBHOOK_ERRORS, ET.ParseError, ValueError) as exc:
+            call.errors.append(f"<Gather> action {url} failed: {type(exc).__name__}: {exc}")
+            self.end_call(call, "completed")  # "an application error has occurred"
+            return True
+        # What the answer says takes a moment to play; a <Hangup/> or its end ends the call.
+        if not await self._pause(call, 0.2 if len(root) else 0):
+            self.end_call(call, "completed")
+        return True
+
     async def _deliver_call_callbacks(
         self, call: Call, queue: asyncio.Queue[dict[str, str] | None]
     ) -> None:
@@ -251,7 +319,9 @@ class Simulator:
         while (params := await queue.get()) is not None:
             call.callbacks.append(await self._send(url, method, params))
 
-    async def _send(self, url: str, method: str, params: dict[str, str]) -> dict[str, Any]:
+    async def _send(
+        self, url: str, method: str, params: dict[str, str], keep_answer: bool = False
+    ) -> dict[str, Any]:
         signed_url = url
         if method == "GET":
             signed_url = str(httpx.URL(url).copy_merge_params(params))
@@ -265,7 +335,11 @@ class Simulator:
                     exact = yarl.URL(signed_url, encoded=True)
                     status_code, _ = await self._request("GET", exact, headers=headers)
                 else:
-                    status_code, _ = await self._request("POST", url, data=params, headers=headers)
+                    status_code, answer = await self._request(
+                        "POST", url, data=params, headers=headers
+                    )
+                    if keep_answer:
+                        record["answer"] = answer
                 record["status_code"] = status_code
                 if status_code < 500:
                     return record
@@ -309,3 +383,41 @@ class Simulator:
                     "To": message.to,
                 }
                 message.callbacks.append(await self._send(url, "POST", params))
+
+    # --- a phone that texts back ---------------------------------------------------------
+
+    async def receive_text(self, from_: str, to: str, body: str) -> dict[str, Any]:
+        """A phone texts one of our numbers: Twilio keeps its own opt-out state for the pair
+        (see OPT_OUT_WORDS), then posts the message, signed, to the number's incoming-message
+        URL, and sends each <Message> of the TwiML answered back to the phone."""
+        word = body.strip().upper()
+        if word in OPT_OUT_WORDS:
+            self.unsubscribed.add((from_, to))
+        elif word in OPT_IN_WORDS:
+            self.unsubscribed.discard((from_, to))
+        sid = new_sid("SM")
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "MessageSid": sid,
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "From": from_,
+            "To": to,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": "1",
+        }
+        url = self.behaviour.sms_url()
+        record = await self._send(url, "POST", params, keep_answer=True)
+        record.update(url=url, twiml=record.pop("answer", None), replies=[])
+        if record["status_code"] == 200 and record["twiml"]:
+            try:
+                root = ET.fromstring(record["twiml"])
+            except ET.ParseError as exc:
+                record["error"] = f"TwiML from {url}: ParseError: {exc}"
+            else:
+                record["replies"] = [m.text or "" for m in root.iter("Message")]
+        self.inbound.append(record)
+        return record
