@@ -3,9 +3,10 @@
 A URL is http or https. Unless WEBHOOK_ALLOW_PRIVATE_URLS (development's default), every address
 its host resolves to must be a public unicast one: loopback, private networks, link-local
 (where cloud metadata lives), shared address space, multicast and the unspecified address are
-refused, when the URL is registered and again at each delivery, after that delivery's own DNS
-lookup. The delivery then connects to the address that was checked, so a name that resolves to
-something else a moment later (DNS rebinding) changes nothing.
+refused (and so is an IPv6 address carrying such an IPv4 one, which a NAT64 gateway on the
+way connects to), when the URL is registered and again at each delivery, after that delivery's
+own DNS lookup. The delivery then connects to the address that was checked, so a name that
+resolves to something else a moment later (DNS rebinding) changes nothing.
 
 Cloud metadata addresses are refused even where private URLs are allowed: no receiver lives
 there, and on a cloud host they hand out its credentials.
@@ -48,6 +49,17 @@ class Target:
     address: Address
 
 
+# IPv6 addresses that stand for an IPv4 one in their last 32 bits: NAT64's well-known prefix
+# (a gateway on the way connects to the IPv4 address, AWS's among them), and the deprecated
+# IPv4-compatible and IPv4-translated forms.
+_CARRYING_IPV4 = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96")
+)
+# NAT64 prefixes of a network's own choosing, where the IPv4 address may sit anywhere: never
+# a public receiver.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def _unmapped(address: Address) -> Address:
     # ::ffff:127.0.0.1 reaches 127.0.0.1.
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -55,12 +67,36 @@ def _unmapped(address: Address) -> Address:
     return address
 
 
+def _carried(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a gateway or the host reaches for this IPv6 one, if it stands for one
+    (6to4 carries it in bits 16 to 48)."""
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1")):
+        return None
+    if any(address in network for network in _CARRYING_IPV4):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def problem(address: Address, allow_private: bool) -> str | None:
     """Why a webhook may not connect to this address, or None."""
     address = _unmapped(address)
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = _carried(address)
+        why = None if carried is None else problem(carried, allow_private)
+        if why is not None:
+            return f"which carries {carried}, {why}"
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    if allow_private or (address.is_global and not address.is_multicast):
+    if allow_private:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return "a local-use NAT64 address"
+        if address.is_site_local:
+            return "a site-local address"
+    if address.is_global and not address.is_multicast:
         return None
     if address.is_loopback:
         return "a loopback address"

@@ -160,6 +160,15 @@ class TestPrivateUrls:
             ("http://[fd00:ec2::254]/", "metadata"),
             ("http://169.254.10.10/", "link-local"),
             ("http://0.0.0.0:8000/", "private"),
+            # IPv6 forms that carry an IPv4 address a gateway (NAT64, 6to4) or the host itself
+            # reaches: refused as that IPv4 address is.
+            ("http://[64:ff9b::a00:7]/", "10.0.0.7, a private address"),
+            ("http://[64:ff9b::7f00:1]/", "127.0.0.1, a loopback address"),
+            ("http://[64:ff9b:1::c0a8:a]/", "local-use NAT64"),
+            ("http://[2002:a00:7::1]/", "10.0.0.7, a private address"),
+            ("http://[::127.0.0.1]/", "127.0.0.1, a loopback address"),
+            ("http://[::ffff:0:a00:7]/", "10.0.0.7, a private address"),
+            ("http://[fec0::1]/", "site-local"),
         ],
     )
     def test_production_refuses_an_address_in_our_network(
@@ -193,7 +202,22 @@ class TestPrivateUrls:
         assert "loopback" in refusal(response)
         assert customer.get(f"{PATH}/{endpoint['id']}").json()["url"] == endpoint["url"]
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://169.254.169.254/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[2002:a9fe:a9fe::]/",
+        ],
+    )
     def test_the_metadata_address_is_refused_even_where_private_urls_are_allowed(
-        self, customer: KeyedClient
+        self, customer: KeyedClient, url: str
     ) -> None:
-        assert "metadata" in refusal(customer.post(PATH, {"url": "http://169.254.169.254/"}))
+        assert "metadata" in refusal(customer.post(PATH, {"url": url}))
+
+    def test_a_public_address_through_a_nat64_gateway_is_allowed(
+        self, customer: KeyedClient, production: None
+    ) -> None:
+        # 93.184.215.14 as NAT64 writes it: the embedded address decides.
+        assert customer.post(PATH, {"url": "http://[64:ff9b::5db8:d70e]/"}).status_code == 201
