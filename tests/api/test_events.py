@@ -87,6 +87,15 @@ class TestListEvents:
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "since"]
 
+    @pytest.mark.parametrize("pattern", ["call.?ueued", "call.[q]ueued", "call.[!q]*", "*.?*"])
+    def test_only_star_is_a_wildcard(self, api: KeyedClient, pattern: str) -> None:
+        # Answered an empty page, while an endpoint subscribed to it was delivered the events.
+        append(api.account_id, "call.queued", new_id(), status="queued")
+        response = api.get("/api/events", type=pattern)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["query", "type"] and repr(pattern) in error["msg"]
+
     def test_another_accounts_events_are_never_shown(self, api: KeyedClient) -> None:
         other, _ = factories.account()
         theirs = append(other, "credits.changed", other, balance=5)
