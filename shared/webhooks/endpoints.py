@@ -66,7 +66,11 @@ def get(
     query = select(WebhookEndpoint).where(
         WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
     )
-    endpoint = session.scalar(query.with_for_update() if for_update else query)
+    # FOR NO KEY UPDATE: a change waits for another change, while the status changes' fan-out,
+    # which reads the endpoints FOR KEY SHARE, waits for neither (a PATCH resolves its new URL
+    # while it holds the row). A delete still waits for those fan-outs, as it must.
+    locked = query.with_for_update(key_share=True)
+    endpoint = session.scalar(locked if for_update else query)
     if endpoint is None:
         raise EndpointNotFound(endpoint_id)
     return endpoint

@@ -58,6 +58,21 @@ class TestFanOutRaces:
             change.join()
         assert owed(endpoint_id) == 1
 
+    def test_no_status_change_waits_for_an_endpoint_held_for_its_change(self) -> None:
+        # The API holds the endpoint it changes (PATCH, rotate-secret) until its commit, and a
+        # PATCH resolves the new URL meanwhile: held FOR UPDATE, every status change of the
+        # account waited that long, and the dispatcher's claims for it timed out.
+        account_id, _ = factories.account()
+        endpoint_id = endpoint_of(account_id)
+        with session_scope() as held:
+            endpoint = endpoints.get(held, account_id, endpoint_id, for_update=True)
+            endpoints.rotate_secret(held, endpoint)
+            endpoints.update(held, endpoint, EndpointUpdate(url="http://127.0.0.1:10/hooks"))
+            change = Racer(lambda session: append(session, account_id))
+            assert not change.wait_until_blocked_or_done()
+            change.join()
+        assert owed(endpoint_id) == 1
+
     def test_an_endpoint_deleted_during_a_status_change_waits_for_it(self) -> None:
         account_id, _ = factories.account()
         endpoint_id = endpoint_of(account_id)
