@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from shared import embedded_postgres
-from shared.cli import admin, listen, stack
+from shared.cli import admin, dnc, listen, stack
 from shared.config import get_settings, settings_or_exit
 
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     stack.add_commands(commands)
     admin.add_commands(commands)
+    dnc.add_commands(commands)
     listen.add_commands(commands)
     args = parser.parse_args(argv)
     # Every process and admin command checks its settings before it does anything: production

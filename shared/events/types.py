@@ -8,7 +8,9 @@ SMS = "sms"
 BATCH = "batch"
 CREDITS = "credits"
 WEBHOOK_ENDPOINT = "webhook_endpoint"
-SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS, WEBHOOK_ENDPOINT)
+# A number on the account's do-not-contact list: the subject's id is its entry's.
+DNC = "dnc"
+SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS, WEBHOOK_ENDPOINT, DNC)
 
 CALL_TYPES = (
     "call.queued",
@@ -42,10 +44,20 @@ BATCH_TYPES = (
     "batch.completed",
     "batch.canceled",
 )
+DNC_ADDED = "dnc.added"
+DNC_REMOVED = "dnc.removed"
+DNC_TYPES = (DNC_ADDED, DNC_REMOVED)
 CREDITS_CHANGED = "credits.changed"
 # Disabled by us: every attempt failed for the retry window, or it answered 410 Gone.
 WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
-ALL = (*CALL_TYPES, *SMS_TYPES, *BATCH_TYPES, CREDITS_CHANGED, WEBHOOK_ENDPOINT_DISABLED)
+ALL = (
+    *CALL_TYPES,
+    *SMS_TYPES,
+    *BATCH_TYPES,
+    CREDITS_CHANGED,
+    WEBHOOK_ENDPOINT_DISABLED,
+    *DNC_TYPES,
+)
 
 # A call's status that Twilio names by its progress rather than by what the customer sees.
 _CALL_STATUS_NAMES = {"in-progress": "answered"}

@@ -12,6 +12,7 @@ from shared.models.checkout_session import CheckoutSession
 from shared.models.credit_entry import CreditEntry
 from shared.models.dispatch_turn import DispatchTurn
 from shared.models.dispute import Dispute
+from shared.models.dnc_entry import DncChange, DncEntry
 from shared.models.event import Event
 from shared.models.external_event import ExternalEvent
 from shared.models.idempotency_key import IdempotencyKey
@@ -33,6 +34,8 @@ __all__ = [
     "CreditEntry",
     "DispatchTurn",
     "Dispute",
+    "DncChange",
+    "DncEntry",
     "Event",
     "ExternalEvent",
     "IdempotencyKey",
