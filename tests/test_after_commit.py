@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from shared import queue
 from shared.after_commit import on_commit
-from shared.db import get_engine, session_scope
+from shared.db import get_engine, get_sessionmaker, session_scope
 
 
 @pytest.fixture
@@ -53,3 +53,43 @@ def test_an_action_runs_once_its_connection_is_back_in_the_pool() -> None:
         session.execute(text("SELECT 1"))
         on_commit(session, lambda: seen.append(pool.checkedout()))  # type: ignore[attr-defined]
     assert seen == [before]
+
+
+def test_an_action_of_a_savepoint_rolled_back_is_dropped_with_it(
+    sent: list[tuple[str, tuple[object, ...]]],
+) -> None:
+    # A Stripe event's handler runs in a savepoint that rolls back when it fails: what it
+    # meant to send went out anyway, for changes the database did not keep.
+    with session_scope() as session:
+        with pytest.raises(ZeroDivisionError), session.begin_nested():
+            queue.enqueue(session, "tests.rolled_back", 1)
+            with session.begin_nested():
+                queue.enqueue(session, "tests.inner_released", 2)
+            raise ZeroDivisionError
+        with session.begin_nested():
+            queue.enqueue(session, "tests.released", 3)
+    assert sent == [("tests.released", (3,))]
+
+
+def test_a_key_dropped_with_its_savepoint_can_be_added_again() -> None:
+    ran: list[str] = []
+    with session_scope() as session:
+        with pytest.raises(ZeroDivisionError), session.begin_nested():
+            on_commit(session, lambda: ran.append("rolled back"), key="batch")
+            raise ZeroDivisionError
+        on_commit(session, lambda: ran.append("kept"), key="batch")
+        on_commit(session, lambda: ran.append("repeat"), key="batch")
+    assert ran == ["kept"]
+
+
+def test_an_action_of_a_transaction_closed_uncommitted_never_runs() -> None:
+    ran: list[str] = []
+    session = get_sessionmaker()()
+    session.execute(text("SELECT 1"))
+    on_commit(session, lambda: ran.append("closed"), key="k")
+    session.close()
+    session.execute(text("SELECT 1"))
+    on_commit(session, lambda: ran.append("next"), key="k")
+    session.commit()
+    session.close()
+    assert ran == ["next"]
