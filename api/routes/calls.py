@@ -31,6 +31,7 @@ from shared.calls.schemas import (
 )
 from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
+from shared.dnc import service as dnc
 from shared.models import Account, Campaign
 from shared.schemas import Line
 from shared.telephony.numbers import InvalidNumber, to_e164
@@ -55,7 +56,7 @@ def _place(
     require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
     try:
         call = calls_service.place_call(session, account, campaign, body.name, body.phoneNumber)
-    except InvalidNumber as exc:
+    except (InvalidNumber, dnc.OnTheList) as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
     except calls_service.Unspeakable as exc:
         raise invalid_field(["name"], str(exc)) from None

@@ -11,6 +11,7 @@ from shared.calls import jobs as call_jobs
 from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import service as calls_service
 from shared.config import get_settings
+from shared.dnc import service as dnc
 from shared.models import Account, Batch, Campaign, new_id, utcnow
 from shared.schemas import NAME_MAX_LENGTH
 from shared.telephony import twiml
@@ -38,7 +39,8 @@ class BatchResult:
 def create_batch(
     session: Session, account: Account, campaign: Campaign, entries: list[NumberEntry]
 ) -> BatchResult:
-    """Store every valid number as a queued call; report invalid rows; call a repeat once.
+    """Store every valid number as a queued call; report invalid rows and numbers the account
+    may not call (its do-not-contact list, the operators'); call a repeat once.
 
     The calls are not pushed into the broker here: the dispatcher hands them to workers at the
     pace they can dial, so a huge batch costs the request one bulk insert.
@@ -53,6 +55,7 @@ def create_batch(
     # A script saved within Twilio's limits for any name needs no look at each row's name.
     any_name_fits = twiml.script_problem(campaign.script, NAME_MAX_LENGTH) is None
     rows = []
+    indexes: list[int] = []
     for index, entry in enumerate(entries):
         try:
             number = to_e164(entry.clientNumber, region)
@@ -78,6 +81,7 @@ def create_batch(
             duplicates += 1
             continue
         seen.add(number)
+        indexes.append(index)
         rows.append(
             {
                 "id": new_id(),
@@ -90,6 +94,23 @@ def create_batch(
                 "updated_at": now,
             }
         )
+    # One look for the whole batch, after the numbers were read.
+    listed = dnc.listed_among(session, account.id, [row["to_number"] for row in rows])
+    if listed:
+        kept = []
+        for index, row in zip(indexes, rows, strict=True):
+            if row["to_number"] in listed:
+                rejected.append(
+                    RejectedRow(
+                        index=index,
+                        clientNumber=entries[index].clientNumber,
+                        reason=f"{row['to_number']} is on the do-not-contact list",
+                    )
+                )
+            else:
+                kept.append(row)
+        rows = kept
+        rejected.sort(key=lambda row: row.index)
     if not rows:
         raise NothingToCall(rejected)
     batch = Batch(

@@ -20,6 +20,7 @@ from shared.calls import status as st
 from shared.campaigns import repository as campaigns_repository
 from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
+from shared.dnc import service as dnc
 from shared.models import Account, Batch, Call, CallEvent, Campaign, utcnow
 from shared.telephony import client as twilio
 from shared.telephony import twiml
@@ -87,13 +88,16 @@ def place_call(
 ) -> Call:
     """Accept one call and wake the dispatcher for it once the caller commits: it is claimed
     when a slot in the dial rate is near, as a batch's calls are, with the account's other
-    single calls in the account's turn."""
+    single calls in the account's turn. Raises dnc.OnTheList for a number the account may not
+    call."""
     problem = twiml.spoken_problem(twiml.render_script(campaign.script, name))
     if problem is not None:
         raise Unspeakable(f"the script of campaign {campaign.name!r}, with this name, {problem}")
+    to_number = to_e164(phone_number, get_settings().DEFAULT_REGION)
+    dnc.ensure_not_listed(session, account.id, to_number)
     call = Call(
         account_id=account.id,
-        to_number=to_e164(phone_number, get_settings().DEFAULT_REGION),
+        to_number=to_number,
         name=name,
         **accepted_terms(session, campaign),
     )
@@ -285,6 +289,11 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
     the account was blocked by a dispute, or its caller ID was taken from the account: either
     may commit while the claim is out, after the claim and the take looked. A call whose caller
     ID was taken fails here.
+
+    Nor to a number put on a do-not-contact list since the call was accepted: the call ends
+    `suppressed`, unplaced and uncharged. One look in the list's index, after the claim's
+    UPDATE: an add committed by then is seen (each statement reads what has committed when it
+    starts), one still uncommitted is not, and binds the calls after it.
     """
     settings = get_settings()
     now = utcnow()
@@ -296,6 +305,16 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
     if refused is not None:
         fail(session, plan, refused.code, str(refused))
         return None
+    listed = dnc.listed(session, account_id, plan.to)
+    if listed is not None:
+        _end_unplaced(
+            session,
+            plan,
+            st.SUPPRESSED,
+            error_code=dnc.LISTED_CODE,
+            error_message=dnc.refusal_text(plan.to, listed),
+        )
+        return None
     return now + timedelta(seconds=settings.TWILIO_TIMEOUT_SECONDS)
 
 
@@ -305,7 +324,8 @@ def fenced_off(session: Session, plan: DialPlan) -> bool:
     stands down. Its account was blocked: it goes back to the dispatcher, which claims it once
     the block is lifted. Its claim is still this attempt's but too old: it goes back to the
     queue, and True says this worker should dial it again. Reconciled or ended meanwhile (its
-    caller ID taken, the fence failed it): left alone."""
+    caller ID taken, the fence failed it; its number listed, the fence suppressed it): left
+    alone."""
     call = session.get(Call, plan.call_id, populate_existing=True)
     if call is None or call.attempt != plan.attempt or call.status != st.DIALING:
         return False

@@ -12,8 +12,12 @@ BUSY = "busy"
 NO_ANSWER = "no-answer"
 FAILED = "failed"
 CANCELED = "canceled"
+# Its number was put on a do-not-contact list after the call was accepted: never dialed.
+SUPPRESSED = "suppressed"
 
-FINAL = frozenset({COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED})
+# The final statuses Twilio reports; ours alone is SUPPRESSED, which Twilio never sends.
+_TWILIO_FINAL = frozenset({COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED})
+FINAL = frozenset({*_TWILIO_FINAL, SUPPRESSED})
 # Handed to Twilio and not yet over: the statuses a hang-up must reach Twilio for.
 LIVE = frozenset({INITIATED, RINGING, IN_PROGRESS})
 ALL = (QUEUED, INSUFFICIENT_CREDITS, DIALING, INITIATED, RINGING, IN_PROGRESS, *sorted(FINAL))
@@ -31,7 +35,7 @@ def from_twilio(call_status: str) -> str | None:
     """Our status for a Twilio CallStatus, None for one we do not know."""
     if call_status in _TWILIO_ALIASES:
         return _TWILIO_ALIASES[call_status]
-    if call_status in FINAL or call_status in (RINGING, IN_PROGRESS):
+    if call_status in _TWILIO_FINAL or call_status in (RINGING, IN_PROGRESS):
         return call_status
     return None
 

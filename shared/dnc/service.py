@@ -38,6 +38,12 @@ class NotListed(LookupError):
     pass
 
 
+class OnTheList(ValueError):
+    """A call or an SMS to a number the account may not contact."""
+
+    code = LISTED_CODE
+
+
 class UnknownSource(ValueError):
     pass
 
@@ -58,6 +64,13 @@ def listed(session: Session, account_id: str, number: str) -> DncEntry | None:
     """The entry keeping the account from calling or texting `number` (E.164): the account's
     own, else the global list's; None when it may."""
     return repository.listed(session, account_id, number)
+
+
+def ensure_not_listed(session: Session, account_id: str, number: str) -> None:
+    """Raises OnTheList, saying which list, when the account may not contact `number`."""
+    found = listed(session, account_id, number)
+    if found is not None:
+        raise OnTheList(refusal_text(number, found))
 
 
 def listed_among(session: Session, account_id: str, numbers: Sequence[str]) -> set[str]:

@@ -26,6 +26,8 @@ CALL_TYPES = (
     "call.no_answer",
     "call.failed",
     "call.canceled",
+    # Its number was put on a do-not-contact list after the call was accepted: never dialed.
+    "call.suppressed",
 )
 SMS_TYPES = (
     "sms.queued",
@@ -35,6 +37,8 @@ SMS_TYPES = (
     "sms.delivered",
     "sms.undelivered",
     "sms.failed",
+    # Its number was put on a do-not-contact list after the SMS was accepted: never sent.
+    "sms.suppressed",
 )
 BATCH_TYPES = (
     "batch.started",

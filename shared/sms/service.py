@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from shared.billing import disputes, ledger, prices
 from shared.caller_ids import service as caller_ids
 from shared.config import get_settings
+from shared.dnc import service as dnc
 from shared.models import Account, SmsMessage, new_id, utcnow
 from shared.sms import jobs, lifecycle, repository
 from shared.sms import status as st
@@ -46,14 +47,16 @@ def accept(
     body: str,
     from_number: str | None = None,
 ) -> SmsMessage:
-    """Raises InvalidNumber, InvalidCallerId or CallerIdNotAllowed (the sender), and
-    InsufficientCredits."""
+    """Raises InvalidNumber, dnc.OnTheList (the number), InvalidCallerId or CallerIdNotAllowed
+    (the sender), and InsufficientCredits."""
     settings = get_settings()
     cost = prices.sms_cost(body)
+    to_number = to_e164(phone_number, settings.DEFAULT_REGION)
+    dnc.ensure_not_listed(session, account.id, to_number)
     sms = SmsMessage(
         id=new_id(),
         account_id=account.id,
-        to_number=to_e164(phone_number, settings.DEFAULT_REGION),
+        to_number=to_number,
         from_number=caller_ids.choose(session, account.id, from_number),
         name=name,
         body=body,
@@ -115,7 +118,9 @@ def fence(session: Session, plan: SendPlan) -> bool:
     taken, so, as a call's, it is sent only while still this attempt's and young enough
     (`dial_fence_seconds`) for the request to be over before then (see `calls.service.fence`).
     Nor once its account was blocked, or its sender taken from the account, while the claim was
-    out: a message whose sender was taken fails here."""
+    out: a message whose sender was taken fails here. Nor to a number put on a do-not-contact
+    list since it was accepted: it ends `suppressed`, unsent and refunded (as a call's fence
+    looks, see `calls.service.fence`)."""
     taken_after = utcnow() - timedelta(seconds=get_settings().dial_fence_seconds)
     account_id = repository.fence(session, plan.sms_id, plan.attempt, taken_after)
     if account_id is None:
@@ -123,6 +128,12 @@ def fence(session: Session, plan: SendPlan) -> bool:
     refused = caller_ids.refusal(session, account_id, plan.from_)
     if refused is not None:
         fail(session, plan, refused.code, str(refused))
+        return False
+    listed = dnc.listed(session, account_id, plan.to)
+    if listed is not None:
+        _end_unsent(
+            session, plan, st.SUPPRESSED, dnc.LISTED_CODE, dnc.refusal_text(plan.to, listed)
+        )
         return False
     return True
 
@@ -177,16 +188,26 @@ def _requeue(session: Session, plan: SendPlan, handed_at: datetime | None) -> bo
 
 def fail(session: Session, plan: SendPlan, code: str, message: str) -> None:
     """Twilio refused the message, and bills nothing for it: neither do we."""
-    failed = repository.move_attempt(
-        session, plan.sms_id, plan.attempt, st.FAILED, error_code=code, error_message=message
+    _end_unsent(session, plan, st.FAILED, code, message)
+
+
+def _end_unsent(session: Session, plan: SendPlan, status: str, code: str, message: str) -> None:
+    """End a claimed message Twilio does not have: its charge refunded."""
+    ended = repository.move_attempt(
+        session, plan.sms_id, plan.attempt, status, error_code=code, error_message=message
     )
     sms = repository.get(session, plan.sms_id)
-    if failed and sms is not None and sms.credits_charged:
+    if ended and sms is not None and sms.credits_charged:
+        note = (
+            "its number is on a do-not-contact list"
+            if status == st.SUPPRESSED
+            else f"Twilio refused it: {code}"
+        )
         ledger.apply(
             session,
             ledger.Change(
                 sms.account_id, sms.credits_charged, "sms_refund", "sms", sms.id,
-                reference=f"sms:{sms.id}:refund", note=f"Twilio refused it: {code}",
+                reference=f"sms:{sms.id}:refund", note=note,
             ),
         )  # fmt: skip
         sms.credits_charged = 0

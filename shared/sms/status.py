@@ -6,8 +6,10 @@ SENT = "sent"
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"
 FAILED = "failed"
+# Its number was put on a do-not-contact list after the SMS was accepted: never sent.
+SUPPRESSED = "suppressed"
 
-FINAL = frozenset({DELIVERED, UNDELIVERED, FAILED})
+FINAL = frozenset({DELIVERED, UNDELIVERED, FAILED, SUPPRESSED})
 _RANK = {QUEUED: 0, SENDING: 1, SENT: 2}
 _FROM_TWILIO = {
     "accepted": SENDING,

@@ -60,7 +60,7 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
             raise self.retry(args=[call_id], countdown=backoff_seconds(self.request.retries))
         return (
             "not placed: hung up, its batch stopped, its account blocked, its caller ID removed,"
-            " or its claim reconciled or ended"
+            " its number on a do-not-contact list, or its claim reconciled or ended"
         )
     dialed_at = utcnow()
     try:

@@ -43,7 +43,10 @@ def send(self: Task, sms_id: str, claimed: str | None = None) -> str:
     if not fenced:
         if again:
             raise self.retry(args=[sms_id], countdown=backoff_seconds(self.request.retries))
-        return "not sent: its account blocked, its sender removed, or its claim reconciled"
+        return (
+            "not sent: its account blocked, its sender removed, its number on a do-not-contact"
+            " list, or its claim reconciled"
+        )
     try:
         message = twilio.send_sms(
             to=plan.to,
