@@ -9,6 +9,7 @@ exactly what a customer's endpoint gets.
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -232,8 +233,11 @@ def listen(args: argparse.Namespace) -> int:
     port = server.server_address[1]
     url = f"http://{RECEIVER_HOST}:{port}/"
     stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    # SIGHUP: the terminal it ran in was closed. Ended by any of these without removing its
+    # endpoint, the account's events would be owed to a dead receiver for the retry window.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda _signum, _frame: stopping.set())
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     events = _patterns(args.events)
@@ -246,31 +250,43 @@ def listen(args: argparse.Namespace) -> int:
         server.shutdown()
         return 1
     listener.use_secret(endpoint["secret"])
-    print(
-        f"Listening on {url} for {', '.join(events)} (endpoint {endpoint['id']}, "
-        f"signing secret {endpoint['secret']})",
-        flush=True,
-    )
-    if args.forward_to:
-        print(f"Forwarding each verified event to {args.forward_to}", flush=True)
-    print("Ctrl-C removes the endpoint.", flush=True)
-    while not stopping.wait(0.5):
-        pass
-    # Removed while the receiver still answers, so a request in flight is not left hanging.
     try:
-        api.delete_endpoint(endpoint["id"])
-        print(f"Removed endpoint {endpoint['id']}.", flush=True)
-        code = 0
-    except ApiProblem as exc:
         print(
-            f"Could not remove endpoint {endpoint['id']} ({exc}): "
-            f"DELETE /api/webhook-endpoints/{endpoint['id']} removes it.",
+            f"Listening on {url} for {', '.join(events)} (endpoint {endpoint['id']}, "
+            f"signing secret {endpoint['secret']})",
             flush=True,
         )
-        code = 1
-    server.shutdown()
-    server.server_close()
+        if args.forward_to:
+            print(f"Forwarding each verified event to {args.forward_to}", flush=True)
+        print("Ctrl-C removes the endpoint.", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        # Removed however it ends (its output gone, an error), while the receiver still
+        # answers, so a request in flight is not left hanging.
+        code = _remove(api, endpoint["id"])
+        server.shutdown()
+        server.server_close()
     return code
+
+
+def _remove(api: Api, endpoint_id: str) -> int:
+    try:
+        api.delete_endpoint(endpoint_id)
+    except ApiProblem as exc:
+        _say(
+            f"Could not remove endpoint {endpoint_id} ({exc}): "
+            f"DELETE /api/webhook-endpoints/{endpoint_id} removes it."
+        )
+        return 1
+    _say(f"Removed endpoint {endpoint_id}.")
+    return 0
+
+
+def _say(line: str) -> None:
+    # Its output may be gone (a closed pipe): the endpoint's removal is what mattered.
+    with contextlib.suppress(OSError):
+        print(line, flush=True)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

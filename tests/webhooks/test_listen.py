@@ -204,6 +204,18 @@ class TestListen:
         assert listening.lines[-1] == f"Removed endpoint {listening.endpoint_id}."
         assert api.get("/api/webhook-endpoints").json()["items"] == []
 
+    def test_its_terminal_closing_removes_the_endpoint(self, api_server: str, start_listen) -> None:
+        # SIGHUP, as a closed terminal window sends it: the default ended the process and left
+        # the endpoint behind, owed every event of the account for three days.
+        api = api_of(api_server)
+        listening = start_listen(api.api_key)
+        listening.process.send_signal(signal.SIGHUP)
+        assert listening.process.wait(timeout=30) == 0
+        wait_until(
+            lambda: listening.lines[-1:] == [f"Removed endpoint {listening.endpoint_id}."], 10
+        )
+        assert api.get("/api/webhook-endpoints").json()["items"] == []
+
     def test_an_unknown_event_type_is_refused_before_anything_listens(
         self, api_server: str
     ) -> None:
