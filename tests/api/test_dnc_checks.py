@@ -136,6 +136,9 @@ class TestAtAcceptance:
             dnc.remove(session, None, number, "lifted", sources.OPERATOR)
         assert api.post("/api/make_toingg", call).status_code == 200
 
+    def test_an_unknown_call_has_no_explanation(self, api: KeyedClient) -> None:
+        assert api.get("/api/compliance/calls/nope").status_code == 404
+
     def test_another_accounts_list_does_not_bind_this_one(self, api: KeyedClient) -> None:
         number = factories.phone_number()
         other, _ = factories.account()
@@ -166,6 +169,19 @@ class TestAtTheFence:
         assert api.get("/api/credits").json()["balance"] == 100, "the reservation was kept"
         [event] = api.get("/api/events", type="call.suppressed", subject=call_id).json()["items"]
         assert event["data"]["status"] == "suppressed"
+        explained = api.get(f"/api/compliance/calls/{call_id}").json()
+        assert explained["placed"] is False
+        assert explained["verdict"] == f"never placed: {call['error']['message']}"
+        assert [s["event"] for s in explained["steps"]] == [
+            "call.queued",
+            "call.dialing",
+            "call.suppressed",
+        ]
+        assert "do-not-contact list" in explained["steps"][-1]["why"]
+        [change] = explained["doNotContact"]
+        assert (change["list"], change["action"], change["reason"]) == ("account", "added", "asked")
+        assert change["at"] < explained["steps"][-1]["at"]
+        assert explained["listedNow"] is True
 
     def test_a_globally_listed_number_is_suppressed_too(
         self,
@@ -256,5 +272,12 @@ class TestAtTheFence:
             held.close()
         assert len(carrier_at_api.calls(to=to)) == 1
         assert api.get(f"/api/calls/{call_id}").json()["status"] != "suppressed"
+        explained = api.get(f"/api/compliance/calls/{call_id}").json()
+        assert explained["placed"] is True
+        assert explained["verdict"].startswith("placed at ")
+        assert "call.initiated" in [s["event"] for s in explained["steps"]]
+        # The list's add is there, committed once the call was on its way.
+        [change] = explained["doNotContact"]
+        assert change["action"] == "added"
         again = {"campaign": "welcome", "name": "Ada", "phoneNumber": to}
         assert api.post("/api/make_toingg", again).status_code == 422

@@ -1,0 +1,101 @@
+"""Why a call was placed when it was, or not at all: its events, each explained, and the
+do-not-contact list's changes of its number, which held it back or let it go."""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.calls import service as calls_service
+from shared.calls import status as st
+from shared.compliance.schemas import CallExplanation, ExplainedStep, ListChange
+from shared.dnc import service as dnc
+from shared.events import types
+from shared.models import Call, Event
+
+_WHY = {
+    "call.insufficient_credits": "waited for credits: the balance could not reserve its longest "
+    "length",
+    "call.scheduled": "waited for its calling hours",
+    "call.dialing": "claimed for a worker, its reservation held",
+    "call.initiated": "handed to Twilio: the last look before the request found it allowed "
+    "(not hung up, its batch running, its account unblocked, its caller ID the account's, "
+    "its number on no do-not-contact list)",
+    "call.ringing": "ringing (Twilio)",
+    "call.answered": "answered (Twilio)",
+    "call.completed": "completed (Twilio)",
+    "call.busy": "busy (Twilio)",
+    "call.no_answer": "not answered (Twilio)",
+    "call.expired": "not placed by its notAfter",
+}
+
+
+def _why(event: Event, first: bool) -> str:
+    data: dict[str, Any] = event.data or {}
+    error = data.get("error") or {}
+    message = error.get("message") if isinstance(error, dict) else None
+    if event.type == "call.queued":
+        if first:
+            return "accepted: its number was on no do-not-contact list, and it waits its turn"
+        return "queued again (credits arrived, or a claim Twilio never had was handed back)"
+    if event.type == "call.scheduled" and data.get("notBefore"):
+        return f"waited for its calling hours, until {data['notBefore']}"
+    if event.type == "call.suppressed":
+        return f"not placed: {message}" if message else "not placed: its number was listed"
+    if event.type == "call.failed":
+        return f"failed: {message}" if message else "failed"
+    if event.type == "call.canceled":
+        if data.get("dialedAt") is None:
+            return "canceled before it was placed (a hang-up, or its batch's cancel)"
+        return "canceled"
+    return _WHY.get(event.type, event.type)
+
+
+def _verdict(call: Call) -> str:
+    if call.dialed_at is not None or call.twilio_sid is not None:
+        when = call.dialed_at.isoformat() if call.dialed_at else "a time Twilio knows"
+        return f"placed at {when}, the first moment it was claimed and allowed"
+    if call.status == st.SUPPRESSED:
+        return f"never placed: {call.error_message}"
+    if call.status in st.FINAL:
+        why = f": {call.error_message}" if call.error_message else ""
+        return f"never placed: {call.status}{why}"
+    return f"not placed yet: {call.status}"
+
+
+def explain_call(session: Session, account_id: str, ref: str) -> CallExplanation:
+    """Raises CallNotFound."""
+    call = calls_service.get_for_account(session, account_id, ref)
+    events = list(
+        session.scalars(
+            select(Event)
+            .where(Event.subject_type == types.CALL, Event.subject_id == call.id)
+            .order_by(Event.sequence)
+        )
+    )
+    changes = []
+    for list_account, name in ((account_id, "account"), (None, "operators")):
+        entry = dnc.entry(session, list_account, call.to_number)
+        if entry is None:
+            continue
+        changes += [
+            ListChange(
+                list=name, action=c.action, reason=c.reason, source=c.source, at=c.created_at
+            )
+            for c in dnc.history(session, entry)
+        ]
+    changes.sort(key=lambda change: change.at)
+    return CallExplanation(
+        callId=call.id,
+        phoneNumber=call.to_number,
+        status=call.status,
+        placed=call.dialed_at is not None or call.twilio_sid is not None,
+        placedAt=call.dialed_at,
+        verdict=_verdict(call),
+        steps=[
+            ExplainedStep(at=event.created_at, event=event.type, why=_why(event, index == 0))
+            for index, event in enumerate(events)
+        ],
+        doNotContact=changes,
+        listedNow=dnc.listed(session, account_id, call.to_number) is not None,
+    )
