@@ -1,0 +1,177 @@
+"""The one answer to "when may this call be placed": now, not before a moment (and why, by
+which rule), or never (expired). Pure: the caller passes the clock's `now`.
+
+A number's local time comes from phonenumbers' time-zone data, or from a `timezone` given with
+the call. A number that may be in several zones must be within its hours in all of them. A
+number valid across a whole country (toll-free, and any other not tied to a place) is taken to
+be in the campaign's `defaultTimezone` when it has one, otherwise, for a North American number,
+in every zone of the contiguous United States (New York, Chicago, Denver, Los Angeles: Phoenix
+always matches one of them), and otherwise in every zone phonenumbers gives its country. A
+state's rules apply by the state phonenumbers' geocoder names for the number, as Florida and
+Oklahoma presume a resident from the area code.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import geocoder
+from phonenumbers import timezone as number_zones
+
+from shared.calling_hours.hours import DAYS, Hours, parse
+from shared.calling_hours.rules_table import RULES, Rule
+
+CONTIGUOUS_US = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
+_UNKNOWN = "Etc/Unknown"
+# How far ahead an opening is looked for: a week and its changes of clocks, twice.
+_HORIZON_DAYS = 15
+
+NOW = "now"
+WAIT = "wait"
+EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the law and the clocks see a number: its time zones, whence they came, and the
+    rules of the table that apply to it."""
+
+    zones: tuple[str, ...]
+    zones_from: str
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    at: datetime | None = None
+    reason: str | None = None
+    rule: str | None = None
+
+
+@lru_cache(maxsize=65_536)
+def _number_facts(number: str) -> tuple[tuple[str, ...], bool, str, str]:
+    """The number's zones as phonenumbers gives them, whether it is tied to a place, its
+    region, and its English description (the state, for a US number)."""
+    parsed = phonenumbers.parse(number)
+    zones = tuple(z for z in number_zones.time_zones_for_number(parsed) if z != _UNKNOWN)
+    geographic = phonenumbers.is_number_geographical(parsed)
+    region = phonenumbers.region_code_for_number(parsed) or ""
+    return zones, geographic, region, geocoder.description_for_number(parsed, "en")
+
+
+def _state_rules(region: str, description: str) -> tuple[Rule, ...]:
+    applying = []
+    for rule in RULES:
+        if rule["country"] != region:
+            continue
+        if (
+            rule["state"] is None
+            or description == rule["state_name"]
+            or description.endswith(f", {rule['state']}")
+        ):
+            applying.append(rule)
+    return tuple(applying)
+
+
+def place_of(
+    number: str, timezone: str | None, default_timezone: str | None, *, rules_on: bool
+) -> Place:
+    zones, geographic, region, description = _number_facts(number)
+    rules = _state_rules(region, description) if rules_on else ()
+    if timezone:
+        return Place((timezone,), "timezone", rules)
+    if zones and geographic:
+        return Place(zones, "number", rules)
+    if default_timezone:
+        return Place((default_timezone,), "defaultTimezone", rules)
+    if number.startswith("+1"):
+        return Place(CONTIGUOUS_US, "contiguous US", rules)
+    return Place(zones or ("UTC",), "number" if zones else "UTC", rules)
+
+
+def _rule_hours(rule: Rule) -> Hours:
+    return parse(rule["start"], rule["end"], list(rule["days"]))
+
+
+def _local(at: datetime, zone: str) -> tuple[int, int, datetime]:
+    local = at.astimezone(ZoneInfo(zone))
+    return local.weekday(), local.hour * 60 + local.minute, local
+
+
+def _allowed(hours: Hours, zones: tuple[str, ...], at: datetime) -> bool:
+    return all(hours.allows(*_local(at, zone)[:2]) for zone in zones)
+
+
+def _why(campaign: Hours, place: Place, at: datetime) -> tuple[str, str]:
+    """The first of the campaign's hours and the rules that `at` falls outside, in the first
+    zone it falls outside in: (reason, rule)."""
+    # The law's rules first: where both forbid the moment, the law is the reason.
+    named: list[tuple[str, Hours]] = [(rule["key"], _rule_hours(rule)) for rule in place.rules]
+    named.append(("callingHours", campaign))
+    for zone in place.zones:
+        weekday, minute, local = _local(at, zone)
+        for name, hours in named:
+            if not hours.allows(weekday, minute):
+                shown = hours.shown()
+                return (
+                    f"{local:%H:%M} {DAYS[weekday]} in {zone} is outside "
+                    f"{shown['start']}-{shown['end']} on {','.join(shown['days'])}",
+                    name,
+                )
+    return ("outside its calling hours", "callingHours")
+
+
+def decide(
+    place: Place,
+    campaign: Hours,
+    now: datetime,
+    *,
+    start_at: datetime | None = None,
+    not_after: datetime | None = None,
+) -> Verdict:
+    if not_after is not None and now >= not_after:
+        return Verdict(EXPIRED, not_after, "not placed by its notAfter", "notAfter")
+    earliest = max(now, start_at) if start_at is not None else now
+    hours = campaign
+    for rule in place.rules:
+        hours = hours.intersect(_rule_hours(rule))
+    if _allowed(hours, place.zones, earliest):
+        at, reason, rule = earliest, "its startAt", "startAt"
+    else:
+        reason, rule = _why(campaign, place, earliest)
+        found = _opening(hours, place.zones, earliest)
+        if found is None:
+            return Verdict(EXPIRED, now, f"{reason}, and its hours never open", rule)
+        at = found
+    if at <= now:
+        return Verdict(NOW)
+    if not_after is not None and at >= not_after:
+        return Verdict(WAIT, not_after, f"{reason}; its hours open only after notAfter", rule)
+    return Verdict(WAIT, at, reason, rule)
+
+
+def _opening(hours: Hours, zones: tuple[str, ...], after: datetime) -> datetime | None:
+    """The first moment after `after` within the hours in every zone: an intersection of
+    windows begins where the last of them opens, so it is one zone's opening."""
+    if hours.end <= hours.start or not hours.days:
+        return None
+    candidates = set()
+    for zone in zones:
+        tz = ZoneInfo(zone)
+        first_day = after.astimezone(tz).date()
+        for offset in range(-1, _HORIZON_DAYS):
+            day = first_day + timedelta(days=offset)
+            opens = datetime(
+                day.year, day.month, day.day, hours.start // 60, hours.start % 60, tzinfo=tz
+            )
+            # Round trip: a local time the clocks skip becomes the moment after the skip.
+            opens = opens.astimezone(ZoneInfo("UTC"))
+            if opens > after:
+                candidates.add(opens)
+    for candidate in sorted(candidates):
+        if _allowed(hours, zones, candidate):
+            return candidate
+    return None

@@ -1,0 +1,68 @@
+"""The law's calling rules, as data: each applies to the numbers of a country, or of one of its
+states (presumed from the number's area code, as the statutes themselves presume), and gives
+the local hours within which a solicitation call may be placed and, where the law caps them,
+how many calls one number may get in any 24 hours on the same subject (a campaign here).
+
+Add a row only with its source. A number's hours are the intersection of every rule that
+applies to it and its campaign's hours, in each of the number's time zones.
+"""
+
+from typing import TypedDict
+
+ALL_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Rule(TypedDict):
+    key: str
+    country: str  # ISO 3166 region as phonenumbers names it
+    state: str | None  # the state's two-letter code; None: the whole country
+    state_name: str | None  # as phonenumbers' English geocoder names the state
+    start: str  # local time, HH:MM, inclusive
+    end: str  # local time, HH:MM, exclusive
+    days: tuple[str, ...]
+    max_calls_per_24h: int | None
+    source: str
+
+
+RULES: tuple[Rule, ...] = (
+    {
+        "key": "us-tcpa",
+        "country": "US",
+        "state": None,
+        "state_name": None,
+        "start": "08:00",
+        "end": "21:00",
+        "days": ALL_DAYS,
+        "max_calls_per_24h": None,
+        "source": "47 CFR 64.1200(c)(1) (TCPA): no telephone solicitation before 8 a.m. or "
+        "after 9 p.m. local time at the called party's location",
+    },
+    {
+        "key": "us-fl",
+        "country": "US",
+        "state": "FL",
+        "state_name": "Florida",
+        "start": "08:00",
+        "end": "20:00",
+        "days": ALL_DAYS,
+        "max_calls_per_24h": 3,
+        "source": "Fla. Stat. 501.616(6)(a) (Florida Telephone Solicitation Act, as amended "
+        "2021): not before 8 a.m. or after 8 p.m. local time at the called person's location, "
+        "and not more than 3 calls from any number in a 24-hour period on the same subject; a "
+        "Florida area code is presumed to be a Florida resident",
+    },
+    {
+        "key": "us-ok",
+        "country": "US",
+        "state": "OK",
+        "state_name": "Oklahoma",
+        "start": "08:00",
+        "end": "20:00",
+        "days": ALL_DAYS,
+        "max_calls_per_24h": 3,
+        "source": "15 O.S. 775C.4 (Oklahoma Telephone Solicitation Act of 2022, HB 3168): not "
+        "before 8 a.m. or after 8 p.m. local time at the called party's location, and not more "
+        "than 3 calls in a 24-hour period on the same subject; an Oklahoma area code is presumed "
+        "to be an Oklahoma resident",
+    },
+)

@@ -1,0 +1,184 @@
+"""When a call may be placed, decided against a clock the test sets: local hours in the
+number's zones, across the changes of clocks, with the law's rules of its state."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.calling_hours import hours, rules
+
+EVERY_DAY = hours.from_setting("08:00-21:00")
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def decide(
+    number: str,
+    now: datetime,
+    campaign: hours.Hours = EVERY_DAY,
+    *,
+    timezone: str | None = None,
+    default_timezone: str | None = None,
+    rules_on: bool = True,
+    **times: datetime,
+) -> rules.Verdict:
+    place = rules.place_of(number, timezone, default_timezone, rules_on=rules_on)
+    return rules.decide(place, campaign, now, **times)
+
+
+NEW_YORK = "+12125550100"
+LOS_ANGELES = "+14155552671"
+CHICAGO = "+13125550100"
+MIAMI = "+13055551234"
+OKLAHOMA_CITY = "+14055551234"
+TULSA = "+19185550100"
+BOISE = "+12085550100"  # Idaho: Mountain in the south, Pacific in the north
+TOLL_FREE = "+18005551234"
+
+
+class TestDaylightSaving:
+    def test_march_the_first_hour_opens_an_hour_earlier_in_utc_after_the_change(self) -> None:
+        # 2026-03-08 07:00 EST becomes EDT at 02:00: 12:00 UTC is 07:00 on the 7th, 08:00 on
+        # the 8th.
+        before = decide(NEW_YORK, at(2026, 3, 7, 12, 0))
+        assert (before.kind, before.at) == (rules.WAIT, at(2026, 3, 7, 13, 0))
+        assert decide(NEW_YORK, at(2026, 3, 8, 12, 0)).kind == rules.NOW
+        assert decide(NEW_YORK, at(2026, 3, 8, 11, 59)).kind == rules.WAIT
+
+    def test_march_a_call_held_overnight_waits_for_the_opening_after_the_change(self) -> None:
+        # 22:00 EST on the 7th: the next opening is 08:00 EDT on the 8th, 12:00 UTC.
+        held = decide(NEW_YORK, at(2026, 3, 8, 3, 0))
+        assert (held.kind, held.at) == (rules.WAIT, at(2026, 3, 8, 12, 0))
+        assert held.rule == "us-tcpa"
+
+    def test_november_the_hours_close_and_reopen_across_the_change(self) -> None:
+        # 2026-11-01 02:00 EDT falls back to 01:00 EST: 20:59 EDT on Oct 31 is open, 21:00 is
+        # not, and the next opening, 08:00 EST, is 13:00 UTC.
+        assert decide(NEW_YORK, at(2026, 11, 1, 0, 59)).kind == rules.NOW
+        closed = decide(NEW_YORK, at(2026, 11, 1, 1, 0))
+        assert (closed.kind, closed.at) == (rules.WAIT, at(2026, 11, 1, 13, 0))
+        assert decide(NEW_YORK, at(2026, 11, 1, 12, 30)).kind == rules.WAIT
+
+    def test_los_angeles_across_both_changes(self) -> None:
+        assert decide(LOS_ANGELES, at(2026, 3, 7, 15, 0)).at == at(2026, 3, 7, 16, 0)  # PST
+        assert decide(LOS_ANGELES, at(2026, 3, 9, 15, 0)).kind == rules.NOW  # PDT
+        assert decide(LOS_ANGELES, at(2026, 11, 2, 15, 30)).at == at(2026, 11, 2, 16, 0)
+
+
+class TestZones:
+    def test_a_number_in_two_zones_is_called_only_when_both_are_within_hours(self) -> None:
+        office = hours.parse("09:00", "17:00", list(hours.DAYS))
+        # Summer: Boise (MDT) 09:30, Los Angeles (PDT) 08:30.
+        early = decide(BOISE, at(2026, 6, 15, 15, 30), office)
+        assert (early.kind, early.at) == (rules.WAIT, at(2026, 6, 15, 16, 0))
+        assert "America/Los_Angeles" in (early.reason or "")
+        assert decide(BOISE, at(2026, 6, 15, 16, 0), office).kind == rules.NOW
+        # 17:00 in Boise closes it, though Los Angeles is at 16:00.
+        late = decide(BOISE, at(2026, 6, 15, 23, 0), office)
+        assert late.at == at(2026, 6, 16, 16, 0)
+
+    def test_a_toll_free_number_must_be_within_hours_across_the_contiguous_states(self) -> None:
+        place = rules.place_of(TOLL_FREE, None, None, rules_on=True)
+        assert place.zones == rules.CONTIGUOUS_US
+        # 12:30 UTC: 08:30 in New York, 05:30 in Los Angeles.
+        held = decide(TOLL_FREE, at(2026, 6, 15, 12, 30))
+        assert held.at == at(2026, 6, 15, 15, 0)
+        # 01:00 UTC: 21:00 in New York, though 18:00 in Los Angeles.
+        assert decide(TOLL_FREE, at(2026, 6, 16, 1, 0)).at == at(2026, 6, 16, 15, 0)
+
+    def test_a_toll_free_number_takes_the_campaigns_default_time_zone(self) -> None:
+        place = rules.place_of(TOLL_FREE, None, "America/Chicago", rules_on=True)
+        assert place.zones == ("America/Chicago",)
+        # 13:00 UTC: 08:00 in Chicago, though 06:00 in Los Angeles.
+        chicago = decide(TOLL_FREE, at(2026, 6, 15, 13, 0), default_timezone="America/Chicago")
+        assert chicago.kind == rules.NOW
+
+    def test_a_time_zone_given_with_the_call_is_the_recipients(self) -> None:
+        # A New York number whose owner lives in Los Angeles: 08:30 in New York is 05:30 there.
+        held = decide(NEW_YORK, at(2026, 6, 15, 12, 30), timezone="America/Los_Angeles")
+        assert held.at == at(2026, 6, 15, 15, 0)
+
+    def test_days_are_the_local_days(self) -> None:
+        weekdays = hours.parse("09:00", "17:00", ["mon", "tue", "wed", "thu", "fri"])
+        # Friday 2026-06-19 21:30 UTC is 17:30 in New York, 14:30 in Los Angeles.
+        assert decide(LOS_ANGELES, at(2026, 6, 19, 21, 30), weekdays).kind == rules.NOW
+        friday_evening = decide(NEW_YORK, at(2026, 6, 19, 21, 30), weekdays)
+        assert friday_evening.at == at(2026, 6, 22, 13, 0)  # Monday 09:00 EDT
+        assert friday_evening.rule == "callingHours"
+
+
+class TestStateRules:
+    @pytest.mark.parametrize(
+        ("number", "rule", "evening"),
+        [
+            (MIAMI, "us-fl", at(2026, 6, 16, 0, 30)),  # 20:30 EDT
+            (OKLAHOMA_CITY, "us-ok", at(2026, 6, 16, 1, 30)),  # 20:30 CDT
+            (TULSA, "us-ok", at(2026, 6, 16, 1, 30)),
+        ],
+    )
+    def test_florida_and_oklahoma_end_at_eight_in_the_evening(
+        self, number: str, rule: str, evening: datetime
+    ) -> None:
+        held = decide(number, evening)
+        assert held.kind == rules.WAIT
+        assert held.rule == rule
+        assert held.at is not None and held.at - evening == timedelta(hours=11, minutes=30)
+        assert decide(number, evening - timedelta(minutes=31)).kind == rules.NOW
+        # Without the law's rules (CALLING_RULES=false), the campaign's 21:00 is the end.
+        assert decide(number, evening, rules_on=False).kind == rules.NOW
+
+    def test_a_neighbour_state_keeps_the_federal_hours(self) -> None:
+        assert decide(NEW_YORK, at(2026, 6, 16, 0, 30)).kind == rules.NOW
+        assert decide(CHICAGO, at(2026, 6, 16, 1, 30)).kind == rules.NOW
+
+    def test_the_federal_rule_narrows_a_campaigns_wider_hours(self) -> None:
+        wide = hours.parse("06:00", "23:00", list(hours.DAYS))
+        held = decide(NEW_YORK, at(2026, 6, 15, 11, 0), wide)  # 07:00 EDT
+        assert (held.rule, held.at) == ("us-tcpa", at(2026, 6, 15, 12, 0))
+
+    def test_a_number_outside_the_us_has_only_its_campaigns_hours(self) -> None:
+        place = rules.place_of("+447911123456", None, None, rules_on=True)
+        assert place.rules == ()
+        assert "Europe/London" in place.zones
+
+
+class TestStartAndEnd:
+    def test_a_call_waits_for_its_start_within_its_hours(self) -> None:
+        start = at(2026, 6, 15, 14, 0)
+        held = decide(NEW_YORK, at(2026, 6, 15, 13, 0), start_at=start)
+        assert (held.kind, held.at, held.rule) == (rules.WAIT, start, "startAt")
+        # A start before the hours open waits for them.
+        night = decide(NEW_YORK, at(2026, 6, 15, 1, 0), start_at=at(2026, 6, 15, 5, 0))
+        assert night.at == at(2026, 6, 15, 12, 0)
+
+    def test_a_call_past_its_not_after_expires(self) -> None:
+        ended = decide(NEW_YORK, at(2026, 6, 15, 14, 0), not_after=at(2026, 6, 15, 14, 0))
+        assert (ended.kind, ended.rule) == (rules.EXPIRED, "notAfter")
+
+    def test_hours_opening_only_after_not_after_wait_for_not_after(self) -> None:
+        held = decide(NEW_YORK, at(2026, 6, 15, 2, 0), not_after=at(2026, 6, 15, 6, 0))
+        assert (held.kind, held.at) == (rules.WAIT, at(2026, 6, 15, 6, 0))
+        assert decide(NEW_YORK, at(2026, 6, 15, 6, 0), not_after=at(2026, 6, 15, 6, 0)).kind == (
+            rules.EXPIRED
+        )
+
+
+class TestHoursInput:
+    @pytest.mark.parametrize(
+        ("start", "end", "days", "field"),
+        [
+            ("9:00", "20:00", ["mon"], "start"),
+            ("09:00", "25:00", ["mon"], "end"),
+            ("20:00", "09:00", ["mon"], "end"),
+            ("09:00", "20:00", [], "days"),
+            ("09:00", "20:00", ["monday"], "days"),
+        ],
+    )
+    def test_bad_hours_name_their_field(
+        self, start: str, end: str, days: list[str], field: str
+    ) -> None:
+        with pytest.raises(hours.InvalidHours) as caught:
+            hours.parse(start, end, days)
+        assert caught.value.field == field
