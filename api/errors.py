@@ -1,6 +1,7 @@
 """Errors in FastAPI's own 422 shape, for problems found after the schema was read."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +16,14 @@ def invalid_field(loc: Sequence[str | int], message: str) -> RequestValidationEr
     return RequestValidationError(
         [{"loc": ("body", *loc), "msg": message, "type": "value_error", "input": None}]
     )
+
+
+def require_not_after_ahead(not_after: datetime | None) -> None:
+    """A notAfter already past would only make calls that expire at once."""
+    from shared.calling_hours import service as calling_hours
+
+    if not_after is not None and not_after <= calling_hours.now():
+        raise invalid_field(["notAfter"], f"notAfter {not_after.isoformat()} has passed")
 
 
 def invalid_header(name: str, message: str) -> RequestValidationError:

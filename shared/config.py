@@ -151,6 +151,14 @@ class Settings(BaseSettings):
     DISPATCH_STALE_SECONDS: int = 60
     DIAL_AMBIGUOUS_SECONDS: int = 30
     DISPATCH_WINDOW: int = 200
+
+    # A campaign's calling hours when it names none, in each recipient's local time:
+    # "08:00-21:00" every day, or "09:00-20:00 mon,tue,wed,thu,fri". The law's rules
+    # (shared/calling_hours/rules_table.py) narrow them by the number's country and state;
+    # CALLING_RULES=false leaves only the campaign's hours, for calls the law's hours do not
+    # cover (calls that are not solicitations, and test environments).
+    CALLING_HOURS: str = "08:00-21:00"
+    CALLING_RULES: bool = True
     # How long a hang-up may go without Twilio confirming the call over before the sweeper sends
     # it again (its message was lost, or its task gave up).
     HANGUP_RESEND_SECONDS: int = 10
@@ -171,6 +179,14 @@ class Settings(BaseSettings):
     WEBHOOK_RETRY_WINDOW_SECONDS: float = Field(default=3 * 24 * 3600, gt=0)
     # How long a rotated-out signing secret keeps signing beside the new one.
     WEBHOOK_SECRET_OVERLAP_SECONDS: float = Field(default=24 * 3600, ge=0)
+
+    @field_validator("CALLING_HOURS")
+    @classmethod
+    def _calling_hours(cls, value: str) -> str:
+        from shared.calling_hours.hours import from_setting
+
+        from_setting(value)
+        return value
 
     @property
     def dial_fence_seconds(self) -> float:

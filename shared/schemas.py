@@ -8,9 +8,10 @@ line breaks; a single line (a name, a number, an id) holds none.
 """
 
 import unicodedata
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from shared.telephony import twiml
@@ -85,3 +86,24 @@ Script = Annotated[
 ]
 """A campaign's script: what <Say> speaks with each {name} filled in, within Twilio's limits
 whatever the callee's name."""
+
+
+def _zone(name: str) -> str:
+    from shared.calling_hours.hours import valid_zone
+
+    try:
+        return valid_zone(name)
+    except ValueError as exc:
+        raise PydanticCustomError("time_zone", str(exc)) from None
+
+
+# An IANA time zone name, as zoneinfo knows it.
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone)]
+# A moment with its offset: a time without one would be read in some zone nobody chose.
+OffsetTime = AwareDatetime
+
+
+def check_not_after(not_after: datetime | None, start_at: datetime | None) -> datetime | None:
+    if not_after is not None and start_at is not None and not_after <= start_at:
+        raise PydanticCustomError("not_after", "notAfter must be later than startAt")
+    return not_after

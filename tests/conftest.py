@@ -64,6 +64,10 @@ def _configure_environment() -> None:
     os.environ["DIAL_RATE_PER_SECOND"] = "200"
     os.environ["DIAL_BURST"] = "20"
     os.environ["SMS_RATE_PER_SECOND"] = "200"
+    # The tests' wall clock may be any hour: calling hours are tested with a clock of their own
+    # (tests/api/test_calling_hours.py), and elsewhere must not hold calls back.
+    os.environ["CALLING_HOURS"] = "00:00-24:00"
+    os.environ["CALLING_RULES"] = "false"
     os.environ["SANDBOX_RING_SECONDS"] = "0.3"
     os.environ["SANDBOX_TALK_SECONDS"] = "0.5"
     os.environ["SANDBOX_SMS_DELIVERY_SECONDS"] = "0.3"

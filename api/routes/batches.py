@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
-from api.errors import invalid_field, require_credits, require_unblocked
+from api.errors import invalid_field, require_credits, require_not_after_ahead, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
 from shared.batches import service as batches_service
 from shared.batches import views as batch_views
@@ -23,6 +23,7 @@ router = APIRouter(tags=["batches"], route_class=IdempotentRoute)
 
 def accept_batch(session: Session, account: Account, body: BatchRequest) -> BatchAccepted:
     require_unblocked(session, account)
+    require_not_after_ahead(body.notAfter)
     try:
         campaign = campaigns_service.get_by_name(
             session, account.id, body.campaign, for_new_calls=True
@@ -33,7 +34,14 @@ def accept_batch(session: Session, account: Account, body: BatchRequest) -> Batc
         ) from None
     require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
     try:
-        result = batches_service.create_batch(session, account, campaign, body.numberList)
+        result = batches_service.create_batch(
+            session,
+            account,
+            campaign,
+            body.numberList,
+            start_at=body.startAt,
+            not_after=body.notAfter,
+        )
     except caller_ids.CallerIdNotAllowed as exc:
         raise invalid_field(["campaign"], f"campaign {campaign.name!r}: {exc}") from None
     except batches_service.NothingToCall as exc:

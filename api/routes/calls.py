@@ -9,13 +9,20 @@ from pydantic_core import CoreSchema, core_schema
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentAccount, SessionDep
-from api.errors import from_validation_error, invalid_field, require_credits, require_unblocked
+from api.errors import (
+    from_validation_error,
+    invalid_field,
+    require_credits,
+    require_not_after_ahead,
+    require_unblocked,
+)
 from api.idempotency import Idempotent, IdempotentRoute
 from api.paging import Limit, Offset
 from api.routes.batches import accept_batch
 from shared.batches.schemas import BatchAccepted, BatchRequest
 from shared.billing import prices
 from shared.caller_ids import service as caller_ids
+from shared.calling_hours import service as calling_hours
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
 from shared.calls import status as call_status
@@ -52,12 +59,24 @@ def _place(
     session: Session, account: Account, body: MakeCallRequest, campaign_field: str = "campaign"
 ) -> CallAccepted:
     require_unblocked(session, account)
+    require_not_after_ahead(body.notAfter)
     campaign = _campaign(session, account, body.campaign, for_new_calls=True)
     require_credits(account.credits, prices.call_reservation(campaign.max_call_minutes))
     try:
-        call = calls_service.place_call(session, account, campaign, body.name, body.phoneNumber)
+        call = calls_service.place_call(
+            session,
+            account,
+            campaign,
+            body.name,
+            body.phoneNumber,
+            timezone=body.timezone,
+            start_at=body.startAt,
+            not_after=body.notAfter,
+        )
     except (InvalidNumber, dnc.OnTheList) as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
+    except calling_hours.NeverPlaced as exc:
+        raise invalid_field([exc.field], str(exc)) from None
     except calls_service.Unspeakable as exc:
         raise invalid_field(["name"], str(exc)) from None
     except caller_ids.CallerIdNotAllowed as exc:
@@ -146,7 +165,14 @@ def make_toingg_details(
     return _place(
         session,
         account,
-        MakeCallRequest(campaign=campaign.name, name=body.name, phoneNumber=body.phoneNumber),
+        MakeCallRequest(
+            campaign=campaign.name,
+            name=body.name,
+            phoneNumber=body.phoneNumber,
+            timezone=body.timezone,
+            startAt=body.startAt,
+            notAfter=body.notAfter,
+        ),
         campaign_field="campaignName",
     )
 

@@ -52,7 +52,11 @@ CANCEL = Move(bst.CANCELED, bst.ACTIVE, "batch.canceled")
 _NOT_ENDED = tuple(s for s in call_status.ALL if s not in call_status.FINAL)
 _GOING = tuple(s for s in _NOT_ENDED if s != call_status.INSUFFICIENT_CREDITS)
 _STARTED = tuple(
-    s for s in call_status.ALL if s not in (call_status.QUEUED, call_status.INSUFFICIENT_CREDITS)
+    s
+    for s in call_status.ALL
+    if s not in (call_status.QUEUED, call_status.INSUFFICIENT_CREDITS, call_status.SCHEDULED)
+    # A call that expired was never placed: it does not start its batch.
+    and s != call_status.EXPIRED
 )
 
 
@@ -98,7 +102,9 @@ def cancel(session: Session, batch_id: str) -> tuple[Batch | None, int]:
         session,
         [
             Call.batch_id == batch_id,
-            Call.status.in_((call_status.QUEUED, call_status.INSUFFICIENT_CREDITS)),
+            Call.status.in_(
+                (call_status.QUEUED, call_status.INSUFFICIENT_CREDITS, call_status.SCHEDULED)
+            ),
         ],
         call_status.CANCELED,
         ended_at=utcnow(),

@@ -61,3 +61,12 @@ def dials_since(session: Session, batch_id: str, since: datetime) -> int:
         )
         or 0
     )
+
+
+def next_opening(session: Session, batch_id: str) -> datetime | None:
+    """When the first of the batch's calls waiting for their hours may be placed."""
+    return session.scalar(
+        select(func.min(Call.not_before)).where(
+            Call.batch_id == batch_id, Call.status == st.SCHEDULED
+        )
+    )

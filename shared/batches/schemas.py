@@ -1,9 +1,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from shared.schemas import CalleeName, CampaignName, Line
+from shared.schemas import CalleeName, CampaignName, Line, OffsetTime, TimeZoneName, check_not_after
 
 MAX_BATCH_SIZE = 100_000
 
@@ -14,6 +14,9 @@ class NumberEntry(BaseModel):
 
     clientName: CalleeName = ""
     clientNumber: Annotated[Line, Field(max_length=64)]
+    timezone: TimeZoneName | None = Field(
+        default=None, description="the recipient's IANA time zone; default: from the number"
+    )
 
 
 class BatchRequest(BaseModel):
@@ -33,6 +36,17 @@ class BatchRequest(BaseModel):
 
     campaign: CampaignName
     numberList: list[NumberEntry] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+    startAt: OffsetTime | None = Field(
+        default=None, description="no call of the batch before this (ISO 8601 with an offset)"
+    )
+    notAfter: OffsetTime | None = Field(
+        default=None, description="a call not placed by then ends expired"
+    )
+
+    @field_validator("notAfter")
+    @classmethod
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        return check_not_after(value, info.data.get("startAt"))
 
 
 class RejectedRow(BaseModel):
@@ -61,6 +75,8 @@ class BatchOut(BaseModel):
     duplicates: int
     rejected: int
     counts: dict[str, int]
+    waitingForHours: int = Field(description="calls scheduled: waiting for their hours or startAt")
+    nextHoursOpenAt: datetime | None = Field(description="when the first of those may be placed")
     dialRatePerSecond: float
     estimatedFinishAt: datetime | None
     createdAt: datetime

@@ -1,12 +1,15 @@
 """Batches: many numbers for one campaign, stored in one transaction and dialled by workers."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from shared.batches import lifecycle, repository, stops
 from shared.batches import status as bst
 from shared.batches.schemas import NumberEntry, RejectedRow
+from shared.calling_hours import rules as calling_rules
+from shared.calling_hours import service as calling_hours
 from shared.calls import jobs as call_jobs
 from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import service as calls_service
@@ -37,10 +40,17 @@ class BatchResult:
 
 
 def create_batch(
-    session: Session, account: Account, campaign: Campaign, entries: list[NumberEntry]
+    session: Session,
+    account: Account,
+    campaign: Campaign,
+    entries: list[NumberEntry],
+    *,
+    start_at: datetime | None = None,
+    not_after: datetime | None = None,
 ) -> BatchResult:
-    """Store every valid number as a queued call; report invalid rows and numbers the account
-    may not call (its do-not-contact list, the operators'); call a repeat once.
+    """Store every valid number as a queued call (scheduled, when outside its hours or before
+    the batch's startAt); report invalid rows and numbers the account may not call (its
+    do-not-contact list, the operators'); call a repeat once.
 
     The calls are not pushed into the broker here: the dispatcher hands them to workers at the
     pace they can dial, so a huge batch costs the request one bulk insert.
@@ -54,6 +64,11 @@ def create_batch(
     terms = calls_service.accepted_terms(session, campaign)
     # A script saved within Twilio's limits for any name needs no look at each row's name.
     any_name_fits = twiml.script_problem(campaign.script, NAME_MAX_LENGTH) is None
+    hours = calling_hours.campaign_hours(campaign.calling_hours)
+    rules_on = get_settings().CALLING_RULES
+    clock = calling_hours.now()
+    # The numbers of a batch fall in a few places (zones and rules): each is decided once.
+    decided: dict[tuple[tuple[str, ...], tuple[str, ...]], calling_rules.Verdict] = {}
     rows = []
     indexes: list[int] = []
     for index, entry in enumerate(entries):
@@ -80,6 +95,23 @@ def create_batch(
         if number in seen:
             duplicates += 1
             continue
+        place = calling_rules.place_of(
+            number, entry.timezone, campaign.default_timezone, rules_on=rules_on
+        )
+        key = (place.zones, tuple(rule["key"] for rule in place.rules))
+        if key not in decided:
+            decided[key] = calling_rules.decide(
+                place, hours, clock, start_at=start_at, not_after=not_after
+            )
+        try:
+            held = calling_hours.on_acceptance(decided[key])
+        except calling_hours.NeverPlaced as exc:
+            rejected.append(
+                RejectedRow(
+                    index=index, clientNumber=entry.clientNumber, reason=str(exc), field=exc.field
+                )
+            )
+            continue
         seen.add(number)
         indexes.append(index)
         rows.append(
@@ -89,6 +121,10 @@ def create_batch(
                 "batch_id": batch_id,
                 "to_number": number,
                 "name": entry.clientName,
+                "timezone": entry.timezone,
+                "start_at": start_at,
+                "not_after": not_after,
+                **held,
                 **terms,
                 "created_at": now,
                 "updated_at": now,

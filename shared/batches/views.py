@@ -59,6 +59,10 @@ def out(session: Session, batch: Batch) -> BatchOut:
         duplicates=batch.duplicates,
         rejected=batch.rejected,
         counts=counts,
+        waitingForHours=counts.get(call_status.SCHEDULED, 0),
+        nextHoursOpenAt=repository.next_opening(session, batch.id)
+        if counts.get(call_status.SCHEDULED)
+        else None,
         dialRatePerSecond=shown.dial_rate,
         estimatedFinishAt=shown.estimated_finish,
         createdAt=batch.created_at,

@@ -53,6 +53,7 @@ def hand_out(transaction: Transaction) -> int:
     with transaction() as session:
         dispatch.hold_window(session, "calls")
         calls_service.resend_untaken(session, stale_before)
+        calls_service.open_hours(session)
         free = window() - repository.count_unsent(session, stale_before)
         groups = repository.owed_groups(session, stale_before) if free > 0 else []
     accounts: dict[str, list[str | None]] = {}

@@ -25,7 +25,7 @@ from shared.models import Call, utcnow
 
 # A batch's own status may follow from its calls' (completed, waiting for credits) once they
 # reach one of these.
-_BATCH_FOLLOWS = frozenset({*st.FINAL, st.INSUFFICIENT_CREDITS, st.QUEUED})
+_BATCH_FOLLOWS = frozenset({*st.FINAL, st.INSUFFICIENT_CREDITS, st.QUEUED, st.SCHEDULED})
 
 
 # Rows of a batch's calls per INSERT, and their events'.
@@ -33,19 +33,25 @@ INSERT_CHUNK = 5_000
 _JSON_TIME = TypeAdapter(datetime)
 
 
+def _first_status(not_before: datetime | None) -> str:
+    """A new call waits for its hours (or its startAt) when it has a moment to wait for."""
+    return st.QUEUED if not_before is None else st.SCHEDULED
+
+
 def accept(session: Session, call: Call) -> None:
-    """A new call, queued, with its first event."""
-    call.status = st.QUEUED
+    """A new call, queued or scheduled, with its first event."""
+    call.status = _first_status(call.not_before)
     session.add(call)
     session.flush()
     _appended(session, [call], views.out_many(session, [call]))
 
 
 def accept_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """A batch's new calls, inserted as rows, queued, with their first events: shown without
-    reading them back (a new call has nothing in its timeline but its queueing)."""
-    queued = [{**row, "status": st.QUEUED} for row in rows]
-    event_type = types.for_status(types.CALL, st.QUEUED)
+    """A batch's new calls, inserted as rows, queued or scheduled, with their first events:
+    shown without reading them back (a new call has nothing in its timeline but its
+    queueing)."""
+    queued = [{**row, "status": _first_status(row.get("not_before"))} for row in rows]
+    event_types = {s: types.for_status(types.CALL, s) for s in (st.QUEUED, st.SCHEDULED)}
     times: dict[Any, str] = {}
     for start in range(0, len(queued), INSERT_CHUNK):
         chunk = queued[start : start + INSERT_CHUNK]
@@ -55,6 +61,7 @@ def accept_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
             if row["created_at"] not in times:
                 times[row["created_at"]] = _JSON_TIME.dump_python(row["created_at"], mode="json")
             shown = views.shown_new(row, times[row["created_at"]])
+            event_type = event_types[row["status"]]
             drafts.append(events.Draft(row["account_id"], event_type, types.CALL, row["id"], shown))
         # Calls inserted just now: their first events need no look for numbers taken.
         events.append_first(session, drafts)

@@ -1,6 +1,6 @@
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -114,7 +114,21 @@ class Claimable(NamedTuple):
     campaign_id: str
     max_call_minutes: int
     campaign_lines: int | None
+    timezone: str | None
+    start_at: datetime | None
+    not_after: datetime | None
+    calling_hours: dict[str, Any] | None
+    default_timezone: str | None
 
+
+# What decides when a call may be placed: its own times and zone, its campaign's hours.
+_TIMED = (
+    Call.timezone,
+    Call.start_at,
+    Call.not_after,
+    Campaign.calling_hours,
+    Campaign.default_timezone,
+)
 
 _CLAIMABLE = (
     Call.id,
@@ -124,7 +138,69 @@ _CLAIMABLE = (
     Call.campaign_id,
     Call.max_call_minutes,
     Campaign.max_concurrent_calls,
+    *_TIMED,
 )
+
+
+class Timed(NamedTuple):
+    id: str
+    to_number: str
+    timezone: str | None
+    start_at: datetime | None
+    not_after: datetime | None
+    calling_hours: dict[str, Any] | None
+    default_timezone: str | None
+
+
+def timed(session: Session, call_id: str) -> Timed | None:
+    row = session.execute(
+        select(Call.id, Call.to_number, *_TIMED)
+        .join(Campaign, Campaign.id == Call.campaign_id)
+        .where(Call.id == call_id)
+    ).one_or_none()
+    return None if row is None else Timed(*row)
+
+
+# The statuses a call waits in before a worker holds it, and so may pass its notAfter in.
+WAITING = (st.QUEUED, st.SCHEDULED, st.INSUFFICIENT_CREDITS)
+
+
+def past_not_after(session: Session, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Calls not placed by their notAfter, with the status each is in (the partial index
+    ix_calls_not_after_open holds only those that may)."""
+    rows = session.execute(
+        select(Call.id, Call.status)
+        .where(Call.not_after.is_not(None), Call.status.in_(WAITING), Call.not_after <= now)
+        .order_by(Call.not_after)
+        .limit(limit)
+    )
+    return [(call_id, status) for call_id, status in rows]
+
+
+def due_scheduled(session: Session, now: datetime, limit: int) -> list[Timed]:
+    """Scheduled calls whose moment has come, earliest first (ix_calls_scheduled_not_before)."""
+    rows = session.execute(
+        select(Call.id, Call.to_number, *_TIMED)
+        .join(Campaign, Campaign.id == Call.campaign_id)
+        .where(Call.status == st.SCHEDULED, Call.not_before <= now)
+        .order_by(Call.not_before, Call.id)
+        .limit(limit)
+    )
+    return [Timed(*row) for row in rows]
+
+
+def queue_scheduled(session: Session, call_ids: Sequence[str]) -> int:
+    """Scheduled calls whose hours opened go to the queue, for the dispatcher to claim."""
+    queued = lifecycle.move_many(
+        session,
+        [Call.id.in_(call_ids), Call.status == st.SCHEDULED],
+        st.QUEUED,
+        not_before=None,
+        hold_reason=None,
+        hold_rule=None,
+        handed_at=None,
+    )
+    return len(queued)
 
 
 def locking(*where: ColumnElement[bool]) -> Select[tuple[str]]:
@@ -396,12 +472,12 @@ def record_hang_up(session: Session, call_id: str, sent: int, over: bool) -> Non
 
 
 def cancel_if_queued(session: Session, call_id: str) -> bool:
-    """Cancel a call Twilio never had: queued, or waiting for credits."""
+    """Cancel a call Twilio never had: queued, waiting for credits, or for its hours."""
     canceled = lifecycle.move(
         session,
         call_id,
         st.CANCELED,
-        Call.status.in_((st.QUEUED, st.INSUFFICIENT_CREDITS)),
+        Call.status.in_(WAITING),
         ended_at=utcnow(),
     )
     return canceled is not None

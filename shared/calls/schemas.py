@@ -1,11 +1,38 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from shared.schemas import CalleeName, CampaignName, PhoneNumber, Script
+from shared.schemas import (
+    CalleeName,
+    CampaignName,
+    OffsetTime,
+    PhoneNumber,
+    Script,
+    TimeZoneName,
+    check_not_after,
+)
 
 
-class MakeCallRequest(BaseModel):
+class _When(BaseModel):
+    """When the call may be placed, besides its campaign's hours."""
+
+    timezone: TimeZoneName | None = Field(
+        default=None, description="the recipient's IANA time zone; default: from the number"
+    )
+    startAt: OffsetTime | None = Field(
+        default=None, description="not before this (ISO 8601 with an offset)"
+    )
+    notAfter: OffsetTime | None = Field(
+        default=None, description="not placed by then: the call ends expired"
+    )
+
+    @field_validator("notAfter")
+    @classmethod
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        return check_not_after(value, info.data.get("startAt"))
+
+
+class MakeCallRequest(_When):
     model_config = ConfigDict(
         coerce_numbers_to_str=True,
         json_schema_extra={
@@ -20,7 +47,7 @@ class MakeCallRequest(BaseModel):
     phoneNumber: PhoneNumber
 
 
-class MakeCallDetailsRequest(BaseModel):
+class MakeCallDetailsRequest(_When):
     model_config = ConfigDict(
         coerce_numbers_to_str=True,
         json_schema_extra={
@@ -59,6 +86,14 @@ class CallError(BaseModel):
     message: str | None
 
 
+class CallHold(BaseModel):
+    reason: str | None = Field(description="why the call waits, or why it was not placed")
+    rule: str | None = Field(
+        description="the rule: a key of the calling-rules table (us-tcpa, us-fl, ...), "
+        "callingHours (the campaign's), startAt or notAfter"
+    )
+
+
 class CallOut(BaseModel):
     id: str
     callSid: str | None
@@ -74,6 +109,15 @@ class CallOut(BaseModel):
     dialedAt: datetime | None = Field(description="when the call was handed to Twilio")
     answeredAt: datetime | None
     endedAt: datetime | None
+    timezone: str | None = Field(description="the recipient's time zone, when given")
+    startAt: datetime | None
+    notAfter: datetime | None
+    notBefore: datetime | None = Field(
+        description="while scheduled: the first moment its hours and startAt allow"
+    )
+    hold: CallHold | None = Field(
+        description="why it waits (scheduled) or why it was never placed (expired)"
+    )
     error: CallError | None
     timeline: list[TimelineStep]
 

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from shared.batches import stops as batch_stops
 from shared.billing import disputes, ledger, prices
 from shared.caller_ids import service as caller_ids
+from shared.calling_hours import rules as calling_rules
+from shared.calling_hours import service as calling_hours
 from shared.calls import jobs, lifecycle, repository
 from shared.calls import status as st
 from shared.campaigns import repository as campaigns_repository
@@ -84,12 +86,21 @@ def script_of(session: Session, call: Call) -> str:
 
 
 def place_call(
-    session: Session, account: Account, campaign: Campaign, name: str, phone_number: str
+    session: Session,
+    account: Account,
+    campaign: Campaign,
+    name: str,
+    phone_number: str,
+    *,
+    timezone: str | None = None,
+    start_at: datetime | None = None,
+    not_after: datetime | None = None,
 ) -> Call:
     """Accept one call and wake the dispatcher for it once the caller commits: it is claimed
     when a slot in the dial rate is near, as a batch's calls are, with the account's other
-    single calls in the account's turn. Raises dnc.OnTheList for a number the account may not
-    call."""
+    single calls in the account's turn. Outside its hours, or before its startAt, it waits as
+    scheduled. Raises dnc.OnTheList for a number the account may not call, and NeverPlaced for
+    a call its rules would never let be placed."""
     problem = twiml.spoken_problem(twiml.render_script(campaign.script, name))
     if problem is not None:
         raise Unspeakable(f"the script of campaign {campaign.name!r}, with this name, {problem}")
@@ -99,8 +110,16 @@ def place_call(
         account_id=account.id,
         to_number=to_number,
         name=name,
+        timezone=timezone,
+        start_at=start_at,
+        not_after=not_after,
         **accepted_terms(session, campaign),
     )
+    found = calling_hours.verdict(
+        call, campaign.calling_hours, campaign.default_timezone, calling_hours.now()
+    )
+    for column, value in calling_hours.on_acceptance(found).items():
+        setattr(call, column, value)
     lifecycle.accept(session, call)
     jobs.dispatch(session)
     return call
@@ -137,9 +156,17 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
     reservations: dict[str, int] = {}
     chosen: list[repository.Claimable] = []
     short: set[str] = set()
+    now = calling_hours.now()
+    held: list[tuple[str, calling_rules.Verdict]] = []
     for call in repository.claimable(session, call_ids):
         if lines <= 0:
             break
+        # Queued while its hours were open, and closed since (a backlog, a wait for credits):
+        # it waits for them again rather than ringing outside them.
+        found = calling_hours.verdict(call, call.calling_hours, call.default_timezone, now)
+        if found.kind != calling_rules.NOW:
+            held.append((call.id, found))
+            continue
         if call.campaign_lines is not None and call.campaign_id not in campaign_lines:
             live = repository.count_live(
                 session, account_id=account_id, campaign_id=call.campaign_id
@@ -177,7 +204,65 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
     )
     if short:
         repository.park_for_credits(session, account_id, sorted(short))
+    for call_id, found in held:
+        hold(session, call_id, found, st.QUEUED)
     return [_plan(call, attempt) for call in chosen if call.id in claimed]
+
+
+def hold(session: Session, call_id: str, found: calling_rules.Verdict, current: str) -> bool:
+    """A call its rules do not allow now, found in `current`: it waits for the moment they do
+    (scheduled), or ends expired, never placed; its event says why, by which rule."""
+    values = {"hold_reason": found.reason, "hold_rule": found.rule}
+    if found.kind == calling_rules.EXPIRED:
+        moved = lifecycle.move(
+            session,
+            call_id,
+            st.EXPIRED,
+            Call.status == current,
+            ended_at=utcnow(),
+            credits_charged=0,
+            not_before=None,
+            **values,
+        )
+    else:
+        moved = lifecycle.move(
+            session,
+            call_id,
+            st.SCHEDULED,
+            Call.status == current,
+            not_before=found.at,
+            handed_at=None,
+            **values,
+        )
+    return moved is not None
+
+
+# Scheduled calls looked at again per tick: the rest come the next tick, a second later.
+DUE_AT_ONCE = 2000
+
+
+def open_hours(session: Session) -> int:
+    """The dispatcher's look at calls waiting on the clock: each call not placed by its
+    notAfter expires, and each scheduled call whose moment came is queued, or waits again
+    for a later one when its rules say so (a moment computed under other hours, a campaign
+    whose hours changed). Returns how many calls moved."""
+    now = calling_hours.now()
+    moved = 0
+    for call_id, current in repository.past_not_after(session, now, DUE_AT_ONCE):
+        expired = calling_rules.Verdict(
+            calling_rules.EXPIRED, now, "not placed by its notAfter", "notAfter"
+        )
+        moved += hold(session, call_id, expired, current)
+    queued: list[str] = []
+    for call in repository.due_scheduled(session, now, DUE_AT_ONCE):
+        found = calling_hours.verdict(call, call.calling_hours, call.default_timezone, now)
+        if found.kind == calling_rules.NOW:
+            queued.append(call.id)
+        else:
+            moved += hold(session, call.id, found, st.SCHEDULED)
+    if queued:
+        moved += repository.queue_scheduled(session, queued)
+    return moved
 
 
 def _locked_account(session: Session, account_id: str) -> Account:
@@ -315,7 +400,35 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
             error_message=dnc.refusal_text(plan.to, listed),
         )
         return None
+    if not _within_hours(session, plan):
+        return None
     return now + timedelta(seconds=settings.TWILIO_TIMEOUT_SECONDS)
+
+
+def _within_hours(session: Session, plan: DialPlan) -> bool:
+    """The last look at the call's hours, immediately before its create request: a worker that
+    waited for its slot past the closing of the hours (or past notAfter) never rings. The call
+    gives its claim and reservation back and waits for its hours again, or expires."""
+    timed = repository.timed(session, plan.call_id)
+    if timed is None:
+        return False
+    found = calling_hours.verdict(
+        timed, timed.calling_hours, timed.default_timezone, calling_hours.now()
+    )
+    if found.kind == calling_rules.NOW:
+        return True
+    if found.kind == calling_rules.EXPIRED:
+        _end_unplaced(
+            session,
+            plan,
+            st.EXPIRED,
+            hold_reason=found.reason,
+            hold_rule=found.rule,
+            not_before=None,
+        )
+    elif release(session, plan):
+        hold(session, plan.call_id, found, st.QUEUED)
+    return False
 
 
 def fenced_off(session: Session, plan: DialPlan) -> bool:

@@ -1,13 +1,15 @@
 """A call as GET /api/calls/{id} shows it: what the API answers, and what its events carry."""
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.calls import status as st
-from shared.calls.schemas import CallError, CallOut, TimelineStep
+from shared.calls.schemas import CallError, CallHold, CallOut, TimelineStep
 from shared.models import Call, CallEvent
 
 
@@ -59,18 +61,37 @@ def shown(call: Call, events: Sequence[CallEvent]) -> CallOut:
         dialedAt=call.dialed_at,
         answeredAt=call.answered_at,
         endedAt=call.ended_at,
+        timezone=call.timezone,
+        startAt=call.start_at,
+        notAfter=call.not_after,
+        notBefore=call.not_before if call.status == st.SCHEDULED else None,
+        hold=_hold(call),
         error=error,
         timeline=timeline(call, events),
     )
 
 
+def _hold(call: Call) -> CallHold | None:
+    if call.status not in (st.SCHEDULED, st.EXPIRED) or call.hold_rule is None:
+        return None
+    return CallHold(reason=call.hold_reason, rule=call.hold_rule)
+
+
+_JSON_TIME = TypeAdapter(datetime)
+
+
+def _json_time(value: datetime | None) -> str | None:
+    return None if value is None else _JSON_TIME.dump_python(value, mode="json")
+
+
 def shown_new(row: Mapping[str, Any], created_at: str) -> dict[str, Any]:
     """A call just inserted as a row, as `shown` dumps it to JSON, built directly: a batch
     shows 100,000 of them in its request. `created_at` is the row's time as JSON writes it."""
+    scheduled = row.get("not_before") is not None
     return {
         "id": row["id"],
         "callSid": None,
-        "status": st.QUEUED,
+        "status": st.SCHEDULED if scheduled else st.QUEUED,
         "campaignId": row["campaign_id"],
         "batchId": row.get("batch_id"),
         "name": row.get("name", ""),
@@ -82,6 +103,13 @@ def shown_new(row: Mapping[str, Any], created_at: str) -> dict[str, Any]:
         "dialedAt": None,
         "answeredAt": None,
         "endedAt": None,
+        "timezone": row.get("timezone"),
+        "startAt": _json_time(row.get("start_at")),
+        "notAfter": _json_time(row.get("not_after")),
+        "notBefore": _json_time(row.get("not_before")),
+        "hold": {"reason": row.get("hold_reason"), "rule": row.get("hold_rule")}
+        if scheduled
+        else None,
         "error": None,
         "timeline": [{"status": st.QUEUED, "at": created_at, "sequenceNumber": None}],
     }

@@ -77,6 +77,8 @@ def create(session: Session, account_id: str, data: CampaignCreate) -> Campaign:
         caller_id=caller_ids.choose(session, account_id, data.callerId),
         max_call_minutes=data.maxCallMinutes,
         max_concurrent_calls=data.maxConcurrentCalls,
+        calling_hours=data.callingHours.model_dump() if data.callingHours else None,
+        default_timezone=data.defaultTimezone,
     )
     try:
         with session.begin_nested():
@@ -107,6 +109,12 @@ def update(session: Session, campaign: Campaign, data: CampaignUpdate) -> Campai
         campaign.max_call_minutes = data.maxCallMinutes
     if data.maxConcurrentCalls is not None:
         campaign.max_concurrent_calls = data.maxConcurrentCalls
+    # A change of hours applies to the campaign's calls not yet placed as well: each is looked
+    # at again as it is claimed and before it is dialed.
+    if data.callingHours is not None:
+        campaign.calling_hours = data.callingHours.model_dump()
+    if data.defaultTimezone is not None:
+        campaign.default_timezone = data.defaultTimezone
     session.flush()
     return campaign
 

@@ -28,6 +28,8 @@ CALL_TYPES = (
     "call.canceled",
     # Its number was put on a do-not-contact list after the call was accepted: never dialed.
     "call.suppressed",
+    # Not placed by its notAfter.
+    "call.expired",
 )
 SMS_TYPES = (
     "sms.queued",

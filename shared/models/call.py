@@ -19,6 +19,20 @@ class Call(Base):
             "account_id",
             postgresql_where=text("credits_reserved > 0"),
         ),
+        # Calls waiting for their hours, and calls that may pass their notAfter unplaced: few.
+        Index(
+            "ix_calls_scheduled_not_before",
+            "not_before",
+            postgresql_where=text("status = 'scheduled'"),
+        ),
+        Index(
+            "ix_calls_not_after_open",
+            "not_after",
+            postgresql_where=text(
+                "not_after IS NOT NULL"
+                " AND status IN ('queued', 'scheduled', 'insufficient-credits')"
+            ),
+        ),
     )
 
     id: Mapped[IdPk]
@@ -58,5 +72,14 @@ class Call(Base):
     credits_charged: Mapped[int | None]
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # When it may be placed: its recipient's zone when given (else the number's), its startAt
+    # and notAfter as accepted, and while scheduled, the first moment its rules allow and why
+    # it waits (the rule's key, see shared/calling_hours).
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    hold_rule: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

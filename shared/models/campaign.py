@@ -1,4 +1,7 @@
+from typing import Any
+
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -16,5 +19,8 @@ class Campaign(Base):
     caller_id: Mapped[str] = mapped_column(String(32))
     max_call_minutes: Mapped[int] = mapped_column(default=5)
     max_concurrent_calls: Mapped[int | None]
+    # {"start": "09:00", "end": "20:00", "days": ["mon", ...]}; None: CALLING_HOURS.
+    calling_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    default_timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
