@@ -201,10 +201,52 @@ async def _import_rows(request: Request) -> _Rows:
     )
 
 
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "maxItems": MAX_IMPORT_ROWS,
+                    "items": {
+                        "oneOf": [
+                            {"type": "string", "description": "a number"},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "number": {"type": "string"},
+                                    "reason": {"type": "string", "maxLength": REASON_MAX_LENGTH},
+                                },
+                                "required": ["number"],
+                            },
+                        ]
+                    },
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV: number,reason (a header row optional)",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
 @router.post(
     "/dnc/import",
     response_model=ImportResult,
     summary="Put many numbers on the list: a JSON array, or a CSV file of number,reason",
+    openapi_extra=_IMPORT_BODY,
 )
 def import_dnc(
     parsed: Annotated[_Rows, Depends(_import_rows)], session: SessionDep, account: CurrentAccount

@@ -102,10 +102,12 @@ def add(
     number listed already is left as it is, its first reason kept. Raises InvalidNumber."""
     _check(session, account_id, source)
     e164 = parse(number)
-    _list(session, account_id, [(e164, reason)], source)
-    found = repository.entry(session, account_id, e164)
-    assert found is not None and found.listed
-    return found
+    while True:
+        _list(session, account_id, [(e164, reason)], source)
+        found = repository.entry(session, account_id, e164)
+        if found is not None and found.listed:
+            return found
+        # Listed by another transaction, and taken off by a third since: list it again.
 
 
 def remove(

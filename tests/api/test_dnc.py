@@ -11,10 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared import cli
-from shared.db import session_scope
+from shared.db import get_sessionmaker, session_scope
 from shared.dnc import service as dnc
+from shared.dnc import sources
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.concurrency import Racer
 
 
 @dataclass(frozen=True)
@@ -270,3 +272,44 @@ class TestTheGlobalList:
         assert toingg("dnc", "add", "12", "--global", "--reason", "x").returncode == 1
         ran = toingg("dnc", "add", factories.phone_number(), "--account", "nope", "--reason", "x")
         assert ran.returncode == 1 and "no account" in ran.stdout
+
+
+class TestTwoAddsAtOnce:
+    def test_the_second_waits_for_the_first_and_finds_the_number_listed(
+        self, api: KeyedClient
+    ) -> None:
+        number = factories.phone_number()
+        held = get_sessionmaker()()
+        try:
+            dnc.add(held, api.account_id, number, "first", sources.API)
+            second = Racer(lambda s: dnc.add(s, api.account_id, number, "second", sources.CSV))
+            second.wait_until_blocked()  # on the first's new row, in the unique index
+            held.commit()
+        finally:
+            held.close()
+        entry = second.join()
+        assert (entry.reason, entry.source) == ("first", "api")
+        shown = api.get(f"/api/dnc/{number}").json()
+        assert [(h["action"], h["reason"]) for h in shown["history"]] == [("added", "first")]
+        assert len(events_of(api, "dnc.added")) == 1
+
+    def test_an_add_and_a_removal_at_once_leave_both_in_the_history(self, api: KeyedClient) -> None:
+        number = factories.phone_number()
+        with session_scope() as session:
+            dnc.add(session, api.account_id, number, "first", sources.API)
+        held = get_sessionmaker()()
+        try:
+            dnc.remove(held, api.account_id, number, "opted in", sources.SMS_KEYWORD)
+            again = Racer(lambda s: dnc.add(s, api.account_id, number, "again", sources.KEYPRESS))
+            again.wait_until_blocked()  # on the row the removal holds
+            held.commit()
+        finally:
+            held.close()
+        again.join()
+        shown = api.get(f"/api/dnc/{number}").json()
+        assert shown["listed"] is True
+        assert [(h["action"], h["source"]) for h in shown["history"]] == [
+            ("added", "api"),
+            ("removed", "sms_keyword"),
+            ("added", "keypress"),
+        ]
