@@ -38,8 +38,12 @@ def _why(event: Event, first: bool) -> str:
         if first:
             return "accepted: its number was on no do-not-contact list, and it waits its turn"
         return "queued again (credits arrived, or a claim Twilio never had was handed back)"
+    hold = data.get("hold") or {}
     if event.type == "call.scheduled" and data.get("notBefore"):
-        return f"waited for its calling hours, until {data['notBefore']}"
+        why = f": {hold['reason']} (rule {hold['rule']})" if hold.get("rule") else ""
+        return f"waited until {data['notBefore']}{why}"
+    if event.type == "call.expired" and hold.get("rule"):
+        return f"not placed: {hold['reason']} (rule {hold['rule']})"
     if event.type == "call.suppressed":
         return f"not placed: {message}" if message else "not placed: its number was listed"
     if event.type == "call.failed":
@@ -57,6 +61,13 @@ def _verdict(call: Call) -> str:
         return f"placed at {when}, the first moment it was claimed and allowed"
     if call.status == st.SUPPRESSED:
         return f"never placed: {call.error_message}"
+    if call.status == st.EXPIRED:
+        return f"never placed: expired, {call.hold_reason} (rule {call.hold_rule})"
+    if call.status == st.SCHEDULED and call.not_before is not None:
+        return (
+            f"not placed yet: waits until {call.not_before.isoformat()}, {call.hold_reason} "
+            f"(rule {call.hold_rule})"
+        )
     if call.status in st.FINAL:
         why = f": {call.error_message}" if call.error_message else ""
         return f"never placed: {call.status}{why}"

@@ -278,6 +278,14 @@ class TestScheduling:
                 )
             )
         assert kinds[-1] == types.for_status(types.CALL, "expired") == "call.expired"
+        explained = api.get(f"/api/compliance/calls/{call['id']}").json()
+        assert explained["placed"] is False
+        assert explained["verdict"].startswith("never placed: expired")
+        assert [step["event"] for step in explained["steps"]] == ["call.scheduled", "call.expired"]
+        assert "rule us-tcpa" in explained["steps"][0]["why"]
+        assert (
+            explained["steps"][1]["why"] == "not placed: not placed by its notAfter (rule notAfter)"
+        )
 
 
 class TestBadInput:
