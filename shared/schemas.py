@@ -8,7 +8,7 @@ line breaks; a single line (a name, a number, an id) holds none.
 """
 
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
@@ -67,6 +67,25 @@ Count = Annotated[int, BeforeValidator(_not_a_boolean)]
 """A whole number a client sends: minutes, calls, credits."""
 
 NAME_MAX_LENGTH = 200
+
+
+def _moment(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise PydanticCustomError(
+            "timezone_aware", "give the time with its offset (2026-01-01T12:00:00Z)"
+        )
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is before year 1 in UTC, which the database is given.
+        raise PydanticCustomError(
+            "datetime_range", "the time falls outside years 1 to 9999 in UTC"
+        ) from None
+
+
+Moment = Annotated[datetime, AfterValidator(_moment)]
+"""A time with its offset, in UTC: a filter's `since`."""
+
 CalleeName = Annotated[Line, Field(max_length=NAME_MAX_LENGTH)]
 """The name a script's {name} is filled in with."""
 

@@ -1,6 +1,5 @@
 """The account's events: what happened to its calls, SMS, batches and credits, newest first."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -11,7 +10,7 @@ from api.paging import Limit
 from api.routing import ApiRoute
 from shared.events import repository, types
 from shared.events.schemas import EventOut, EventPage
-from shared.schemas import Line
+from shared.schemas import Line, Moment
 
 router = APIRouter(tags=["events"], route_class=ApiRoute)
 
@@ -48,23 +47,12 @@ def list_events(
         ),
     ] = [],  # noqa: B006 - FastAPI copies a parameter's default
     subject: Annotated[Line | None, Query(description="a call's, SMS's or batch's id")] = None,
-    since: Annotated[datetime | None, Query(description="only events at or after this time")] = (
+    since: Annotated[Moment | None, Query(description="only events at or after this time")] = (
         None
     ),
     cursor: Annotated[Line | None, Query(description="the nextCursor of the page before")] = None,
     limit: Limit = 50,
 ) -> EventPage:
-    if since is not None and since.tzinfo is None:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "since"),
-                    "msg": "give the time with its offset (2026-01-01T12:00:00Z)",
-                    "type": "value_error",
-                    "input": None,
-                }
-            ]
-        )
     events, more = repository.page(
         session,
         account.id,

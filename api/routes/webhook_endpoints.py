@@ -1,7 +1,6 @@
 """The account's webhook endpoints: where its events are delivered, signed as the Standard
 Webhooks specification says."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -14,7 +13,7 @@ from api.paging import Limit, Offset
 from api.routing import ApiRoute
 from shared.events import repository as events_repository
 from shared.models import Account, WebhookEndpoint
-from shared.schemas import Line
+from shared.schemas import Line, Moment
 from shared.webhooks import addresses, delivery, endpoints, patterns
 from shared.webhooks.schemas import (
     DeliveryOut,
@@ -136,12 +135,10 @@ def list_deliveries(
 )
 def replay(
     endpoint_id: Line,
-    since: Annotated[datetime, Query(description="with its offset: 2026-01-01T12:00:00Z")],
+    since: Annotated[Moment, Query(description="with its offset: 2026-01-01T12:00:00Z")],
     session: SessionDep,
     account: CurrentAccount,
 ) -> Queued:
-    if since.tzinfo is None:
-        raise _query_problem("since", "give the time with its offset (2026-01-01T12:00:00Z)")
     endpoint = _get(session, account, endpoint_id)
     if not endpoint.enabled:
         raise HTTPException(

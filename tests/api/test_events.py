@@ -87,6 +87,14 @@ class TestListEvents:
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "since"]
 
+    @pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+    def test_a_time_beyond_the_calendar_in_utc_is_422(self, api: KeyedClient, since: str) -> None:
+        # A valid time with its offset whose UTC falls before year 1 or after 9999: a 500.
+        response = api.get("/api/events", since=since)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["query", "since"] and "UTC" in error["msg"]
+
     @pytest.mark.parametrize("pattern", ["call.?ueued", "call.[q]ueued", "call.[!q]*", "*.?*"])
     def test_only_star_is_a_wildcard(self, api: KeyedClient, pattern: str) -> None:
         # Answered an empty page, while an endpoint subscribed to it was delivered the events.

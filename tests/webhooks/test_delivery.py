@@ -382,6 +382,11 @@ class TestResendAndReplay:
         endpoint_id, _ = add_endpoint(customer.account_id, "http://127.0.0.1:9/a")
         response = customer.post(f"{PATH}/{endpoint_id}/replay", since="2026-01-01T00:00:00")
         assert response.status_code == 422, response.text
+        # Before year 1 in UTC: a 500.
+        response = customer.post(f"{PATH}/{endpoint_id}/replay", since="0001-01-01T00:00:00+01:00")
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["query", "since"] and "UTC" in error["msg"]
 
 
 class TestAddressesAtDelivery:
