@@ -3,8 +3,9 @@ database.
 
 A delivery row is written for each endpoint an event matches, in the transaction that appends
 the event (shared.webhooks.fanout), so an event that committed is owed to its endpoints and
-none is lost. Every second a tick claims the due deliveries (FOR UPDATE SKIP LOCKED, so ticks at
-once never share one), each with an attempt row of its own, and sends them at once. The claim
+none is lost. The worker claims the due deliveries as soon as the transaction that wrote them has
+committed, and at least every second (FOR UPDATE SKIP LOCKED, so claims at once never share
+one), each with an attempt row of its own, and sends them at once. The claim
 is a lease of WEBHOOK_TIMEOUT_SECONDS and a margin: a delivery whose worker died mid-request is
 due again once it runs out, and is sent again (at least once, never "at most").
 
@@ -38,7 +39,7 @@ from shared.models import (
     WebhookEndpoint,
     utcnow,
 )
-from shared.webhooks import endpoints, sending
+from shared.webhooks import endpoints, sending, wakeup
 from shared.webhooks.fanout import DELIVERED, FAILED, PENDING, matches, owed
 from shared.webhooks.schemas import EndpointOut
 
@@ -376,6 +377,7 @@ def _requeue(session: Session, rows: list[dict[str, object]]) -> int:
             },
         )
     )
+    wakeup.after_commit(session)
     return len(rows)
 
 

@@ -2,7 +2,7 @@
 event that committed is owed, one that rolled back never was, and none is lost between.
 
 The event log calls `fan_out` for every event it appends; the deliveries it writes are sent by
-shared.webhooks.delivery.
+shared.webhooks.delivery, claimed as soon as the transaction has committed (shared.webhooks.wakeup).
 """
 
 from collections.abc import Sequence
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.events import types
 from shared.models import WebhookDelivery, WebhookEndpoint, new_id, utcnow
+from shared.webhooks import wakeup
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -75,4 +76,5 @@ def fan_out(session: Session, events: Sequence[Appended]) -> int:
     ]
     if rows:
         session.execute(insert(WebhookDelivery).on_conflict_do_nothing(), rows)
+        wakeup.after_commit(session)
     return len(rows)
