@@ -7,6 +7,10 @@ class ExplainedStep(BaseModel):
     at: datetime
     event: str = Field(description="the event's type (GET /api/events)")
     why: str
+    rule: str | None = Field(
+        description="what held it back: a calling-rules key (us-tcpa, us-fl, ...), "
+        "callingHours, startAt, notAfter, or do-not-contact"
+    )
 
 
 class ListChange(BaseModel):

@@ -16,7 +16,7 @@ from shared.models import Call, Event
 _WHY = {
     "call.insufficient_credits": "waited for credits: the balance could not reserve its longest "
     "length",
-    "call.scheduled": "waited for its calling hours",
+    "call.scheduled": "waited for its calling hours or its startAt",
     "call.dialing": "claimed for a worker, its reservation held",
     "call.initiated": "handed to Twilio: the last look before the request found it allowed "
     "(not hung up, its batch running, its account unblocked, its caller ID the account's, "
@@ -53,6 +53,15 @@ def _why(event: Event, first: bool) -> str:
             return "canceled before it was placed (a hang-up, or its batch's cancel)"
         return "canceled"
     return _WHY.get(event.type, event.type)
+
+
+def _rule(event: Event) -> str | None:
+    """The rule that held the call back: a calling-hours rule, startAt or notAfter, or the
+    do-not-contact list."""
+    if event.type == "call.suppressed":
+        return "do-not-contact"
+    hold = (event.data or {}).get("hold")
+    return hold.get("rule") if isinstance(hold, dict) else None
 
 
 def _verdict(call: Call) -> str:
@@ -104,7 +113,12 @@ def explain_call(session: Session, account_id: str, ref: str) -> CallExplanation
         placedAt=call.dialed_at,
         verdict=_verdict(call),
         steps=[
-            ExplainedStep(at=event.created_at, event=event.type, why=_why(event, index == 0))
+            ExplainedStep(
+                at=event.created_at,
+                event=event.type,
+                why=_why(event, index == 0),
+                rule=_rule(event),
+            )
             for index, event in enumerate(events)
         ],
         doNotContact=changes,

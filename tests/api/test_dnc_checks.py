@@ -9,6 +9,7 @@ fence's transaction began before it; an add still uncommitted when the fence loo
 """
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -281,3 +282,27 @@ class TestAtTheFence:
         assert change["action"] == "added"
         again = {"campaign": "welcome", "name": "Ada", "phoneNumber": to}
         assert api.post("/api/make_toingg", again).status_code == 422
+
+
+class TestTheExplanationOfAWait:
+    def test_a_call_waiting_for_its_start_names_the_rule_and_the_time(
+        self, api: KeyedClient
+    ) -> None:
+        start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+        placed = api.post(
+            "/api/make_toingg",
+            {
+                "campaign": "welcome",
+                "name": "Ada",
+                "phoneNumber": factories.phone_number(),
+                "startAt": start.isoformat(),
+            },
+        )
+        assert placed.status_code == 200, placed.text
+        explained = api.get(f"/api/compliance/calls/{placed.json()['callId']}").json()
+        assert explained["placed"] is False
+        assert explained["verdict"].startswith("not placed yet: waits until ")
+        waits = [s for s in explained["steps"] if s["event"] == "call.scheduled"]
+        assert waits, explained["steps"]
+        assert waits[0]["rule"] == "startAt"
+        assert waits[0]["why"].startswith(f"waited until {start.isoformat()[:16]}"), waits[0]
