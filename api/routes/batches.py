@@ -17,6 +17,7 @@ from shared.caller_ids import service as caller_ids
 from shared.campaigns import service as campaigns_service
 from shared.models import Account, Batch
 from shared.schemas import Line
+from shared.webhooks import addresses
 
 router = APIRouter(tags=["batches"], route_class=IdempotentRoute)
 
@@ -41,9 +42,12 @@ def accept_batch(session: Session, account: Account, body: BatchRequest) -> Batc
             body.numberList,
             start_at=body.startAt,
             not_after=body.notAfter,
+            webhook=body.webhook,
         )
     except caller_ids.CallerIdNotAllowed as exc:
         raise invalid_field(["campaign"], f"campaign {campaign.name!r}: {exc}") from None
+    except addresses.RefusedUrl as exc:
+        raise invalid_field(["webhook"], str(exc)) from None
     except batches_service.NothingToCall as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

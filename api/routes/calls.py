@@ -42,6 +42,7 @@ from shared.dnc import service as dnc
 from shared.models import Account, Campaign
 from shared.schemas import Line
 from shared.telephony.numbers import InvalidNumber, to_e164
+from shared.webhooks import addresses
 
 router = APIRouter(tags=["calls"], route_class=IdempotentRoute)
 
@@ -72,9 +73,12 @@ def _place(
             timezone=body.timezone,
             start_at=body.startAt,
             not_after=body.notAfter,
+            webhook=body.webhook,
         )
     except (InvalidNumber, dnc.OnTheList) as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
+    except addresses.RefusedUrl as exc:
+        raise invalid_field(["webhook"], str(exc)) from None
     except calling_hours.NeverPlaced as exc:
         raise invalid_field([exc.field], str(exc)) from None
     except calls_service.Unspeakable as exc:
@@ -172,6 +176,7 @@ def make_toingg_details(
             timezone=body.timezone,
             startAt=body.startAt,
             notAfter=body.notAfter,
+            webhook=body.webhook,
         ),
         campaign_field="campaignName",
     )

@@ -14,8 +14,9 @@ from api.routing import ApiRoute
 from shared.events import repository as events_repository
 from shared.models import Account, WebhookEndpoint
 from shared.schemas import Line, Moment
-from shared.webhooks import addresses, delivery, endpoints, patterns
+from shared.webhooks import addresses, delivery, endpoints, patterns, per_call
 from shared.webhooks.schemas import (
+    AccountSecretRotated,
     DeliveryOut,
     DeliveryPage,
     EndpointCreate,
@@ -43,7 +44,10 @@ def _get(
 
 
 def _refused(exc: Exception) -> Exception:
-    field = "url" if isinstance(exc, addresses.RefusedUrl) else "events"
+    if isinstance(exc, endpoints.PerCall):
+        field = exc.field
+    else:
+        field = "url" if isinstance(exc, addresses.RefusedUrl) else "events"
     return invalid_field([field], str(exc))
 
 
@@ -82,7 +86,7 @@ def update_endpoint(
     endpoint = _get(session, account, endpoint_id, for_update=True)
     try:
         return EndpointOut.model_validate(endpoints.update(session, endpoint, body))
-    except (addresses.RefusedUrl, patterns.InvalidPattern) as exc:
+    except (addresses.RefusedUrl, patterns.InvalidPattern, endpoints.PerCall) as exc:
         raise _refused(exc) from None
 
 
@@ -98,12 +102,28 @@ def delete_endpoint(endpoint_id: Line, session: SessionDep, account: CurrentAcco
     summary="A new signing secret; the old one signs beside it for 24 hours",
 )
 def rotate_secret(endpoint_id: Line, session: SessionDep, account: CurrentAccount) -> SecretRotated:
-    endpoint = endpoints.rotate_secret(
-        session, _get(session, account, endpoint_id, for_update=True)
-    )
-    assert endpoint.previous_secret_expires_at is not None
+    try:
+        endpoint = endpoints.rotate_secret(
+            session, _get(session, account, endpoint_id, for_update=True)
+        )
+    except endpoints.PerCall as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    assert endpoint.secret is not None and endpoint.previous_secret_expires_at is not None
     return SecretRotated(
         secret=endpoint.secret, previousSecretExpiresAt=endpoint.previous_secret_expires_at
+    )
+
+
+@router.post(
+    "/webhook-secret/rotate",
+    response_model=AccountSecretRotated,
+    summary="A new secret for the webhook URLs of calls and batches; the old one signs beside "
+    "it for 24 hours",
+)
+def rotate_account_secret(session: SessionDep, account: CurrentAccount) -> AccountSecretRotated:
+    rotated = per_call.rotate_secret(session, account.id)
+    return AccountSecretRotated(
+        secret=rotated.secret, previousSecretExpiresAt=rotated.previous_expires_at
     )
 
 

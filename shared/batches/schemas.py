@@ -4,6 +4,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.schemas import CalleeName, CampaignName, Line, OffsetTime, TimeZoneName, check_not_after
+from shared.webhooks.schemas import Url
 
 MAX_BATCH_SIZE = 100_000
 
@@ -41,6 +42,11 @@ class BatchRequest(BaseModel):
     )
     notAfter: OffsetTime | None = Field(
         default=None, description="a call not placed by then ends expired"
+    )
+    webhook: Url | None = Field(
+        default=None,
+        description="http:// or https://: the batch's events, and each of its calls', go there "
+        "too, signed with the account's secret for such URLs (`toingg accounts webhook-secret`)",
     )
 
     @field_validator("notAfter")
@@ -80,6 +86,9 @@ class BatchOut(BaseModel):
     dialRatePerSecond: float
     estimatedFinishAt: datetime | None
     createdAt: datetime
+    webhook: str | None = Field(
+        default=None, description="where its events, and its calls', go too"
+    )
 
 
 class BatchCanceled(BaseModel):

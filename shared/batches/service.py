@@ -19,6 +19,7 @@ from shared.models import Account, Batch, Campaign, new_id, utcnow
 from shared.schemas import NAME_MAX_LENGTH
 from shared.telephony import twiml
 from shared.telephony.numbers import InvalidNumber, to_e164
+from shared.webhooks import per_call
 
 
 class BatchNotFound(LookupError):
@@ -47,10 +48,12 @@ def create_batch(
     *,
     start_at: datetime | None = None,
     not_after: datetime | None = None,
+    webhook: str | None = None,
 ) -> BatchResult:
     """Store every valid number as a queued call (scheduled, when outside its hours or before
     the batch's startAt); report invalid rows and numbers the account may not call (its
-    do-not-contact list, the operators'); call a repeat once.
+    do-not-contact list, the operators'); call a repeat once. The batch's events and its
+    calls' go to `webhook` too (addresses.RefusedUrl when they may not).
 
     The calls are not pushed into the broker here: the dispatcher hands them to workers at the
     pace they can dial, so a huge batch costs the request one bulk insert.
@@ -124,6 +127,7 @@ def create_batch(
                 "timezone": entry.timezone,
                 "start_at": start_at,
                 "not_after": not_after,
+                "webhook": webhook,
                 **held,
                 **terms,
                 "created_at": now,
@@ -149,7 +153,10 @@ def create_batch(
         rejected.sort(key=lambda row: row.index)
     if not rows:
         raise NothingToCall(rejected)
+    if webhook is not None:
+        per_call.bind(session, account.id, webhook)
     batch = Batch(
+        webhook=webhook,
         id=batch_id,
         account_id=account.id,
         campaign_id=campaign.id,

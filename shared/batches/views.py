@@ -66,4 +66,5 @@ def out(session: Session, batch: Batch) -> BatchOut:
         dialRatePerSecond=shown.dial_rate,
         estimatedFinishAt=shown.estimated_finish,
         createdAt=batch.created_at,
+        webhook=batch.webhook,
     )

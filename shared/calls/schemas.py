@@ -11,6 +11,12 @@ from shared.schemas import (
     TimeZoneName,
     check_not_after,
 )
+from shared.webhooks.schemas import Url
+
+WEBHOOK = (
+    "http:// or https://: this call's events go there too, signed with the account's secret "
+    "for such URLs (`toingg accounts webhook-secret`)"
+)
 
 
 class _When(BaseModel):
@@ -45,6 +51,7 @@ class MakeCallRequest(_When):
     campaign: CampaignName
     name: CalleeName = ""
     phoneNumber: PhoneNumber
+    webhook: Url | None = Field(default=None, description=WEBHOOK)
 
 
 class MakeCallDetailsRequest(_When):
@@ -66,6 +73,7 @@ class MakeCallDetailsRequest(_When):
     campaignScript: Script
     name: CalleeName = ""
     phoneNumber: PhoneNumber
+    webhook: Url | None = Field(default=None, description=WEBHOOK)
 
 
 class CallAccepted(BaseModel):
@@ -120,6 +128,9 @@ class CallOut(BaseModel):
     )
     error: CallError | None
     timeline: list[TimelineStep]
+    webhook: str | None = Field(
+        default=None, description="where its events go too: its own webhook, or its batch's"
+    )
 
 
 class CallSummary(BaseModel):

@@ -27,6 +27,7 @@ from shared.models import Account, Batch, Call, CallEvent, Campaign, utcnow
 from shared.telephony import client as twilio
 from shared.telephony import twiml
 from shared.telephony.numbers import to_e164
+from shared.webhooks import per_call
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,14 @@ def place_call(
     timezone: str | None = None,
     start_at: datetime | None = None,
     not_after: datetime | None = None,
+    webhook: str | None = None,
 ) -> Call:
     """Accept one call and wake the dispatcher for it once the caller commits: it is claimed
     when a slot in the dial rate is near, as a batch's calls are, with the account's other
     single calls in the account's turn. Outside its hours, or before its startAt, it waits as
     scheduled. Raises dnc.OnTheList for a number the account may not call, and NeverPlaced for
-    a call its rules would never let be placed."""
+    a call its rules would never let be placed. Its events go to `webhook` too (addresses.RefusedUrl
+    when they may not)."""
     problem = twiml.spoken_problem(twiml.render_script(campaign.script, name))
     if problem is not None:
         raise Unspeakable(f"the script of campaign {campaign.name!r}, with this name, {problem}")
@@ -113,6 +116,7 @@ def place_call(
         timezone=timezone,
         start_at=start_at,
         not_after=not_after,
+        webhook=None if webhook is None else per_call.bind(session, account.id, webhook),
         **accepted_terms(session, campaign),
     )
     found = calling_hours.verdict(

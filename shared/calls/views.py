@@ -68,6 +68,7 @@ def shown(call: Call, events: Sequence[CallEvent]) -> CallOut:
         hold=_hold(call),
         error=error,
         timeline=timeline(call, events),
+        webhook=call.webhook,
     )
 
 
@@ -112,6 +113,7 @@ def shown_new(row: Mapping[str, Any], created_at: str) -> dict[str, Any]:
         else None,
         "error": None,
         "timeline": [{"status": st.QUEUED, "at": created_at, "sequenceNumber": None}],
+        "webhook": row.get("webhook"),
     }
 
 

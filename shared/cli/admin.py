@@ -15,6 +15,7 @@ from shared.db import session_scope
 from shared.models import Account, new_id
 from shared.ratelimit import api as api_limits
 from shared.retention import service as retention_service
+from shared.webhooks import per_call
 
 
 def db_upgrade(_args: argparse.Namespace) -> int:
@@ -101,6 +102,28 @@ def accounts_unblock(args: argparse.Namespace) -> int:
         print(f"account {args.account} unblocked; dispute {dispute_id} is still open at Stripe")
     else:
         print(f"account {args.account} unblocked")
+    return 0
+
+
+def accounts_webhook_secret(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        try:
+            rotated = per_call.rotate_secret(session, args.account)
+        except accounts_service.UnknownAccount:
+            print(f"no account {args.account!r}")
+            return 1
+    expires = rotated.previous_expires_at
+    out = {
+        "accountId": args.account,
+        "secret": rotated.secret,
+        "previousSecretExpiresAt": None if expires is None else expires.isoformat(),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"webhook secret of account {args.account} (shown once): {rotated.secret}")
+    if expires is not None:
+        print(f"the secret it replaces signs beside it until {out['previousSecretExpiresAt']}")
     return 0
 
 
@@ -275,6 +298,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     unblock.add_argument("account", help="account id")
     unblock.set_defaults(func=accounts_unblock)
+    webhook_secret = account_commands.add_parser(
+        "webhook-secret",
+        help="a new secret for the webhook URLs of the account's calls and batches, shown once "
+        "(the one it replaces signs beside it for 24 hours)",
+    )
+    webhook_secret.add_argument("account", help="account id")
+    webhook_secret.add_argument("--json", action="store_true", help="print JSON")
+    webhook_secret.set_defaults(func=accounts_webhook_secret)
     numbers = account_commands.add_parser(
         "caller-ids", help="the numbers an account may call and text from"
     ).add_subparsers(required=True)

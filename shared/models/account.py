@@ -1,8 +1,10 @@
+from datetime import datetime
+
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
-from shared.models._columns import CreatedAt, IdPk
+from shared.models._columns import CreatedAt, IdPk, UTCDateTime
 
 
 class Account(Base):
@@ -18,4 +20,9 @@ class Account(Base):
     api_rate_per_second: Mapped[float | None]
     api_burst: Mapped[int | None]
     max_concurrent_calls: Mapped[int | None]
+    # What signs the deliveries to the `webhook` URLs of its calls and batches (one for all of
+    # them; None until first needed), and the one before it until its overlap ends.
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
+    webhook_previous_secret: Mapped[str | None] = mapped_column(String(100))
+    webhook_previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[CreatedAt]

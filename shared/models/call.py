@@ -81,5 +81,7 @@ class Call(Base):
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hold_reason: Mapped[str | None] = mapped_column(Text)
     hold_rule: Mapped[str | None] = mapped_column(String(64))
+    # Where its events go too (a single call's own, or its batch's): shared.webhooks.per_call.
+    webhook: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

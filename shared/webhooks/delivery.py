@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import TextClause, func, or_, select, text, update
+from sqlalchemy import TextClause, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
@@ -40,7 +40,7 @@ from shared.models import (
     utcnow,
 )
 from shared.webhooks import endpoints, sending, wakeup
-from shared.webhooks.fanout import DELIVERED, FAILED, PENDING, matches, owed
+from shared.webhooks.fanout import DELIVERED, FAILED, PENDING, owed, recipients, selects
 from shared.webhooks.schemas import EndpointOut
 
 # Deliveries one tick claims at a time.
@@ -91,11 +91,17 @@ _CLAIM = """
         INSERT INTO webhook_attempts (id, delivery_id, attempted_at)
         SELECT claim, id, :now FROM claimed
     )
-    SELECT c.id AS delivery_id, c.claim, c.endpoint_id, c.subject_type, c.subject_id,
-           e.url, e.secret, e.previous_secret, e.previous_secret_expires_at,
+    SELECT c.id AS delivery_id, c.claim, c.endpoint_id, c.subject_type, c.subject_id, e.url,
+           CASE WHEN e.per_call THEN a.webhook_secret ELSE e.secret END AS secret,
+           CASE WHEN e.per_call THEN a.webhook_previous_secret ELSE e.previous_secret END
+               AS previous_secret,
+           CASE WHEN e.per_call THEN a.webhook_previous_secret_expires_at
+                ELSE e.previous_secret_expires_at END AS previous_secret_expires_at,
            ev.id AS event_id, ev.type, ev.created_at, ev.data, ev.sequence
     FROM claimed c
     JOIN webhook_endpoints e ON e.id = c.endpoint_id
+    -- A per-call URL's endpoint is signed with its account's secret (shared.webhooks.per_call).
+    LEFT JOIN accounts a ON e.per_call AND a.id = e.account_id
     JOIN events ev ON ev.id = c.event_id
 """
 # Due: pending, its time come, its endpoint enabled, and no earlier event of its subject
@@ -382,19 +388,9 @@ def _requeue(session: Session, rows: list[dict[str, object]]) -> int:
 
 
 def resend(session: Session, event: Event) -> int:
-    """Send the event again to every enabled endpoint of its account that it matches."""
-    found = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.events)
-        .where(WebhookEndpoint.account_id == event.account_id, WebhookEndpoint.enabled)
-        .with_for_update(read=True, key_share=True)
-    ).all()
+    """Send the event again to every enabled endpoint of its account that gets it."""
     return _requeue(
-        session,
-        [
-            owed(event, endpoint_id)
-            for endpoint_id, patterns in found
-            if matches(patterns, event.type)
-        ],
+        session, [owed(event, endpoint_id) for _, endpoint_id in recipients(session, [event])]
     )
 
 
@@ -409,10 +405,13 @@ class ReplayTooLarge(ValueError):
 def replay(session: Session, endpoint: WebhookEndpoint, since: datetime) -> int:
     """Send the endpoint again every event of its account it matches since `since` (at or
     after), each subject's in its order."""
-    matching = or_(*(Event.type.like(types.like(p), escape="\\") for p in endpoint.events))
     query = (
         select(Event)
-        .where(Event.account_id == endpoint.account_id, Event.created_at >= since, matching)
+        .where(
+            Event.account_id == endpoint.account_id,
+            Event.created_at >= since,
+            selects(endpoint),
+        )
         .order_by(Event.id)
         .limit(REPLAY_MAX + 1)
     )

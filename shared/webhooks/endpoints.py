@@ -23,6 +23,14 @@ class EndpointNotFound(LookupError):
     pass
 
 
+class PerCall(ValueError):
+    """A change a per-call URL's endpoint does not take; `field` names what was asked."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def new_secret() -> str:
     """A Standard Webhooks secret: whsec_ and the base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
@@ -77,8 +85,18 @@ def get(
 
 
 def update(session: Session, endpoint: WebhookEndpoint, body: EndpointUpdate) -> WebhookEndpoint:
-    """Raises addresses.RefusedUrl or patterns.InvalidPattern. Enabled again, an endpoint we
-    disabled starts afresh: deliveries still pending are tried again at once."""
+    """Raises addresses.RefusedUrl, patterns.InvalidPattern, or PerCall for the URL or events
+    of a per-call URL's endpoint (what it is for follows from the calls that name it). Enabled
+    again, an endpoint we disabled starts afresh: deliveries still pending are tried again at
+    once."""
+    if endpoint.per_call:
+        for field, given in (("url", body.url), ("events", body.events)):
+            if given is not None:
+                raise PerCall(
+                    field,
+                    f"the {field} of a per-call URL's endpoint does not change: it gets every "
+                    "event of the calls and batches placed with its URL",
+                )
     if body.url is not None:
         endpoint.url = check_url(body.url)
     if body.events is not None:
@@ -112,7 +130,14 @@ def delete(session: Session, endpoint: WebhookEndpoint) -> None:
 def rotate_secret(session: Session, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     """A new secret; the one it replaces keeps signing beside it for
     WEBHOOK_SECRET_OVERLAP_SECONDS, so receivers can change theirs without missing an event.
-    Rotated again within the overlap, the oldest stops at once."""
+    Rotated again within the overlap, the oldest stops at once. A per-call URL's endpoint is
+    signed with its account's secret for such URLs: PerCall."""
+    if endpoint.per_call:
+        raise PerCall(
+            "secret",
+            "a per-call URL's endpoint is signed with the account's secret for per-call URLs: "
+            "rotate that one (POST /api/webhook-secret/rotate)",
+        )
     overlap = timedelta(seconds=get_settings().WEBHOOK_SECRET_OVERLAP_SECONDS)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = utcnow() + overlap
@@ -124,6 +149,7 @@ def rotate_secret(session: Session, endpoint: WebhookEndpoint) -> WebhookEndpoin
 def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     """The secrets a delivery is signed with now: the current one, and the previous one until
     its overlap is over."""
+    assert endpoint.secret is not None, "per-call URLs are signed with their account's secret"
     return secrets_at(
         endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
     )

@@ -47,6 +47,12 @@ class EndpointOut(BaseModel):
     events: list[str]
     description: str
     enabled: bool
+    perCall: bool = Field(
+        validation_alias="per_call",
+        description="made for the webhook URL of calls and batches: it gets their events "
+        "alone, signed with the account's secret for such URLs, and its url and events do not "
+        "change",
+    )
     disabledReason: str | None = Field(
         validation_alias="disabled_reason",
         description="why we disabled it (null: enabled, or disabled through the API)",
@@ -71,6 +77,16 @@ class SecretRotated(BaseModel):
     secret: str = Field(description="the new signing secret, shown this once")
     previousSecretExpiresAt: datetime = Field(
         description="the old secret signs beside the new one until then"
+    )
+
+
+class AccountSecretRotated(BaseModel):
+    secret: str = Field(
+        description="the new secret (whsec_...) that signs deliveries to the webhook URLs of "
+        "calls and batches, shown this once"
+    )
+    previousSecretExpiresAt: datetime | None = Field(
+        description="the old secret signs beside the new one until then (null: there was none)"
     )
 
 
