@@ -16,9 +16,11 @@ from standardwebhooks.webhooks import Webhook
 from shared.cli import main as toingg
 from shared.config import get_settings
 from shared.db import session_scope
-from shared.models import Call, WebhookEndpoint, utcnow
+from shared.models import Account, Call, WebhookEndpoint, utcnow
+from shared.webhooks import per_call
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.concurrency import Racer
 from tests.webhooks.receiver import Receiver
 from tests.webhooks.test_delivery import run_due, run_until
 
@@ -346,3 +348,32 @@ class TestRefused:
             [said] = run_due()
             assert receiver.requests() == []
         assert "refused: hooks.example.com resolves to 127.0.0.1, a loopback address" in said
+
+
+class TestAtOnce:
+    URL = "http://127.0.0.1:9/at-once"
+
+    def test_two_first_calls_naming_a_url_make_one_endpoint_and_one_secret(self) -> None:
+        account_id, _ = factories.account()
+        with session_scope() as held:
+            per_call.bind(held, account_id, self.URL)  # its endpoint and secret, not committed
+            secret = held.scalar(select(Account.webhook_secret).where(Account.id == account_id))
+            other = Racer(lambda session: per_call.bind(session, account_id, self.URL))
+            other.wait_until_blocked()
+        assert other.join() == self.URL
+        with session_scope() as session:
+            found = session.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id)
+            ).all()
+            assert [(e.url, e.per_call, e.enabled) for e in found] == [(self.URL, True, True)]
+            assert session.get(Account, account_id).webhook_secret == secret  # type: ignore[union-attr]
+
+    def test_calls_naming_an_enabled_url_do_not_wait_for_each_other(self) -> None:
+        account_id, _ = factories.account()
+        with session_scope() as session:
+            per_call.bind(session, account_id, self.URL)
+        with session_scope() as held:
+            per_call.bind(held, account_id, self.URL)
+            other = Racer(lambda session: per_call.bind(session, account_id, self.URL))
+            assert not other.wait_until_blocked_or_done()
+            other.join()
