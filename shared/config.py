@@ -159,6 +159,8 @@ class Settings(BaseSettings):
     # cover (calls that are not solicitations, and test environments).
     CALLING_HOURS: str = "08:00-21:00"
     CALLING_RULES: bool = True
+    # Calls placed to one number per account in any 24 hours; a state's rule may allow fewer.
+    MAX_CALLS_PER_NUMBER_PER_DAY: int = Field(default=3, ge=1)
     # How long a hang-up may go without Twilio confirming the call over before the sweeper sends
     # it again (its message was lost, or its task gave up).
     HANGUP_RESEND_SECONDS: int = 10

@@ -68,6 +68,8 @@ def _configure_environment() -> None:
     # (tests/api/test_calling_hours.py), and elsewhere must not hold calls back.
     os.environ["CALLING_HOURS"] = "00:00-24:00"
     os.environ["CALLING_RULES"] = "false"
+    # Tests call the sandbox's few numbers many times a day; the caps are tested on their own.
+    os.environ["MAX_CALLS_PER_NUMBER_PER_DAY"] = "1000"
     os.environ["SANDBOX_RING_SECONDS"] = "0.3"
     os.environ["SANDBOX_TALK_SECONDS"] = "0.5"
     os.environ["SANDBOX_SMS_DELIVERY_SECONDS"] = "0.3"

@@ -11,6 +11,7 @@ state's rules apply by the state phonenumbers' geocoder names for the number, as
 Oklahoma presume a resident from the area code.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -27,6 +28,8 @@ CONTIGUOUS_US = ("America/New_York", "America/Chicago", "America/Denver", "Ameri
 _UNKNOWN = "Etc/Unknown"
 # How far ahead an opening is looked for: a week and its changes of clocks, twice.
 _HORIZON_DAYS = 15
+
+DAY = timedelta(hours=24)
 
 NOW = "now"
 WAIT = "wait"
@@ -124,6 +127,26 @@ def _why(campaign: Hours, place: Place, at: datetime) -> tuple[str, str]:
     return ("outside its calling hours", "callingHours")
 
 
+@dataclass(frozen=True)
+class Wait:
+    """A moment the call may not be placed before, besides its hours: its startAt, or when a
+    cap on calls to its number lets one more through."""
+
+    until: datetime
+    reason: str
+    rule: str
+
+
+def cap_opens(attempts: Sequence[datetime], limit: int, now: datetime) -> datetime | None:
+    """The first moment from `now` at which fewer than `limit` of `attempts` fall in the 24
+    hours before it; None when that is now."""
+    recent = sorted(at for at in attempts if at > now - DAY)
+    if len(recent) < limit:
+        return None
+    # The oldest attempts must leave the window until only limit - 1 are left in it.
+    return recent[len(recent) - limit] + DAY
+
+
 def decide(
     place: Place,
     campaign: Hours,
@@ -131,17 +154,25 @@ def decide(
     *,
     start_at: datetime | None = None,
     not_after: datetime | None = None,
+    waits: Sequence[Wait] = (),
 ) -> Verdict:
     if not_after is not None and now >= not_after:
         return Verdict(EXPIRED, not_after, "not placed by its notAfter", "notAfter")
-    earliest = max(now, start_at) if start_at is not None else now
+    earliest, reason, rule = now, "", ""
+    if start_at is not None:
+        waits = [Wait(start_at, "its startAt", "startAt"), *waits]
+    for wait in waits:
+        if wait.until > earliest:
+            earliest, reason, rule = wait.until, wait.reason, wait.rule
     hours = campaign
-    for rule in place.rules:
-        hours = hours.intersect(_rule_hours(rule))
+    for law in place.rules:
+        hours = hours.intersect(_rule_hours(law))
     if _allowed(hours, place.zones, earliest):
-        at, reason, rule = earliest, "its startAt", "startAt"
+        at = earliest
     else:
-        reason, rule = _why(campaign, place, earliest)
+        outside, hours_rule = _why(campaign, place, earliest)
+        # A wait (a start, a cap) that ends outside the hours: it is the first reason.
+        reason, rule = (f"{reason}; then {outside}", rule) if rule else (outside, hours_rule)
         found = _opening(hours, place.zones, earliest)
         if found is None:
             return Verdict(EXPIRED, now, f"{reason}, and its hours never open", rule)

@@ -145,6 +145,7 @@ _CLAIMABLE = (
 class Timed(NamedTuple):
     id: str
     to_number: str
+    campaign_id: str
     timezone: str | None
     start_at: datetime | None
     not_after: datetime | None
@@ -154,7 +155,7 @@ class Timed(NamedTuple):
 
 def timed(session: Session, call_id: str) -> Timed | None:
     row = session.execute(
-        select(Call.id, Call.to_number, *_TIMED)
+        select(Call.id, Call.to_number, Call.campaign_id, *_TIMED)
         .join(Campaign, Campaign.id == Call.campaign_id)
         .where(Call.id == call_id)
     ).one_or_none()
@@ -163,6 +164,35 @@ def timed(session: Session, call_id: str) -> Timed | None:
 
 # The statuses a call waits in before a worker holds it, and so may pass its notAfter in.
 WAITING = (st.QUEUED, st.SCHEDULED, st.INSUFFICIENT_CREDITS)
+
+
+def attempts_to(
+    session: Session, account_id: str, numbers: Sequence[str], since: datetime
+) -> dict[str, list[tuple[str, datetime]]]:
+    """The account's calls to these numbers that went to Twilio since `since`, and those claimed
+    and not yet sent (as attempts now): (campaign, when) by number, for the caps on calls to
+    one number. Two lookups, each on an index: placed calls by ix_calls_placed_to, claims by
+    the account's calls in `dialing`."""
+    found: dict[str, list[tuple[str, datetime]]] = {}
+    placed = session.execute(
+        select(Call.to_number, Call.campaign_id, Call.dialed_at).where(
+            Call.account_id == account_id,
+            Call.to_number.in_(numbers),
+            Call.dialed_at.is_not(None),
+            Call.dialed_at > since,
+        )
+    )
+    claimed = session.execute(
+        select(Call.to_number, Call.campaign_id, func.coalesce(Call.handed_at, utcnow())).where(
+            Call.account_id == account_id,
+            Call.status == st.DIALING,
+            Call.dialed_at.is_(None),
+            Call.to_number.in_(numbers),
+        )
+    )
+    for number, campaign_id, at in [*placed, *claimed]:
+        found.setdefault(number, []).append((campaign_id, at))
+    return found
 
 
 def past_not_after(session: Session, now: datetime, limit: int) -> list[tuple[str, str]]:
@@ -180,7 +210,7 @@ def past_not_after(session: Session, now: datetime, limit: int) -> list[tuple[st
 def due_scheduled(session: Session, now: datetime, limit: int) -> list[Timed]:
     """Scheduled calls whose moment has come, earliest first (ix_calls_scheduled_not_before)."""
     rows = session.execute(
-        select(Call.id, Call.to_number, *_TIMED)
+        select(Call.id, Call.to_number, Call.campaign_id, *_TIMED)
         .join(Campaign, Campaign.id == Call.campaign_id)
         .where(Call.status == st.SCHEDULED, Call.not_before <= now)
         .order_by(Call.not_before, Call.id)

@@ -162,12 +162,19 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
     short: set[str] = set()
     now = calling_hours.now()
     held: list[tuple[str, calling_rules.Verdict]] = []
-    for call in repository.claimable(session, call_ids):
+    claimable = repository.claimable(session, call_ids)
+    # Counted under the account's lock: two claims at once cannot both take a number's last
+    # call of the day.
+    attempts = repository.attempts_to(
+        session, account_id, sorted({call.to_number for call in claimable}), now - calling_rules.DAY
+    )
+    for call in claimable:
         if lines <= 0:
             break
-        # Queued while its hours were open, and closed since (a backlog, a wait for credits):
-        # it waits for them again rather than ringing outside them.
-        found = calling_hours.verdict(call, call.calling_hours, call.default_timezone, now)
+        # Queued while its hours were open, and closed since (a backlog, a wait for credits), or
+        # its number called as often as its caps allow: it waits rather than ringing.
+        tried = attempts.setdefault(call.to_number, [])
+        found = calling_hours.verdict(call, call.calling_hours, call.default_timezone, now, tried)
         if found.kind != calling_rules.NOW:
             held.append((call.id, found))
             continue
@@ -188,6 +195,7 @@ def claim(session: Session, account_id: str, call_ids: Sequence[str]) -> list[Di
             campaign_lines[call.campaign_id] -= 1
         reservations[call.id] = credits
         chosen.append(call)
+        tried.append((call.campaign_id, now))
     attempt = str(uuid.uuid4())
     claimed = repository.claim(session, reservations, attempt) if reservations else set()
     ledger.apply_together(

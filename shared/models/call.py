@@ -25,6 +25,15 @@ class Call(Base):
             "not_before",
             postgresql_where=text("status = 'scheduled'"),
         ),
+        # The calls placed to a number, for the caps on calls to one number: an entry once a call
+        # goes to Twilio, none for the rows a batch inserts.
+        Index(
+            "ix_calls_placed_to",
+            "account_id",
+            "to_number",
+            "dialed_at",
+            postgresql_where=text("dialed_at IS NOT NULL"),
+        ),
         Index(
             "ix_calls_not_after_open",
             "not_after",

@@ -16,7 +16,7 @@ from shared.calls import service as calls_service
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.events import types
-from shared.models import Call, Event
+from shared.models import Call, Event, utcnow
 from tests import factories
 from tests.api.conftest import KeyedClient
 
@@ -352,3 +352,48 @@ class TestBadInput:
         bad = api.patch(f"/api/campaigns/{made.json()['id']}", {"defaultTimezone": "Nowhere"})
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"][-1] == "defaultTimezone"
+
+
+class TestCaps:
+    def test_a_fourth_call_to_a_number_waits_for_the_first_to_be_a_day_old(
+        self, api: KeyedClient, lawful: Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Hours open all day, so only the cap holds the call; the clock near the wall clock's,
+        # as the calls' own times (when they were dialed) are.
+        monkeypatch.setattr(get_settings(), "CALLING_RULES", False)
+        monkeypatch.setattr(get_settings(), "CALLING_HOURS", "00:00-24:00")
+        monkeypatch.setattr(get_settings(), "MAX_CALLS_PER_NUMBER_PER_DAY", 3)
+        start = utcnow()
+        lawful.now = start
+        number = factories.phone_number()
+        ids = [
+            api.post(
+                "/api/make_toingg", json={"campaign": "welcome", "phoneNumber": number}
+            ).json()["callId"]
+            for _ in range(4)
+        ]
+        _tick()
+        with session_scope() as session:
+            session.execute(
+                update(Call)
+                .where(Call.id.in_(ids), Call.status == "dialing")
+                .values(status="initiated", twilio_sid="CA" + Call.id, dialed_at=start)
+            )
+        statuses = Counter(api.get(f"/api/calls/{i}").json()["status"] for i in ids)
+        assert statuses == {"initiated": 3, "scheduled": 1}
+        [waiting] = [
+            call
+            for call in (api.get(f"/api/calls/{i}").json() for i in ids)
+            if call["status"] == "scheduled"
+        ]
+        assert waiting["hold"]["rule"] == "MAX_CALLS_PER_NUMBER_PER_DAY"
+        assert waiting["hold"]["reason"] == "3 calls to this number in the last 24 hours"
+        not_before = datetime.fromisoformat(waiting["notBefore"])
+        assert not_before == start + timedelta(hours=24)
+
+        lawful.now = start + timedelta(hours=23, minutes=59)
+        _tick()
+        assert api.get(f"/api/calls/{waiting['id']}").json()["status"] == "scheduled"
+        lawful.now = not_before + timedelta(seconds=1)
+        _tick()
+        assert api.get(f"/api/calls/{waiting['id']}").json()["status"] == "dialing"

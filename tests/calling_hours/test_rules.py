@@ -182,3 +182,27 @@ class TestHoursInput:
         with pytest.raises(hours.InvalidHours) as caught:
             hours.parse(start, end, days)
         assert caught.value.field == field
+
+
+class TestCaps:
+    def test_a_cap_opens_when_the_oldest_call_leaves_the_24_hours(self) -> None:
+        now = at(2026, 6, 15, 18, 0)
+        calls = [now - timedelta(hours=h) for h in (20, 5, 1)]
+        assert rules.cap_opens(calls, 3, now) == now + timedelta(hours=4)
+        assert rules.cap_opens(calls, 4, now) is None
+        assert rules.cap_opens(calls[1:], 3, now) is None
+        # Older than 24 hours: not counted.
+        assert rules.cap_opens([now - timedelta(hours=25), *calls[1:]], 3, now) is None
+
+    def test_a_cap_that_opens_at_night_waits_for_the_morning(self) -> None:
+        now = at(2026, 6, 15, 20, 0)  # 16:00 in New York
+        capped = rules.Wait(at(2026, 6, 16, 3, 0), "3 calls", "MAX_CALLS_PER_NUMBER_PER_DAY")
+        held = decide(NEW_YORK, now, waits=[capped])
+        assert (held.at, held.rule) == (at(2026, 6, 16, 12, 0), "MAX_CALLS_PER_NUMBER_PER_DAY")
+        assert "then 23:00 mon in America/New_York" in (held.reason or "")
+
+    def test_a_cap_past_not_after_waits_for_not_after(self) -> None:
+        now = at(2026, 6, 15, 14, 0)
+        capped = rules.Wait(at(2026, 6, 16, 14, 0), "3 calls", "MAX_CALLS_PER_NUMBER_PER_DAY")
+        held = decide(NEW_YORK, now, not_after=at(2026, 6, 15, 22, 0), waits=[capped])
+        assert (held.kind, held.at) == (rules.WAIT, at(2026, 6, 15, 22, 0))
