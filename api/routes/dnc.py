@@ -261,6 +261,15 @@ def import_dnc(
     )
 
 
+# A cell a spreadsheet would run as a formula: a reason may be text a stranger sent (an opt-out
+# by SMS), and the export is opened by the account's staff.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
 @router.get(
     "/dnc/export",
     summary="The list with its history, as CSV: a row per add and removal",
@@ -273,7 +282,14 @@ def export_dnc(session: SessionDep, account: CurrentAccount) -> Response:
     writer.writerow(["number", "listed", "action", "reason", "source", "at"])
     for number, listed, action, reason, source, at in dnc.with_history(session, account.id):
         writer.writerow(
-            [number, "true" if listed else "false", action, reason, source, at.isoformat()]
+            [
+                number,
+                "true" if listed else "false",
+                action,
+                _as_text(reason),
+                source,
+                at.isoformat(),
+            ]
         )
     return Response(
         out.getvalue(),

@@ -5,7 +5,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Result,
+    String,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -180,7 +191,7 @@ def page(
     return list(rows), total
 
 
-def with_history(session: Session, account_id: str | None) -> Any:
+def with_history(session: Session, account_id: str | None) -> Result[Any]:
     """Every change of every number the list has had, by number then time: rows of (number,
     listed now, action, reason, source, at), streamed."""
     return session.execute(

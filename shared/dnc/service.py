@@ -16,8 +16,10 @@ account's is, and `toingg dnc list --global` shows it.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import Result
 from sqlalchemy.orm import Session
 
 from shared import events
@@ -216,5 +218,5 @@ def page(
     return repository.page(session, account_id, limit, offset)
 
 
-def with_history(session: Session, account_id: str | None):  # type: ignore[no-untyped-def]
+def with_history(session: Session, account_id: str | None) -> Result[Any]:
     return repository.with_history(session, account_id)

@@ -245,6 +245,13 @@ class TestExport:
         )
         assert all(r["at"] for r in rows)
 
+    def test_a_reason_a_spreadsheet_would_run_is_exported_as_text(self, api: KeyedClient) -> None:
+        number = factories.phone_number()
+        api.post("/api/dnc", {"number": number, "reason": '=HYPERLINK("http://x")'})
+        [row] = list(csv.DictReader(io.StringIO(api.get("/api/dnc/export").text)))
+        assert row["reason"] == '\'=HYPERLINK("http://x")'
+        assert row["number"] == number
+
 
 class TestTheGlobalList:
     def test_an_operator_lists_a_number_for_every_account(
