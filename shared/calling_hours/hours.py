@@ -3,6 +3,7 @@ rule's."""
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -68,6 +69,7 @@ def parse(start: object, end: object, days: object) -> Hours:
     return Hours(first, last, frozenset(chosen))
 
 
+@lru_cache(maxsize=16)
 def from_setting(value: str) -> Hours:
     """CALLING_HOURS: "08:00-21:00" (every day), or "09:00-20:00 mon,tue,wed,thu,fri"."""
     window, _, days = value.strip().partition(" ")
@@ -78,7 +80,12 @@ def from_setting(value: str) -> Hours:
 def from_stored(stored: dict[str, Any] | None, default: Hours) -> Hours:
     if not stored:
         return default
-    return parse(stored["start"], stored["end"], stored["days"])
+    return _stored(stored["start"], stored["end"], tuple(stored["days"]))
+
+
+@lru_cache(maxsize=4096)
+def _stored(start: str, end: str, days: tuple[str, ...]) -> Hours:
+    return parse(start, end, list(days))
 
 
 _ZONES: frozenset[str] | None = None

@@ -14,7 +14,6 @@ Oklahoma presume a resident from the area code.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -54,10 +53,26 @@ class Verdict:
     rule: str | None = None
 
 
-@lru_cache(maxsize=65_536)
 def _number_facts(number: str) -> tuple[tuple[str, ...], bool, str, str]:
     """The number's zones as phonenumbers gives them, whether it is tied to a place, its
-    region, and its English description (the state, for a US number)."""
+    region, and its English description (the state, for a US number). phonenumbers' time-zone
+    and place data for North America go no deeper than the area code and exchange (+1 and six
+    digits), as does whether a number is toll-free or geographic: a batch's numbers share a
+    few hundred of those, and each is looked up once."""
+    key = number[:8] if number.startswith("+1") else number
+    found = _FACTS.get(key)
+    if found is None:
+        if len(_FACTS) >= _FACTS_KEPT:
+            _FACTS.clear()
+        found = _FACTS[key] = _facts(number)
+    return found
+
+
+_FACTS: dict[str, tuple[tuple[str, ...], bool, str, str]] = {}
+_FACTS_KEPT = 100_000
+
+
+def _facts(number: str) -> tuple[tuple[str, ...], bool, str, str]:
     parsed = phonenumbers.parse(number)
     zones = tuple(z for z in number_zones.time_zones_for_number(parsed) if z != _UNKNOWN)
     geographic = phonenumbers.is_number_geographical(parsed)
@@ -95,8 +110,11 @@ def place_of(
     return Place(zones or ("UTC",), "number" if zones else "UTC", rules)
 
 
+_RULE_HOURS = {rule["key"]: parse(rule["start"], rule["end"], list(rule["days"])) for rule in RULES}
+
+
 def _rule_hours(rule: Rule) -> Hours:
-    return parse(rule["start"], rule["end"], list(rule["days"]))
+    return _RULE_HOURS[rule["key"]]
 
 
 def _local(at: datetime, zone: str) -> tuple[int, int, datetime]:
