@@ -165,8 +165,9 @@ def _from_csv(data: bytes) -> _Rows:
     rejected: list[ImportRejected] = []
     number_at, reason_at = 0, 1
     try:
-        for index, cells in enumerate(reader):
-            if index == 0 and cells and "number" in (c.strip().lower() for c in cells):
+        # Numbered as a spreadsheet numbers its rows: a header is row 1.
+        for index, cells in enumerate(reader, start=1):
+            if index == 1 and cells and "number" in (c.strip().lower() for c in cells):
                 # A header: the columns are found by name, in any order.
                 names = [c.strip().lower() for c in cells]
                 number_at = names.index("number")

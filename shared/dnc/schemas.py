@@ -55,7 +55,10 @@ class DncRemoved(BaseModel):
 
 
 class ImportRejected(BaseModel):
-    row: int = Field(description="1 for the first row (a CSV's header is row 0)")
+    row: int = Field(
+        description="1 for a JSON array's first item; a CSV's rows as a spreadsheet numbers "
+        "them (a header is row 1)"
+    )
     value: str
     reason: str
 

@@ -174,14 +174,15 @@ class TestImport:
         result = answer.json()
         assert result["added"] == 2
         [rejected] = result["rejected"]
-        assert (rejected["row"], rejected["value"]) == (3, "12345")
+        assert (rejected["row"], rejected["value"]) == (4, "12345")  # the header is row 1
         shown = api.get(f"/api/dnc/{numbers[0]}").json()
         assert (shown["reason"], shown["source"]) == ("litigator", "csv")
 
     def test_a_csv_without_a_header(self, api: KeyedClient) -> None:
         number = factories.phone_number()
-        answer = upload(api, f"{number},wrong number\n".encode())
+        answer = upload(api, f"{number},wrong number\n555,typo\n".encode())
         assert answer.json()["added"] == 1
+        assert [r["row"] for r in answer.json()["rejected"]] == [2]
         assert api.get(f"/api/dnc/{number}").json()["reason"] == "wrong number"
 
     def test_what_cannot_be_read_is_a_4xx_naming_it(self, api: KeyedClient) -> None:
