@@ -14,7 +14,9 @@ there, and on a cloud host they hand out its credentials.
 
 import ipaddress
 import socket
+import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.config import get_settings
@@ -33,6 +35,11 @@ METADATA_ADDRESSES = frozenset(
         "192.0.0.192",  # Oracle Cloud
     )
 )
+
+
+# How long registering a URL waits for its name to resolve (an attempt waits what is left of
+# its own deadline).
+RESOLVE_SECONDS = 5.0
 
 
 class RefusedUrl(ValueError):
@@ -125,27 +132,45 @@ def check_form(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def resolve(host: str, port: int) -> list[Address]:
-    """Every address the host stands for (itself, when it is an address)."""
+def resolve(host: str, port: int, timeout: float) -> list[Address]:
+    """Every address the host stands for (itself, when it is an address), looked up within
+    `timeout`. The name's own DNS server decides how long getaddrinfo takes (the resolver's
+    timeouts and retries: half a minute and more), and a URL's name is its owner's to choose:
+    waited for, it held an API request's database connection, or a sender past its claim's
+    lease. A lookup given up on finishes in its own thread, which nothing waits for."""
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:  # socket.gaierror, or a name IDNA cannot encode
-        raise RefusedUrl(f"{host} does not resolve ({exc})") from None
+    answer: list[list[Any] | BaseException] = []
+
+    def look_up() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:
+            answer.append(exc)
+
+    lookup = threading.Thread(target=look_up, name="webhook-dns", daemon=True)
+    lookup.start()
+    lookup.join(timeout)
+    if not answer:
+        raise RefusedUrl(f"{host} did not resolve within {timeout:g} s")
+    infos = answer[0]
+    if isinstance(infos, (OSError, UnicodeError)):  # gaierror, or a name IDNA cannot encode
+        raise RefusedUrl(f"{host} does not resolve ({infos})") from None
+    if isinstance(infos, BaseException):
+        raise infos
     # A scope id (fe80::1%eth0) is cut: the address itself is what is checked.
     found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     return list(dict.fromkeys(found))
 
 
-def target(url: str) -> Target:
+def target(url: str, timeout: float | None = None) -> Target:
     """The URL checked now, with the address to connect to; RefusedUrl if any address its host
     resolves to is refused (a name that stands for a public and a private address is not
-    one to send to)."""
+    one to send to), or if it does not resolve within `timeout` (RESOLVE_SECONDS)."""
     host, port = check_form(url)
-    addresses = resolve(host, port)
+    addresses = resolve(host, port, RESOLVE_SECONDS if timeout is None else timeout)
     allow_private = get_settings().webhook_allow_private_urls
     for address in addresses:
         why = problem(address, allow_private)

@@ -179,11 +179,12 @@ class _PinnedTransport(httpx.HTTPTransport):
 def post(url: str, message: Message, secrets: list[str], timeout: float) -> Outcome:
     """One attempt: the URL checked again (after DNS), signed now, sent once. The answer's body
     is not read: its status is the outcome."""
+    # The deadline runs from before the lookup: the name's DNS server is the receiver's too.
+    deadline = _Deadline(timeout)
     try:
-        target = addresses.target(url)
+        target = addresses.target(url, timeout)
     except addresses.RefusedUrl as exc:
         return Outcome(None, None, f"refused: {exc}")
-    deadline = _Deadline(timeout)
     sent_headers = headers(message, secrets, datetime.now(UTC))
     started = time.monotonic()
     try:

@@ -3,6 +3,7 @@ worker do): signatures, outcomes, each subject's order, addresses checked again 
 and what a customer reads back, resends and replays."""
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -438,3 +439,36 @@ class TestAddressesAtDelivery:
         # Looked up once, for the check; the connection went where the check said.
         assert dns["__lookups__"] == ["hooks.example.com"]
         assert request.headers["Host"] == f"hooks.example.com:{receiver.port}"
+
+    def test_a_name_that_takes_its_time_to_resolve_is_an_attempt_within_the_timeout(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A name whose DNS server never answers (the customer's own): the lookup came before
+        # the request's deadline, so a sender waited for the resolver's own timeouts, past the
+        # claim's lease, and the delivery was claimed and sent again meanwhile.
+        slow, answered = threading.Event(), threading.Event()
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+            if host != "slow.example.com":
+                return real(host, port, *args, **kwargs)
+            if slow.is_set():
+                answered.wait(30)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 9))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        endpoint_id, _ = add_endpoint(customer.account_id, "http://slow.example.com:9/h")
+        slow.set()
+        monkeypatch.setattr(get_settings(), "WEBHOOK_TIMEOUT_SECONDS", 1.0)
+        try:
+            append(customer.account_id, new_id())
+            started = time.monotonic()
+            [said] = run_due()
+            took = time.monotonic() - started
+        finally:
+            answered.set()
+        assert took < 3, f"the attempt took {took:.1f} s"
+        assert "slow.example.com did not resolve within 1 s" in said
+        [shown] = customer.get(f"{PATH}/{endpoint_id}/deliveries").json()["items"]
+        assert shown["state"] == "pending"
+        assert "did not resolve within 1 s" in shown["attempts"][0]["error"]

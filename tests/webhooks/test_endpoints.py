@@ -2,6 +2,8 @@
 would lead into our own network refused in production."""
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -10,6 +12,7 @@ from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from shared.config import Settings, get_settings
+from shared.webhooks import addresses
 from tests import factories
 from tests.api.conftest import KeyedClient
 
@@ -201,6 +204,27 @@ class TestPrivateUrls:
         assert "does not resolve" in refusal(
             customer.post(PATH, {"url": "https://nowhere.example.com/x"})
         )
+
+    def test_a_name_that_takes_its_time_to_resolve_is_refused_in_seconds(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The request held its database connection while the resolver waited: a few of them
+        # at once took the API's pool.
+        answered = threading.Event()
+
+        def getaddrinfo(*args: object, **kwargs: object) -> list[tuple]:  # type: ignore[type-arg]
+            answered.wait(30)
+            return []
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(addresses, "RESOLVE_SECONDS", 0.5)
+        started = time.monotonic()
+        try:
+            response = customer.post(PATH, {"url": "https://slow.example.com/x"})
+        finally:
+            answered.set()
+        assert time.monotonic() - started < 2.5
+        assert "slow.example.com did not resolve within 0.5 s" in refusal(response)
 
     def test_production_refuses_a_change_to_a_private_url(
         self, customer: KeyedClient, production: None, dns: dict[str, list[str]]
