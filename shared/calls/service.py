@@ -409,7 +409,7 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
             plan,
             st.SUPPRESSED,
             error_code=dnc.LISTED_CODE,
-            error_message=dnc.refusal_text(plan.to, listed),
+            error_message=dnc.suppression_text(plan.to, listed),
         )
         return None
     if not _within_hours(session, plan):

@@ -15,7 +15,7 @@ account's is, and `toingg dnc list --global` shows it.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -60,6 +60,14 @@ def refusal_text(number: str, entry: DncEntry) -> str:
     if entry.account_id is None:
         return f"{number} is on the operators' do-not-contact list"
     return f"{number} is on this account's do-not-contact list (GET /api/dnc/{number})"
+
+
+def suppression_text(number: str, entry: DncEntry) -> str:
+    """Why a call or an SMS accepted before its number was listed is not sent: what the list
+    says, and the entry's listing (when, from where, why), so the event of the suppression
+    keeps them."""
+    at = entry.changed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{refusal_text(number, entry)}: listed {at} by {entry.source}, {entry.reason!r}"
 
 
 def listed(session: Session, account_id: str, number: str) -> DncEntry | None:

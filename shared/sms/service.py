@@ -132,7 +132,7 @@ def fence(session: Session, plan: SendPlan) -> bool:
     listed = dnc.listed(session, account_id, plan.to)
     if listed is not None:
         _end_unsent(
-            session, plan, st.SUPPRESSED, dnc.LISTED_CODE, dnc.refusal_text(plan.to, listed)
+            session, plan, st.SUPPRESSED, dnc.LISTED_CODE, dnc.suppression_text(plan.to, listed)
         )
         return False
     return True

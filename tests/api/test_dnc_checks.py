@@ -165,7 +165,10 @@ class TestAtTheFence:
         call = api.get(f"/api/calls/{call_id}").json()
         assert call["status"] == "suppressed"
         assert call["error"]["code"] == "do-not-contact"
-        assert "do-not-contact list" in call["error"]["message"]
+        assert call["error"]["message"].startswith(
+            f"{to} is on this account's do-not-contact list (GET /api/dnc/{to}): listed "
+        )
+        assert call["error"]["message"].endswith(" by api, 'asked'")
         assert call["dialedAt"] is None
         assert api.get("/api/credits").json()["balance"] == 100, "the reservation was kept"
         [event] = api.get("/api/events", type="call.suppressed", subject=call_id).json()["items"]
@@ -214,6 +217,7 @@ class TestAtTheFence:
         assert texts_to(carrier_at_api, to) == 0, "a listed number was texted"
         sms = api.get(f"/api/sms/{sms_id}").json()
         assert (sms["status"], sms["errorCode"]) == ("suppressed", "do-not-contact")
+        assert sms["errorMessage"].endswith(" by api, 'asked'")
         assert api.get("/api/credits").json()["balance"] == 100
         assert api.get("/api/events", type="sms.suppressed", subject=sms_id).json()["items"]
 
