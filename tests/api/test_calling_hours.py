@@ -19,6 +19,7 @@ from shared.events import types
 from shared.models import Call, Event, utcnow
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.concurrency import Racer
 
 
 class Clock:
@@ -397,3 +398,29 @@ class TestCaps:
         lawful.now = not_before + timedelta(seconds=1)
         _tick()
         assert api.get(f"/api/calls/{waiting['id']}").json()["status"] == "dialing"
+
+    def test_two_claims_at_once_do_not_both_take_a_numbers_last_call(
+        self, api: KeyedClient, lawful: Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(get_settings(), "CALLING_RULES", False)
+        monkeypatch.setattr(get_settings(), "CALLING_HOURS", "00:00-24:00")
+        monkeypatch.setattr(get_settings(), "MAX_CALLS_PER_NUMBER_PER_DAY", 1)
+        lawful.now = utcnow()
+        number = factories.phone_number()
+        first, second = (
+            api.post(
+                "/api/make_toingg", json={"campaign": "welcome", "phoneNumber": number}
+            ).json()["callId"]
+            for _ in range(2)
+        )
+        # The first claim holds the account's row, its call claimed and not committed; the second
+        # claim, at the same moment, waits for it and then counts the first's call.
+        with session_scope() as holder:
+            assert len(calls_service.claim(holder, api.account_id, [first])) == 1
+            racer = Racer(lambda session: calls_service.claim(session, api.account_id, [second]))
+            racer.wait_until_blocked()
+        assert racer.join() == []
+        second_call = api.get(f"/api/calls/{second}").json()
+        assert second_call["status"] == "scheduled"
+        assert second_call["hold"]["rule"] == "MAX_CALLS_PER_NUMBER_PER_DAY"
+        assert api.get(f"/api/calls/{first}").json()["status"] == "dialing"
