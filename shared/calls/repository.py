@@ -8,9 +8,11 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    exists,
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -296,7 +298,7 @@ def take(session: Session, call_id: str, claimed: str, attempt: str) -> Taken | 
             Call.status == st.DIALING,
             Call.dial_started_at.is_(None),
         )
-        .values(attempt=attempt, dial_started_at=now, updated_at=now)
+        .values(attempt=attempt, dial_started_at=now, dialed_at=None, updated_at=now)
         .returning(
             Call.account_id,
             Call.to_number,
@@ -316,13 +318,38 @@ def batch_stopped(session: Session, batch_id: str | None) -> bool:
     return session.scalar(select(Batch.status).where(Batch.id == batch_id)) in STOPPED_BATCHES
 
 
-def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -> str | None:
+def _awaiting_sid() -> ColumnElement[bool]:
+    """A call whose create request went to Twilio (the fence let it through) with no SID back:
+    Twilio may hold a call for it that we do not know."""
+    return (Call.status == st.DIALING) & Call.twilio_sid.is_(None) & Call.dialed_at.is_not(None)
+
+
+def fence(
+    session: Session,
+    call_id: str,
+    claimed: str,
+    taken_after: datetime,
+    to_number: str,
+    from_number: str,
+) -> str | None:
     """Right before the create request: the claim is still this attempt's, with no SID, no
-    hang-up asked for, its batch neither paused nor canceled, its account not blocked, and it
-    was taken after `taken_after`. An UPDATE, not a read: it waits for a reconcile handing the
-    claim back, or a hang-up being asked, and sees what they commit, where a read would see the
-    row as it was and dial a call just given to another worker, or just hung up. The call's
-    account when the request may be sent, else None."""
+    hang-up asked for, its batch neither paused nor canceled, its account not blocked, it was
+    taken after `taken_after`, and no other call of ours from `from_number` to `to_number` has a
+    create request out with no SID back (see `request_out_to`). An UPDATE, not a read: it waits
+    for a reconcile handing the claim back, or a hang-up being asked, and sees what they commit,
+    where a read would see the row as it was and dial a call just given to another worker, or
+    just hung up. It marks the request as sent (`dialed_at`). The call's account when the
+    request may be sent, else None.
+
+    Fences to one pair of numbers take turns under a transaction-level advisory lock, held
+    until the request is marked sent and committed: two at once would each see the other's
+    request not yet marked and both send."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"toingg:dial:{from_number}:{to_number}"},
+    )
+    now = utcnow()
+    other = aliased(Call)
     return session.scalar(
         update(Call)
         .where(
@@ -334,10 +361,38 @@ def fence(session: Session, call_id: str, claimed: str, taken_after: datetime) -
             Call.dial_started_at > taken_after,
             _batch_may_dial(),
             _account_may_dial(),
+            ~exists().where(
+                other.to_number == to_number,
+                other.from_number == from_number,
+                other.id != call_id,
+                other.status == st.DIALING,
+                other.twilio_sid.is_(None),
+                other.dialed_at.is_not(None),
+            ),
         )
-        .values(updated_at=utcnow())
+        .values(dialed_at=now, updated_at=now)
         .returning(Call.account_id)
         .execution_options(synchronize_session=False)
+    )
+
+
+def request_out_to(session: Session, call_id: str, to_number: str, from_number: str) -> bool:
+    """Whether another call of ours from `from_number` to `to_number` has its create request
+    out with no SID back. Twilio tells its calls apart from ours only by To and From (its Call
+    resource does not give back the URLs a call was created with), so while such a request is
+    unresolved a second one to the same pair would leave reconcile two candidates for each
+    call Twilio has, and no way to tell whose is whose."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Call.to_number == to_number,
+                    Call.from_number == from_number,
+                    Call.id != call_id,
+                    _awaiting_sid(),
+                )
+            )
+        )
     )
 
 
@@ -520,20 +575,15 @@ def known_sids(session: Session, sids: Sequence[str]) -> set[str]:
 
 
 def count_awaiting_sid(session: Session, to_number: str, from_number: str) -> int:
-    """Our calls from `from_number` to `to_number`, on every account, taken by a worker and
-    still without a SID: each may be any call Twilio has between those numbers that we do not
-    know."""
+    """Our calls from `from_number` to `to_number`, on every account, whose create request
+    went out and got no SID back: each may be any call Twilio has between those numbers that we
+    do not know. The fence lets one such request out at a time for a pair of numbers, so this is
+    one at most for requests it let through."""
     return (
         session.scalar(
             select(func.count())
             .select_from(Call)
-            .where(
-                Call.to_number == to_number,
-                Call.from_number == from_number,
-                Call.status == st.DIALING,
-                Call.twilio_sid.is_(None),
-                Call.dial_started_at.is_not(None),
-            )
+            .where(Call.to_number == to_number, Call.from_number == from_number, _awaiting_sid())
         )
         or 0
     )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -395,7 +396,9 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
     settings = get_settings()
     now = utcnow()
     taken_after = now - timedelta(seconds=settings.dial_fence_seconds)
-    account_id = repository.fence(session, plan.call_id, plan.attempt, taken_after)
+    account_id = repository.fence(
+        session, plan.call_id, plan.attempt, taken_after, plan.to, plan.from_
+    )
     if account_id is None:
         return None
     refused = caller_ids.refusal(session, account_id, plan.from_)
@@ -443,28 +446,40 @@ def _within_hours(session: Session, plan: DialPlan) -> bool:
     return False
 
 
-def fenced_off(session: Session, plan: DialPlan) -> bool:
+class Again(Enum):
+    """What a worker whose create request the fence refused does next."""
+
+    NO = "no"  # the claim is settled: nothing more to do
+    NOW = "now"  # the call went back to the queue: claim it anew and dial
+    LATER = "later"  # the claim is kept: take it again once the other request is resolved
+
+
+def fenced_off(session: Session, plan: DialPlan) -> Again:
     """The fence refused the create request: settle the claim as the reason says. A hang-up was
     asked for: the call ends unplaced, and never rings. Its batch was paused or canceled: it
     stands down. Its account was blocked: it goes back to the dispatcher, which claims it once
-    the block is lifted. Its claim is still this attempt's but too old: it goes back to the
-    queue, and True says this worker should dial it again. Reconciled or ended meanwhile (its
-    caller ID taken, the fence failed it; its number listed, the fence suppressed it): left
-    alone."""
+    the block is lifted. Another call of ours to the same number from the same caller ID has
+    its create request out with no SID back (`repository.request_out_to`): the call keeps its
+    claim and this worker takes it again later, once that request's SID is known or reconcile
+    has settled it. Its claim is still this attempt's but too old: it goes back to the queue,
+    and this worker dials it again. Reconciled or ended meanwhile (its caller ID taken, the
+    fence failed it; its number listed, the fence suppressed it): left alone."""
     call = session.get(Call, plan.call_id, populate_existing=True)
     if call is None or call.attempt != plan.attempt or call.status != st.DIALING:
-        return False
+        return Again.NO
     if call.hangup_requested:
         _end_unplaced(session, plan, st.CANCELED)
-        return False
+        return Again.NO
     if repository.batch_stopped(session, plan.batch_id):
         stand_down(session, plan)
-        return False
+        return Again.NO
     if disputes.is_blocked(session, call.account_id):
         release(session, plan)
         repository.owe(session, plan.call_id)
-        return False
-    return release(session, plan)
+        return Again.NO
+    if repository.request_out_to(session, plan.call_id, plan.to, plan.from_):
+        return Again.LATER if untake(session, plan) else Again.NO
+    return Again.NOW if release(session, plan) else Again.NO
 
 
 def resend_untaken(session: Session, handed_before: datetime) -> int:
@@ -556,7 +571,13 @@ def release(session: Session, plan: DialPlan) -> bool:
         else None
     )
     released = repository.move_attempt(
-        session, plan.call_id, plan.attempt, st.QUEUED, attempt=None, handed_at=utcnow()
+        session,
+        plan.call_id,
+        plan.attempt,
+        st.QUEUED,
+        attempt=None,
+        handed_at=utcnow(),
+        dialed_at=None,
     )
     if released:
         _release_reservation(session, plan)
@@ -583,7 +604,14 @@ def fail(session: Session, plan: DialPlan, code: str, message: str) -> None:
 def _end_unplaced(session: Session, plan: DialPlan, status: str, **values: object) -> None:
     """End a claimed call Twilio never placed: nothing charged, its reservation given back."""
     ended = repository.move_attempt(
-        session, plan.call_id, plan.attempt, status, ended_at=utcnow(), credits_charged=0, **values
+        session,
+        plan.call_id,
+        plan.attempt,
+        status,
+        ended_at=utcnow(),
+        credits_charged=0,
+        dialed_at=None,
+        **values,
     )
     if ended:
         _release_reservation(session, plan)
@@ -666,11 +694,13 @@ def reconcile(session: Session, call_id: str) -> str:
     Twilio is asked for every call from its caller ID to its number created since the claim, in
     whatever state: one Twilio still holds queued over the account's calls per second, not yet
     dialed, counts as much as one ringing (see `twilio.find_calls`). One we do not know yet is
-    this call, and its SID is adopted, but only while this is the one call of ours to that
-    number from that caller ID waiting for a SID: every campaign dials from the same caller ID
-    by default, and of two such calls at once, one Twilio never had and one whose answer was
-    lost, either may be the call found. Then the call waits for a later look, and the found
-    call's own status callbacks, which name their call, tell whose it is.
+    this call, and its SID is adopted, when this call's create request went out and it is the
+    one call of ours to that number from that caller ID whose request went out with no SID
+    back. Twilio's Call resource gives back neither the URL nor the callback a call was created
+    with, only To and From, so two such requests at once would leave no way to tell whose call
+    is whose; the fence lets only one out at a time for a pair of numbers (see
+    `repository.fence`). Two found anyway (requests sent before that rule) wait for a later
+    look, and the found call's own status callbacks, which name their call, tell whose it is.
 
     None found means Twilio never placed it, and the call goes back to the queue, once a look
     finds nothing DIAL_AMBIGUOUS_SECONDS after the first may: the worker's create request was
@@ -697,7 +727,10 @@ def reconcile(session: Session, call_id: str) -> str:
     # claim was taken before the lookup, so it is counted here, or its SID is known below.
     awaiting = repository.count_awaiting_sid(session, call.to_number, call.from_number)
     known = repository.known_sids(session, [c.sid for c in lookup.found])
-    unknown = [c for c in lookup.found if c.sid not in known]
+    # A claim whose request never went out (its worker stopped before the fence) has no call at
+    # Twilio: a call Twilio has that we do not know is another's, whose request did.
+    sent = call.dialed_at is not None
+    unknown = [c for c in lookup.found if c.sid not in known] if sent else []
     plan = _held(call, call.attempt)
     if unknown and awaiting > 1:
         log.warning(

@@ -156,7 +156,7 @@ class TestAWorkerHoldingACallWhenItsBatchStops:
                 f"the fence lets the create request go after the {change} committed and "
                 "answered: a call of a stopped batch starts"
             )
-            assert calls_service.fenced_off(session, plan) is False
+            assert calls_service.fenced_off(session, plan) is calls_service.Again.NO
         assert carrier.calls(to=plan.to) == []
         assert api.get(f"/api/batches/{batch_id}").json()["counts"] == {left: 1}
 

@@ -261,7 +261,9 @@ class TestAHangUpBeforeTwilioHasTheCall:
                 "the fence lets the create request go for a call whose hang-up the API "
                 "accepted before it was sent: the callee's phone rings after the hang-up"
             )
-            assert calls_service.fenced_off(session, plan) is False  # not to be dialed again
+            assert (
+                calls_service.fenced_off(session, plan) is calls_service.Again.NO
+            )  # not to be dialed again
         assert status_of(api, plan.call_id) == "canceled"
         assert carrier.calls(to=number) == []
 

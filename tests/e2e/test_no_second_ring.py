@@ -29,6 +29,7 @@ from shared.sms import jobs as sms_jobs
 from shared.sms import service as sms_service
 from shared.telephony import client as twilio
 from tests import factories
+from tests.concurrency import Racer
 from tests.e2e.test_claims import claimed_call, customer, status_of
 from tests.e2e.test_twilio_webhooks import signed_post
 from tests.stack import Api, Carrier, StackProcesses, wait_until
@@ -158,34 +159,64 @@ class TestReconcileOfTwoAmbiguousHandOversToOneNumber:
     requests, or two campaigns, do this. Its status callbacks, which name their call, are slow
     here (they come when the test sends them)."""
 
-    def test_each_call_keeps_its_own_sid_and_the_number_is_not_rung_again(
+    def test_the_second_is_not_sent_while_the_first_is_unresolved(
         self, api_server: str, carrier: Carrier
     ) -> None:
+        # Twilio tells calls apart from ours only by To and From, so with both requests out it
+        # would have one call and two of ours waiting for a SID, either of which may be it.
         api = customer(api_server, credits=100)
         number = factories.phone_number()
         first, second = taken_claim(api, number), taken_claim(api, number)
-        remote = create_at_twilio(second, status_callback="http://127.0.0.1:9/slow")
-        age_claim(first.call_id, 60)
-        age_claim(second.call_id, 59)
-        outcomes = []
-        for plan in (first, second):
-            with session_scope() as session:
-                outcomes.append(calls_service.reconcile(session, plan.call_id))
-        assert sid_of(first.call_id) != remote.sid, (
-            f"reconcile: {outcomes}: the second call's SID went to the first call, and the "
-            "second call was queued to be dialed again"
+        # The two fences at once: the first's transaction is held open until the second's
+        # waits for it.
+        with session_scope() as session:
+            assert calls_service.fence(session, first) is not None
+            racer = Racer(
+                lambda s: (calls_service.fence(s, second), calls_service.fenced_off(s, second))
+            )
+            racer.wait_until_blocked()
+        assert racer.join() == (None, calls_service.Again.LATER), (
+            "both create requests to the number were sent at once"
         )
-        # The second call's first status callback arrives, naming it.
-        params = {"CallSid": remote.sid, "CallStatus": "ringing", "SequenceNumber": "1"}
-        answer = signed_post(
-            callback_path(calls_service.status_callback_url(second.call_id)), params
-        )
-        assert answer.status_code == 204, answer.text
-        assert sid_of(second.call_id) == remote.sid
+        assert taken(second.call_id) is False  # its claim kept, for its task to take again
+        # The first's request failed before Twilio created anything; reconcile looks twice,
+        # finds nothing, and queues it again.
+        age_claim(first.call_id, 2 * get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
         with session_scope() as session:
             assert calls_service.reconcile(session, first.call_id) == "requeued"
-        assert [c["sid"] for c in carrier.calls(to=number)].count(remote.sid) == 1
-        assert status_of(api, second.call_id) == "ringing"
+        # The second's task takes its claim again and sends its request; Twilio creates the
+        # call and the answer is lost.
+        with session_scope() as session:
+            again = calls_service.take(session, second.call_id, second.attempt)
+        assert again is not None
+        with session_scope() as session:
+            assert calls_service.fence(session, again) is not None
+        remote = create_at_twilio(again, status_callback="http://127.0.0.1:9/slow")
+        age_claim(again.call_id, get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
+        with session_scope() as session:
+            assert calls_service.reconcile(session, again.call_id) == f"adopted {remote.sid}"
+        assert sid_of(first.call_id) is None
+        assert status_of(api, first.call_id) in ("queued", "dialing")
+        assert [c["sid"] for c in carrier.calls(to=number)] == [remote.sid]
+
+    def test_a_claim_whose_request_never_went_out_adopts_no_call(
+        self, api_server: str, carrier: Carrier
+    ) -> None:
+        # The first's worker died after taking its claim, before its fence: Twilio cannot have
+        # its call, and the call Twilio has to the number is the second's.
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        first, second = taken_claim(api, number), taken_claim(api, number)
+        with session_scope() as session:
+            assert calls_service.fence(session, second) is not None
+        remote = create_at_twilio(second, status_callback="http://127.0.0.1:9/slow")
+        age_claim(first.call_id, 2 * get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
+        with session_scope() as session:
+            assert calls_service.reconcile(session, first.call_id) == "requeued"
+        assert sid_of(first.call_id) is None
+        age_claim(second.call_id, get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
+        with session_scope() as session:
+            assert calls_service.reconcile(session, second.call_id) == f"adopted {remote.sid}"
 
     def test_each_message_keeps_its_own_sid_and_is_not_sent_again(
         self, api_server: str, carrier: Carrier
@@ -367,8 +398,10 @@ class TestReconcileFindsWhatTwilioHoldsQueued:
         with session_scope() as session:
             taken = calls_service.take(session, plan.call_id, plan.attempt)
         assert taken is not None
-        # The worker's create request reaches Twilio, which queues the call; the worker dies
-        # before it stores the SID (or the answer is lost).
+        # The worker's create request, through its fence, reaches Twilio, which queues the
+        # call; the worker dies before it stores the SID (or the answer is lost).
+        with session_scope() as session:
+            assert calls_service.fence(session, taken) is not None
         remote = twilio.create_call(
             to=taken.to,
             from_=taken.from_,
@@ -544,3 +577,38 @@ class TestADialTaskDialsOnlyItsOwnClaim:
         [placed] = carrier.calls(to=number)
         assert placed["from"] == get_settings().TWILIO_FROM_NUMBER
         assert placed["params"]["TimeLimit"] == "300"  # the 5 minutes it was accepted with
+
+
+class TestTwoAmbiguousCallsToOneNumberWithNoCallbacks:
+    """Two calls of ours to one number from one caller ID (every campaign shares the default
+    caller ID) whose create requests Twilio carries out and then answers 500, and whose status
+    callbacks never come (Twilio holds the calls queued). Reconcile, finding two calls at Twilio
+    and two of ours waiting for a SID, could not tell which is which, and left both `dialing`
+    for good: two calls Twilio placed, neither tracked, billable or hang-up-able."""
+
+    def test_each_is_placed_once_and_keeps_its_own_sid(
+        self, api_server: str, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        carrier.configure(PLAY_CALLS=False, faults={"create_500_after": 1.0})
+        body = {"campaign": "welcome", "name": "Ada", "phoneNumber": number}
+        ids = []
+        for _ in range(2):
+            answer = api.post("/api/make_toingg", json=body)
+            assert answer.status_code in (200, 201), answer.text
+            ids.append(answer.json()["callId"])
+
+        def settled() -> bool:
+            return all(call_sid(api, call_id) is not None for call_id in ids)
+
+        wait_until(settled, 60, message="a SID for each call")
+        sids = [call_sid(api, call_id) for call_id in ids]
+        at_twilio = [c["sid"] for c in carrier.calls(to=number)]
+        assert sorted(at_twilio) == sorted(sids), (sids, at_twilio)
+        assert len(set(sids)) == 2
+        for call_id, sid in zip(ids, sids, strict=True):
+            # Each Twilio call is the one created for this call: its voice URL names it.
+            [created] = [c for c in carrier.calls(to=number) if c["sid"] == sid]
+            assert created["params"]["Url"] == calls_service.voice_url(call_id)
+            assert status_of(api, call_id) == "initiated"

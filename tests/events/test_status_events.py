@@ -206,7 +206,7 @@ class TestHangUp:
             calls_service.request_hang_up(session, customer.account_id, plan.call_id)
         with session_scope() as session:
             assert calls_service.fence(session, plan) is None
-            assert calls_service.fenced_off(session, plan) is False
+            assert calls_service.fenced_off(session, plan) is calls_service.Again.NO
         assert types_of(plan.call_id) == ["call.queued", "call.dialing", "call.canceled"]
 
     def test_a_live_call_changes_only_when_twilio_says_it_ended(self) -> None:
@@ -245,6 +245,8 @@ class TestAClaimThatDoesNotDial:
 
     def test_reconcile_that_adopts_twilios_call_initiates_it(self, carrier: Carrier) -> None:
         plan = Customer().taken()
+        with session_scope() as session:
+            assert calls_service.fence(session, plan) is not None
         remote = twilio.create_call(
             to=plan.to,
             from_=plan.from_,

@@ -54,10 +54,18 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     with session_scope() as session:
         ends_by = calls_service.fence(session, plan)
         # Not sent: the claim is settled as the reason says, and maybe dialed anew.
-        again = ends_by is None and calls_service.fenced_off(session, plan)
+        again = calls_service.fenced_off(session, plan) if ends_by is None else None
     if ends_by is None:
-        if again:
+        if again is calls_service.Again.NOW:
             raise self.retry(args=[call_id], countdown=backoff_seconds(self.request.retries))
+        if again is calls_service.Again.LATER:
+            # Another request to the number is out: its SID comes back within a second or so,
+            # or reconcile settles it DIAL_AMBIGUOUS_SECONDS after its claim was taken.
+            raise self.retry(
+                args=[call_id, asdict(plan)],
+                countdown=1
+                + backoff_seconds(self.request.retries, cap=settings.DIAL_AMBIGUOUS_SECONDS),
+            )
         return (
             "not placed: hung up, its batch stopped, its account blocked, its caller ID removed,"
             " its number on a do-not-contact list, or its claim reconciled or ended"
