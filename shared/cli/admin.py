@@ -268,7 +268,9 @@ def purge(args: argparse.Namespace) -> int:
     print(
         f"emptied what was created before {args.before.isoformat()}: "
         f"{purged.call_event_params} call events' Twilio parameters, "
-        f"{purged.sms_bodies} SMS bodies, {purged.stripe_payloads} Stripe event payloads"
+        f"{purged.sms_bodies} SMS bodies, {purged.stripe_payloads} Stripe event payloads; "
+        f"deleted the dispatch turns of {purged.dispatch_turns} call groups and "
+        f"{purged.sms_turns} accounts' messages idle for an hour"
     )
     return 0
 

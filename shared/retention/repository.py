@@ -1,14 +1,19 @@
 """One batch of each purge: the oldest rows still holding their payload, locked with SKIP LOCKED
 (a row a callback or a worker holds is left for the next batch, and nothing waits on the purge),
-emptied in the caller's short transaction."""
+emptied in the caller's short transaction; and the dispatchers' turns of groups that owe
+nothing, deleted the same way."""
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.models import CallEvent, ExternalEvent, SmsMessage
+from shared.calls import status as call_status
+from shared.models import Call, CallEvent, DispatchTurn, ExternalEvent, SmsMessage, SmsTurn
 from shared.sms import status as sms_status
+
+# A call waiting for its turn: queued, or queued until credits arrive.
+_CALLS_OWED = (call_status.QUEUED, call_status.INSUFFICIENT_CREDITS)
 
 
 def _empty(
@@ -67,3 +72,52 @@ def empty_stripe_payloads(session: Session, cutoff: datetime, limit: int) -> int
         limit,
         or_(ExternalEvent.handled_at.is_not(None), ExternalEvent.dead_at.is_not(None)),
     )
+
+
+def delete_idle_dispatch_turns(session: Session, served_before: datetime, limit: int) -> int:
+    """Turns of groups (a batch, or an account's single calls) last served before
+    `served_before` with no call waiting for its turn: a finished batch's for good. A group
+    with no turn is served as one never served, first, where its old turn would have put it."""
+    owed = exists().where(
+        Call.status.in_(_CALLS_OWED),
+        or_(
+            Call.batch_id == DispatchTurn.batch_id,
+            and_(
+                DispatchTurn.batch_id.is_(None),
+                Call.batch_id.is_(None),
+                Call.account_id == DispatchTurn.account_id,
+            ),
+        ),
+    )
+    idle = (
+        select(DispatchTurn.id)
+        .where(DispatchTurn.served_at < served_before, ~owed)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        delete(DispatchTurn)
+        .where(DispatchTurn.id.in_(idle.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def delete_idle_sms_turns(session: Session, served_before: datetime, limit: int) -> int:
+    """The SMS dispatcher's turns of accounts last served before `served_before` with no
+    message waiting to be sent (see `delete_idle_dispatch_turns`)."""
+    owed = exists().where(
+        SmsMessage.account_id == SmsTurn.account_id, SmsMessage.status == sms_status.QUEUED
+    )
+    idle = (
+        select(SmsTurn.account_id)
+        .where(SmsTurn.served_at < served_before, ~owed)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        delete(SmsTurn)
+        .where(SmsTurn.account_id.in_(idle.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

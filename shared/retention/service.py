@@ -2,6 +2,11 @@
 payloads are emptied once older than RETENTION_DAYS. The records stay (statuses, times,
 durations, costs, the timeline, the ids that deduplicate deliveries); only the payloads go.
 
+The dispatchers' turns (`dispatch_turns`, `sms_turns`: when each group last had its turn) of
+groups that owe nothing and were last served more than TURNS_KEPT ago are deleted by the same
+purge: a finished batch's turn, or an account's that stopped calling, would otherwise stay for
+good.
+
 Each batch is its own short transaction of at most BATCH rows, so a purge of months of rows
 never holds a lock for long, and live traffic never waits on it."""
 
@@ -17,6 +22,10 @@ from shared.models import utcnow
 from shared.retention import repository
 
 BATCH = 1000
+# A group served within the hour may be between two of its turns (paused, waiting for a line or
+# for credits); one idle longer is first in turn with or without its row, since every group
+# still dialing was served more recently.
+TURNS_KEPT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,8 @@ class Purged:
     call_event_params: int
     sms_bodies: int
     stripe_payloads: int
+    dispatch_turns: int
+    sms_turns: int
 
 
 def cutoff() -> datetime:
@@ -31,11 +42,15 @@ def cutoff() -> datetime:
 
 
 def purge(before: datetime, batch: int = BATCH) -> Purged:
-    """Empty the payloads of rows created before `before`, batch by batch."""
+    """Empty the payloads of rows created before `before`, batch by batch, and delete the
+    turns of groups idle for TURNS_KEPT."""
+    idle_since = utcnow() - TURNS_KEPT
     return Purged(
         call_event_params=_in_batches(repository.empty_call_event_params, before, batch),
         sms_bodies=_in_batches(repository.empty_sms_bodies, before, batch),
         stripe_payloads=_in_batches(repository.empty_stripe_payloads, before, batch),
+        dispatch_turns=_in_batches(repository.delete_idle_dispatch_turns, idle_since, batch),
+        sms_turns=_in_batches(repository.delete_idle_sms_turns, idle_since, batch),
     )
 
 

@@ -19,12 +19,16 @@ from sqlalchemy import Interval, literal, select, text, update
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
+from shared.calls import repository as calls_repository
+from shared.calls import service as calls_service
+from shared.campaigns import repository as campaigns
 from shared.cli import main
 from shared.config import Settings, get_settings
 from shared.db import get_sessionmaker, session_scope
-from shared.models import CallEvent, ExternalEvent, SmsMessage
+from shared.models import Batch, Call, CallEvent, DispatchTurn, ExternalEvent, SmsMessage, SmsTurn
 from shared.retention import jobs, repository
 from shared.retention import service as retention_service
+from shared.sms import repository as sms_repository
 from tests import factories
 from tests.api.conftest import KeyedClient
 from tests.billing import direct
@@ -319,6 +323,124 @@ class TestBatches:
         assert purged.call_event_params == 4
         assert seen == [(0, 3), (3, 1)]
         assert event_params(call_id) == [None] * 4
+
+
+def turn_group(account_id: str, status: str | None, batch: bool, served_ago: timedelta) -> str:
+    """A group of the account's calls (a batch, or its single calls) holding one call in
+    `status` (none when None), last served by the dispatcher `served_ago`; its batch id, or
+    "" for the single calls."""
+    with session_scope() as session:
+        campaign = campaigns.get_by_name(session, account_id, "welcome")
+        assert campaign is not None
+        batch_id = None
+        if batch:
+            row = Batch(account_id=account_id, campaign_id=campaign.id, status="running", total=1)
+            session.add(row)
+            session.flush()
+            batch_id = row.id
+        if status is not None:
+            session.add(
+                Call(
+                    account_id=account_id,
+                    batch_id=batch_id,
+                    to_number=factories.phone_number(),
+                    status=status,
+                    **calls_service.accepted_terms(session, campaign),
+                )
+            )
+        session.flush()
+        calls_repository.note_served(session, account_id, {batch_id})
+        session.execute(
+            update(DispatchTurn)
+            .where(
+                DispatchTurn.account_id == account_id,
+                DispatchTurn.batch_id.is_not_distinct_from(batch_id),
+            )
+            .values(served_at=datetime.now(UTC) - served_ago)
+        )
+    return batch_id or ""
+
+
+def turns_of(account_id: str) -> set[str]:
+    with session_scope() as session:
+        return {
+            batch_id or ""
+            for batch_id in session.scalars(
+                select(DispatchTurn.batch_id).where(DispatchTurn.account_id == account_id)
+            )
+        }
+
+
+def sms_turn(status: str | None, served_ago: timedelta) -> str:
+    account_id, _ = factories.account(credits=10)
+    with session_scope() as session:
+        if status is not None:
+            session.add(
+                SmsMessage(
+                    account_id=account_id,
+                    to_number=factories.phone_number(),
+                    from_number=get_settings().TWILIO_FROM_NUMBER,
+                    body="hello",
+                    status=status,
+                )
+            )
+        sms_repository.note_served(session, [account_id])
+        session.execute(
+            update(SmsTurn)
+            .where(SmsTurn.account_id == account_id)
+            .values(served_at=datetime.now(UTC) - served_ago)
+        )
+    return account_id
+
+
+def has_sms_turn(account_id: str) -> bool:
+    with session_scope() as session:
+        return session.get(SmsTurn, account_id) is not None
+
+
+class TestDispatchTurns:
+    """The dispatchers keep when each group last had its turn; the hourly purge deletes the
+    turns of groups that owe nothing and were last served over an hour ago, which would
+    otherwise stay for good (every batch ever dialed kept its row)."""
+
+    def test_idle_groups_lose_their_turn_and_groups_owed_calls_keep_it(
+        self, api: KeyedClient
+    ) -> None:
+        account = api.account_id
+        long_ago, lately = timedelta(hours=2), timedelta(minutes=10)
+        finished = turn_group(account, "completed", batch=True, served_ago=long_ago)
+        emptied = turn_group(account, None, batch=True, served_ago=long_ago)
+        queued = turn_group(account, "queued", batch=True, served_ago=long_ago)
+        just_finished = turn_group(account, "canceled", batch=True, served_ago=lately)
+        singles = turn_group(account, "insufficient-credits", batch=False, served_ago=long_ago)
+        assert turns_of(account) == {finished, emptied, queued, just_finished, singles}
+
+        assert purge().dispatch_turns >= 2
+
+        assert turns_of(account) == {queued, just_finished, singles}
+        # Its single calls ended too: their turn goes as well.
+        other, _ = factories.account(credits=10)
+        factories.campaign(other, name="welcome")
+        done = turn_group(other, "completed", batch=False, served_ago=long_ago)
+        assert turns_of(other) == {done}
+        purge()
+        assert turns_of(other) == set()
+
+    def test_idle_accounts_lose_their_sms_turn_and_accounts_owed_messages_keep_it(
+        self,
+    ) -> None:
+        long_ago, lately = timedelta(hours=2), timedelta(minutes=10)
+        idle = sms_turn("delivered", served_ago=long_ago)
+        owed = sms_turn("queued", served_ago=long_ago)
+        recent = sms_turn(None, served_ago=lately)
+
+        assert purge().sms_turns >= 1
+
+        assert (has_sms_turn(idle), has_sms_turn(owed), has_sms_turn(recent)) == (
+            False,
+            True,
+            True,
+        )
 
 
 class TestOperators:
