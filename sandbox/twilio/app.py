@@ -201,8 +201,11 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             calls = [c for c in calls if c.from_ == q["From"]]
         if q.get("Status"):
             calls = [c for c in calls if c.status == q["Status"]]
-        calls = filters.by_day(calls, q, "StartTime", lambda c: c.start_time)
-        calls = filters.by_day(calls, q, "EndTime", lambda c: c.end_time)
+        try:
+            calls = filters.by_day(calls, q, "StartTime", lambda c: c.start_time)
+            calls = filters.by_day(calls, q, "EndTime", lambda c: c.end_time)
+        except filters.InvalidFilter as exc:
+            return twilio_error(400, 20001, str(exc))
         path = f"/{API_VERSION}/Accounts/{account_sid}/Calls.json"
         return JSONResponse(page(request, [c.resource() for c in calls], "calls", path))
 
@@ -257,7 +260,10 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             messages = [m for m in messages if m.to == q["To"]]
         if q.get("From"):
             messages = [m for m in messages if m.from_ == q["From"]]
-        messages = filters.by_day(messages, q, "DateSent", lambda m: m.date_sent)
+        try:
+            messages = filters.by_day(messages, q, "DateSent", lambda m: m.date_sent)
+        except filters.InvalidFilter as exc:
+            return twilio_error(400, 20001, str(exc))
         path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
         return JSONResponse(page(request, [m.resource() for m in messages], "messages", path))
 

@@ -3,7 +3,10 @@
 As Twilio's description says (tests/specs/twilio_api_v2010.json), each filters by the day, in
 UTC, of its own field and nothing else: `StartTime=YYYY-MM-DD` that day, `StartTime>=` on or
 after its midnight, `StartTime<=` on or before it. A resource whose field is still empty (a call
-not yet dialed has no start_time, a message not yet sent no date_sent) matches none of them.
+not yet dialed has no start_time, a message not yet sent no date_sent, a call that did not
+complete no end_time) matches none of them. A value that is no date is refused, as Twilio refuses
+one (400, code 20001, "Invalid ..."), rather than ignored: a list that ignored it would answer
+more than was asked for.
 """
 
 from collections.abc import Callable
@@ -27,15 +30,28 @@ def _day(raw: str) -> date | None:
     return None
 
 
+class InvalidFilter(ValueError):
+    """A date filter whose value is no date."""
+
+    def __init__(self, parameter: str, raw: str) -> None:
+        super().__init__(
+            f"Invalid {parameter}: {raw}. {parameter} must be a date in UTC, as YYYY-MM-DD"
+        )
+        self.parameter = parameter
+
+
 def by_day(
     items: list[T], query: QueryParams, name: str, moment_of: Callable[[T], datetime | None]
 ) -> list[T]:
-    """The items the query's `name`, `name>` and `name<` filters keep."""
+    """The items the query's `name`, `name>` and `name<` filters keep. Raises InvalidFilter
+    for a value that is no date."""
     for suffix in ("", ">", "<"):
         raw = query.get(name + suffix)
-        day = _day(raw) if raw else None
-        if day is None:
+        if not raw:
             continue
+        day = _day(raw)
+        if day is None:
+            raise InvalidFilter(name + suffix, raw)
         midnight = datetime.combine(day, time(), UTC)
         kept: list[T] = []
         for item in items:

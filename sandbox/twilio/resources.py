@@ -46,7 +46,7 @@ class Call:
     date_updated: datetime = field(default_factory=lambda: datetime.now(UTC))
     start_time: datetime | None = None
     answered_at: datetime | None = None
-    end_time: datetime | None = None
+    ended_at: datetime | None = None  # whatever the outcome; Twilio shows it as end_time or not
     history: list[dict[str, Any]] = field(default_factory=list)
     twiml: str | None = None
     callbacks: list[dict[str, Any]] = field(default_factory=list)
@@ -57,11 +57,24 @@ class Call:
 
     @property
     def duration(self) -> int | None:
-        if self.end_time is None:
+        """Seconds from answer to end (0 unanswered), once ended: what the final status
+        callback's CallDuration says."""
+        if self.ended_at is None:
             return None
         if self.answered_at is None:
             return 0
-        return math.ceil((self.end_time - self.answered_at).total_seconds())
+        return math.ceil((self.ended_at - self.answered_at).total_seconds())
+
+    @property
+    def end_time(self) -> datetime | None:
+        """As Twilio's description says: "Empty if the call did not complete successfully",
+        so a busy, unanswered, failed or canceled call has none (nor is it listed by EndTime)."""
+        return self.ended_at if self.status == "completed" else None
+
+    @property
+    def listed_duration(self) -> int | None:
+        """The resource's duration: "empty for busy, failed, unanswered, or ongoing calls"."""
+        return None if self.status in ("busy", "failed", "no-answer") else self.duration
 
     def resource(self) -> dict[str, Any]:
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}"
@@ -79,7 +92,7 @@ class Call:
             "date_updated": rfc2822(self.date_updated),
             "start_time": rfc2822(self.start_time),
             "end_time": rfc2822(self.end_time),
-            "duration": None if self.duration is None else str(self.duration),
+            "duration": None if self.listed_duration is None else str(self.listed_duration),
             "price": None,
             "price_unit": "USD",
             "direction": "outbound-api",

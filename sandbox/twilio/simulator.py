@@ -176,9 +176,9 @@ class Simulator:
     def end_call(self, call: Call, status: str) -> None:
         if call.status in FINAL:
             return
-        call.end_time = _now()
+        call.ended_at = _now()
         call.status = status
-        call.date_updated = call.end_time
+        call.date_updated = call.ended_at
         call.history.append({"status": status, "at": time.time()})
         self._ended[call.sid].set()
         self._callback(call, "completed")

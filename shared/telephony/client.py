@@ -222,17 +222,20 @@ def find_calls(*, to: str, from_: str, created_since: datetime) -> Lookup[Remote
     Twilio filters calls by status, and by the day they started or ended, never by when they
     were created; and a call it holds queued (Twilio queues calls over the account's calls per
     second rather than refusing them) has no start_time until it is dialed, so StartTime alone
-    misses it. So three lists, narrowed here by date_created: the calls still queued, then those
-    started, then those ended since the day of `created_since`. In that order no call slips
-    between them: one that was not queued at the first had left the queue, dialed (it has a
-    start_time) or ended without being dialed (an end_time), and neither is ever cleared.
+    misses it. So two lists, narrowed here by date_created: the calls still queued, then those
+    started since the day of `created_since`. In that order no dialed call slips between them:
+    one that was not queued at the first had left the queue, and was dialed (a start_time, never
+    cleared). EndTime would add nothing: only a call that completed has an end_time ("empty if
+    the call did not complete successfully"), and it was dialed. A call Twilio ended from its
+    queue without dialing it has neither, and is not found: it rang no one, and Twilio does not
+    charge it, so dialing ours again rings the number once.
     """
     # Twilio reads the day of a moment; midnight, so the request says what it means.
     day = datetime.combine(created_since.astimezone(UTC).date(), time(), UTC)
     calls: dict[str, RemoteCall] = {}
     complete = True
     try:
-        for only in ({"status": "queued"}, {"start_time_after": day}, {"end_time_after": day}):
+        for only in ({"status": "queued"}, {"start_time_after": day}):
             first = get_client().calls.page(to=to, from_=from_, page_size=1000, **only)
             records, read_all = _read(first)
             complete = complete and read_all

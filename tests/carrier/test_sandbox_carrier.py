@@ -2,11 +2,12 @@
 the workers drive it."""
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from sandbox.twilio.config import Behaviour
@@ -66,6 +67,69 @@ class TestCalls:
         assert [c.sid for c in client.calls.list(to=number, status="queued")] == [second.sid]
         wait_until(lambda: client.calls(second.sid).fetch().start_time is not None, 10)
         assert client.calls(second.sid).fetch().status != "queued"
+
+    def test_only_a_completed_call_has_an_end_time_and_busy_ones_no_duration(
+        self, client: Client, carrier: Carrier
+    ) -> None:
+        # Twilio's description: end_time is "Empty if the call did not complete successfully",
+        # duration "empty for busy, failed, unanswered, or ongoing calls".
+        answered, busy, unanswered, held = (factories.phone_number() for _ in range(4))
+        carrier.configure(
+            outcomes={busy: "busy", unanswered: "no-answer", held: "hold"}, RING_SECONDS=0.2
+        )
+        sids = {n: create(client, n).sid for n in (answered, busy, unanswered, held)}
+        ended = ("completed", "busy", "no-answer")
+        wait_until(
+            lambda: (
+                all(client.calls(sids[n]).fetch().status in ended for n in sids if n != held)
+                and client.calls(sids[held]).fetch().status == "ringing"
+            ),
+            15,
+        )
+        client.calls(sids[held]).update(status="canceled")
+        calls = {n: client.calls(sid).fetch() for n, sid in sids.items()}
+        assert {n: (c.status, c.end_time is None) for n, c in calls.items()} == {
+            answered: ("completed", False),
+            busy: ("busy", True),
+            unanswered: ("no-answer", True),
+            held: ("canceled", True),
+        }
+        assert calls[busy].duration is None and calls[unanswered].duration is None
+        assert calls[answered].duration is not None
+        assert all(c.start_time is not None for c in calls.values())  # each was dialed
+        today = datetime.now(UTC).date()
+        listed = {
+            c.sid
+            for n in sids
+            for c in client.calls.list(
+                to=n, end_time_after=datetime.combine(today, datetime.min.time(), UTC)
+            )
+        }
+        assert listed == {sids[answered]}
+
+    def test_a_date_filter_that_is_no_date_is_400_20001_naming_it(self, client: Client) -> None:
+        number = factories.phone_number()
+        create(client, number)
+        base = f"{client.api.base_url}/2010-04-01/Accounts/{client.account_sid}"
+        for path, parameter in (
+            ("Calls.json", "StartTime>"),
+            ("Calls.json", "EndTime<"),
+            ("Calls.json", "StartTime"),
+            ("Messages.json", "DateSent>"),
+        ):
+            response = client.http_client.request(
+                "GET",
+                f"{base}/{path}",
+                params={"To": number, parameter: "garbage"},
+                auth=(client.username, client.password),
+            )
+            assert response.status_code == 400, (parameter, response.text)
+            body = json.loads(response.text)
+            assert body["code"] == 20001
+            assert body["message"].startswith(f"Invalid {parameter}: garbage")
+        # The SDK's list reports it as a page it could not fetch, with Twilio's answer.
+        with pytest.raises(TwilioException, match=r'HTTP 400 .*"code":20001'):
+            client.calls.list(to=number, start_time_after="not a day")  # type: ignore[arg-type]
 
     def test_validation_errors_have_twilios_codes(self, client: Client) -> None:
         cases = {
