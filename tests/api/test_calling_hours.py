@@ -200,7 +200,7 @@ class TestTheLastLook:
         lawful.now = datetime(2026, 6, 16, 1, 0, 5, tzinfo=UTC)  # the worker waited: 21:00:05
         with session_scope() as session:
             assert calls_service.fence(session, taken) is None
-            assert calls_service.fenced_off(session, taken) is False
+            assert calls_service.fenced_off(session, taken) is calls_service.Again.NO
         call = api.get(f"/api/calls/{placed['callId']}").json()
         assert call["status"] == "scheduled"
         assert call["callSid"] is None
