@@ -12,8 +12,9 @@ from shared.calls import status as call_status
 from shared.models import Call, CallEvent, DispatchTurn, ExternalEvent, SmsMessage, SmsTurn
 from shared.sms import status as sms_status
 
-# A call waiting for its turn: queued, or queued until credits arrive.
-_CALLS_OWED = (call_status.QUEUED, call_status.INSUFFICIENT_CREDITS)
+# A call not over yet (queued, waiting for credits or its hours, out with a worker, live) may
+# still want a turn: its group keeps its own.
+_CALLS_ENDED = tuple(sorted(call_status.FINAL))
 
 
 def _empty(
@@ -76,10 +77,10 @@ def empty_stripe_payloads(session: Session, cutoff: datetime, limit: int) -> int
 
 def delete_idle_dispatch_turns(session: Session, served_before: datetime, limit: int) -> int:
     """Turns of groups (a batch, or an account's single calls) last served before
-    `served_before` with no call waiting for its turn: a finished batch's for good. A group
+    `served_before` whose calls are all over: a finished batch's for good. A group
     with no turn is served as one never served, first, where its old turn would have put it."""
     owed = exists().where(
-        Call.status.in_(_CALLS_OWED),
+        Call.status.not_in(_CALLS_ENDED),
         or_(
             Call.batch_id == DispatchTurn.batch_id,
             and_(
@@ -104,10 +105,11 @@ def delete_idle_dispatch_turns(session: Session, served_before: datetime, limit:
 
 
 def delete_idle_sms_turns(session: Session, served_before: datetime, limit: int) -> int:
-    """The SMS dispatcher's turns of accounts last served before `served_before` with no
-    message waiting to be sent (see `delete_idle_dispatch_turns`)."""
+    """The SMS dispatcher's turns of accounts last served before `served_before` whose messages
+    are all over (see `delete_idle_dispatch_turns`)."""
     owed = exists().where(
-        SmsMessage.account_id == SmsTurn.account_id, SmsMessage.status == sms_status.QUEUED
+        SmsMessage.account_id == SmsTurn.account_id,
+        SmsMessage.status.not_in(tuple(sorted(sms_status.FINAL))),
     )
     idle = (
         select(SmsTurn.account_id)

@@ -412,12 +412,13 @@ class TestDispatchTurns:
         emptied = turn_group(account, None, batch=True, served_ago=long_ago)
         queued = turn_group(account, "queued", batch=True, served_ago=long_ago)
         just_finished = turn_group(account, "canceled", batch=True, served_ago=lately)
-        singles = turn_group(account, "insufficient-credits", batch=False, served_ago=long_ago)
-        assert turns_of(account) == {finished, emptied, queued, just_finished, singles}
+        waiting = turn_group(account, "insufficient-credits", batch=True, served_ago=long_ago)
+        singles = turn_group(account, "scheduled", batch=False, served_ago=long_ago)
+        assert turns_of(account) == {finished, emptied, queued, just_finished, waiting, singles}
 
         assert purge().dispatch_turns >= 2
 
-        assert turns_of(account) == {queued, just_finished, singles}
+        assert turns_of(account) == {queued, just_finished, waiting, singles}
         # Its single calls ended too: their turn goes as well.
         other, _ = factories.account(credits=10)
         factories.campaign(other, name="welcome")
