@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     CALL_RING_TIMEOUT_SECONDS: int = 30
     MEDIA_STREAM_URL: str | None = None
     DEFAULT_REGION: str = "US"
+    # Opt-outs: the answer to a text of HELP, and what a call with an opt-out digit says first
+    # ({digit}: the key, spoken) and once the key is pressed.
+    HELP_TEXT: str = (
+        "Toingg: automated calls and texts. Reply STOP to opt out, START to opt back in."
+    )
+    OPT_OUT_PROMPT: str = "To stop these calls, press {digit} at any time."
+    OPT_OUT_CONFIRMATION: str = "You will not be called again. Goodbye."
 
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     # The TLS proxy in front of the API, whose X-Forwarded-For and X-Forwarded-Proto are

@@ -1,4 +1,5 @@
-"""Twilio's requests into the API: the TwiML for a call, and status callbacks.
+"""Twilio's requests into the API: the TwiML for a call, the key a callee pressed, status
+callbacks, and the texts phones send to our numbers.
 
 Each is verified with X-Twilio-Signature (over the URL as PUBLIC_BASE_URL makes it) before
 anything in it is read; a missing or wrong signature gets 403 and changes nothing.
@@ -7,15 +8,20 @@ anything in it is read; a missing or wrong signature gets 403 and changes nothin
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from api.deps import SessionDep
+from api.errors import invalid_field
 from api.routing import ApiRoute
 from shared.calls import repository as calls_repository
 from shared.calls import service as calls_service
 from shared.calls import status as st
 from shared.config import get_settings
+from shared.models import Call
+from shared.optouts import service as optouts
 from shared.schemas import Line
 from shared.sms import service as sms_service
 from shared.telephony import twiml
@@ -58,8 +64,31 @@ def voice(call_id: Line, params: TwilioParams, session: SessionDep) -> Response:
         stream.parameter(name="callId", value=call.id)
         response.append(connect)
         return _twiml(str(response))
+    return _twiml(_message_of(session, call))
+
+
+def _message_of(session: Session, call: Call) -> str:
     # Within Twilio's limits: checked when the call was accepted, on this same document.
-    return _twiml(twiml.say(calls_service.script_of(session, call)))
+    script = calls_service.script_of(session, call)
+    if call.opt_out_digit is None:
+        return twiml.say(script)
+    return twiml.say_offering_opt_out(
+        script,
+        call.opt_out_digit,
+        calls_service.opt_out_url(call.id),
+        get_settings().OPT_OUT_PROMPT,
+    )
+
+
+@router.post("/opt-out/{call_id}", summary="The key a callee pressed during a call's message")
+def key_pressed(call_id: Line, params: TwilioParams, session: SessionDep) -> Response:
+    call = calls_repository.get(session, call_id)
+    if call is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"call {call_id!r} not found")
+    if optouts.key_pressed(session, call, params.get("Digits", "")):
+        return _twiml(twiml.say_and_hang_up(get_settings().OPT_OUT_CONFIRMATION))
+    # Another key ended the message: it starts again, still listening for the opt-out key.
+    return _twiml(_message_of(session, call))
 
 
 @router.post("/call-status", status_code=status.HTTP_204_NO_CONTENT, summary="Call status")
@@ -78,3 +107,20 @@ def sms_status(smsId: Line, params: TwilioParams, session: SessionDep) -> Respon
     except sms_service.SmsNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"sms {smsId!r} not found") from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/sms-inbound", summary="A text a phone sent to one of our numbers")
+def sms_inbound(params: TwilioParams, session: SessionDep) -> Response:
+    """STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE or OPTOUT (the whole message, any
+    case) puts the sender on the do-not-contact list of every account that called or texted
+    them from that number; START, UNSTOP or YES takes them off; HELP is answered with
+    HELP_TEXT. Any other text is taken and left unanswered."""
+    try:
+        text = optouts.read_text(params)
+    except optouts.InvalidText as exc:
+        raise invalid_field([exc.field], str(exc)) from None
+    reply = optouts.text_received(session, text)
+    response = MessagingResponse()
+    if reply is not None:
+        response.message(reply)
+    return _twiml(str(response))

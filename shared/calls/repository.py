@@ -808,3 +808,14 @@ def mark_settled(session: Session, call_ids: Sequence[str]) -> None:
         .values(credits_reserved=0, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def mark_opted_out(session: Session, call_id: str) -> bool:
+    """The callee pressed the call's opt-out digit: once, whatever Twilio posts again."""
+    marked = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.opted_out_at.is_(None))
+        .values(opted_out_at=utcnow())
+        .returning(Call.id)
+    ).first()
+    return marked is not None

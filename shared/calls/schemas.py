@@ -113,6 +113,10 @@ class CallOut(BaseModel):
     fromNumber: str
     durationSeconds: int | None
     hangupRequested: bool
+    optedOut: bool = Field(
+        description="the callee pressed the campaign's opt-out digit, and is on the account's "
+        "do-not-contact list"
+    )
     createdAt: datetime
     dialedAt: datetime | None = Field(description="when the call was handed to Twilio")
     answeredAt: datetime | None

@@ -57,6 +57,11 @@ def voice_url(call_id: str) -> str:
     return f"{get_settings().PUBLIC_BASE_URL.rstrip('/')}/api/twilio/voice/{call_id}"
 
 
+def opt_out_url(call_id: str) -> str:
+    """Where Twilio posts the key a callee pressed during the call's message."""
+    return f"{get_settings().PUBLIC_BASE_URL.rstrip('/')}/api/twilio/opt-out/{call_id}"
+
+
 def status_callback_url(call_id: str) -> str:
     # The call id rides along so a callback that beats the worker's write of the SID still
     # finds its call (and tells us the SID if the worker died before writing it).
@@ -65,11 +70,11 @@ def status_callback_url(call_id: str) -> str:
 
 
 def accepted_terms(session: Session, campaign: Campaign) -> dict[str, Any]:
-    """What a call keeps from its campaign when it is accepted: its caller ID, script and time
-    limit. Everything that acts on the call later (the TwiML, the reservation, Twilio's
-    TimeLimit, the overdue sweep) reads these, so an edit of the campaign changes only the
-    calls accepted after it. Raises CallerIdNotAllowed when the account may no longer call from
-    the campaign's caller ID."""
+    """What a call keeps from its campaign when it is accepted: its caller ID, script, time
+    limit and opt-out digit. Everything that acts on the call later (the TwiML, the
+    reservation, Twilio's TimeLimit, the overdue sweep) reads these, so an edit of the campaign
+    changes only the calls accepted after it. Raises CallerIdNotAllowed when the account may no
+    longer call from the campaign's caller ID."""
     caller_ids.ensure_allowed(session, campaign.account_id, campaign.caller_id)
     return {
         "campaign_id": campaign.id,
@@ -78,6 +83,7 @@ def accepted_terms(session: Session, campaign: Campaign) -> dict[str, Any]:
             session, campaign.account_id, campaign.script
         ),
         "max_call_minutes": campaign.max_call_minutes,
+        "opt_out_digit": campaign.opt_out_digit,
     }
 
 

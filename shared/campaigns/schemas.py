@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -10,6 +10,13 @@ from shared.schemas import CampaignName, Count, Line, Script, TimeZoneName
 
 # Empty: the default caller ID.
 CallerId = Annotated[Line, Field(max_length=64)]
+# The key a callee presses to be put on the account's do-not-contact list.
+OptOutDigit = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
+_OPT_OUT_DIGIT = (
+    "the key that puts the callee on the account's do-not-contact list (0-9, * or #): the "
+    "call says so first, listens for it throughout, and hangs up once it is pressed; "
+    "default: none"
+)
 
 
 class CallingHours(BaseModel):
@@ -44,7 +51,14 @@ _ZONE_HELP = "the zone of numbers tied to no place (toll-free); default: the con
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"name": "welcome", "script": "Hello {name}, this is Toingg calling."}]
+            "examples": [
+                {"name": "welcome", "script": "Hello {name}, this is Toingg calling."},
+                {
+                    "name": "reminder",
+                    "script": "Hello {name}, this is Toingg with a reminder.",
+                    "optOutDigit": "9",
+                },
+            ]
         }
     )
 
@@ -64,6 +78,7 @@ class CampaignCreate(BaseModel):
     )
     callingHours: CallingHours | None = Field(default=None, description=_HOURS_HELP)
     defaultTimezone: TimeZoneName | None = Field(default=None, description=_ZONE_HELP)
+    optOutDigit: OptOutDigit | None = Field(default=None, description=_OPT_OUT_DIGIT)
 
 
 class CampaignUpdate(BaseModel):
@@ -78,6 +93,9 @@ class CampaignUpdate(BaseModel):
     maxConcurrentCalls: Count | None = Field(default=None, ge=1, le=INT_MAX)
     callingHours: CallingHours | None = None
     defaultTimezone: TimeZoneName | None = None
+    optOutDigit: OptOutDigit | Literal[""] | None = Field(
+        default=None, description=f"{_OPT_OUT_DIGIT}; an empty string removes it"
+    )
 
 
 class CampaignOut(BaseModel):
@@ -93,6 +111,7 @@ class CampaignOut(BaseModel):
         validation_alias="calling_hours", description="null: CALLING_HOURS"
     )
     defaultTimezone: str | None = Field(validation_alias="default_timezone")
+    optOutDigit: str | None = Field(validation_alias="opt_out_digit")
     createdAt: datetime = Field(validation_alias="created_at")
     updatedAt: datetime = Field(validation_alias="updated_at")
 

@@ -79,6 +79,7 @@ def create(session: Session, account_id: str, data: CampaignCreate) -> Campaign:
         max_concurrent_calls=data.maxConcurrentCalls,
         calling_hours=data.callingHours.model_dump() if data.callingHours else None,
         default_timezone=data.defaultTimezone,
+        opt_out_digit=data.optOutDigit,
     )
     try:
         with session.begin_nested():
@@ -115,6 +116,8 @@ def update(session: Session, campaign: Campaign, data: CampaignUpdate) -> Campai
         campaign.calling_hours = data.callingHours.model_dump()
     if data.defaultTimezone is not None:
         campaign.default_timezone = data.defaultTimezone
+    if data.optOutDigit is not None:
+        campaign.opt_out_digit = data.optOutDigit or None
     session.flush()
     return campaign
 

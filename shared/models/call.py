@@ -13,6 +13,8 @@ class Call(Base):
         Index("ix_calls_account_status", "account_id", "status"),
         Index("ix_calls_batch_status", "batch_id", "status"),
         Index("ix_calls_status_handed", "status", "handed_at"),
+        # Who called this number from that one: a text of STOP to it opts out of them all.
+        Index("ix_calls_to_from", "to_number", "from_number"),
         # Live calls and ended calls not yet settled: few, whatever the table's size.
         Index(
             "ix_calls_holding_credits",
@@ -54,6 +56,9 @@ class Call(Base):
     # What the call was accepted with, as from_number: a campaign edit changes only later calls.
     script_id: Mapped[str] = mapped_column(ForeignKey("scripts.id"))
     max_call_minutes: Mapped[int]
+    opt_out_digit: Mapped[str | None] = mapped_column(String(1))
+    # When the callee pressed the opt-out digit.
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(32), default="queued")
     twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     # A new value each time a worker claims the call, so a stale worker cannot overwrite a

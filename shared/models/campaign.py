@@ -22,5 +22,7 @@ class Campaign(Base):
     # {"start": "09:00", "end": "20:00", "days": ["mon", ...]}; None: CALLING_HOURS.
     calling_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     default_timezone: Mapped[str | None] = mapped_column(String(64))
+    # The key that puts the callee on the account's do-not-contact list ("0"-"9", "*", "#").
+    opt_out_digit: Mapped[str | None] = mapped_column(String(1))
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

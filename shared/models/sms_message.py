@@ -11,6 +11,8 @@ class SmsMessage(Base):
     __tablename__ = "sms_messages"
     __table_args__ = (
         Index("ix_sms_status_handed", "status", "handed_at"),
+        # Who texted this number from that one (see ix_calls_to_from).
+        Index("ix_sms_messages_to_from", "to_number", "from_number"),
         Index("ix_sms_messages_unpurged", "created_at", postgresql_where=text("body IS NOT NULL")),
     )
 

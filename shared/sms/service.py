@@ -13,6 +13,7 @@ from shared.caller_ids import service as caller_ids
 from shared.config import get_settings
 from shared.dnc import service as dnc
 from shared.models import Account, SmsMessage, new_id, utcnow
+from shared.optouts import service as optouts
 from shared.sms import jobs, lifecycle, repository
 from shared.sms import status as st
 from shared.telephony import client as twilio
@@ -212,6 +213,17 @@ def _end_unsent(session: Session, plan: SendPlan, status: str, code: str, messag
         )  # fmt: skip
         sms.credits_charged = 0
         session.flush()
+
+
+def refused(session: Session, plan: SendPlan, code: str, message: str) -> None:
+    """Twilio refused to send the message: it fails, unpaid. A refusal because the recipient
+    texted STOP to its sender (21610) also puts the number on the account's do-not-contact
+    list, so nothing more is sent to it."""
+    fail(session, plan, code, message)
+    if code == optouts.UNSUBSCRIBED_RECIPIENT:
+        sms = repository.get(session, plan.sms_id)
+        if sms is not None:
+            optouts.carrier_refused(session, sms.account_id, plan.to, plan.from_)
 
 
 def reconcile(session: Session, sms_id: str) -> str:

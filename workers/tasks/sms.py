@@ -56,7 +56,7 @@ def send(self: Task, sms_id: str, claimed: str | None = None) -> str:
         )
     except twilio.TwilioRejected as exc:
         with session_scope() as session:
-            sms_service.fail(session, plan, exc.code, exc.message)
+            sms_service.refused(session, plan, exc.code, exc.message)
         return f"failed: {exc}"
     except twilio.TwilioUnavailable as exc:
         if exc.maybe_sent:
