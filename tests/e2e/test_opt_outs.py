@@ -10,10 +10,12 @@ from tests import factories
 from tests.e2e.optouts import (
     INBOUND,
     OUR_NUMBER,
+    call_of,
     completed_call,
     delivered_sms,
     dnc_events,
     on_list,
+    place,
     send_sms,
     signed_post,
     sms_status,
@@ -44,6 +46,22 @@ class TestStopByText:
             assert event["data"]["source"] == "sms_keyword"
         assert on_list(stranger, phone)["listed"] is False
         assert dnc_events(stranger, phone) == []
+
+        # The next text and the next call are refused, and nothing more reaches the phone.
+        refused = send_sms(texter, phone)
+        assert refused.status_code == 422, refused.text
+        assert "do-not-contact" in refused.text
+        assert place(caller, phone).status_code == 422
+        assert place(texter, phone).status_code == 422
+        assert len([m for m in carrier.messages() if m["to"] == phone]) == 1
+        assert len(carrier.calls(to=phone)) == 1
+        # Another account's list is its own, but Twilio refuses any text from that number to
+        # the phone (21610), which lists it there too.
+        sent = send_sms(stranger, phone)
+        assert sent.status_code == 200, sent.text
+        sms_id = sent.json()["smsId"]
+        wait_until(lambda: sms_status(stranger, sms_id) == "failed", 30, message="sms failed")
+        assert on_list(stranger, phone)["source"] == "carrier_21610"
 
         assert text_in(carrier, phone, "start")["status_code"] == 200
         entry = on_list(texter, phone)
@@ -145,16 +163,30 @@ class TestCarrier21610:
         assert (entry["listed"], entry["source"]) == (True, "carrier_21610")
         assert "21610" in entry["reason"]
         assert [e["data"]["source"] for e in dnc_events(api, phone)] == ["carrier_21610"]
+        assert send_sms(api, phone).status_code == 422
 
 
 class TestKeypress:
-    def test_the_opt_out_key_lists_the_number_and_hangs_up(
+    def test_the_opt_out_key_lists_the_number_hangs_up_and_the_next_call_never_rings(
         self, customers: list[Api], carrier: Carrier, stack: StackProcesses
     ) -> None:
         api = customers[0]
+        campaign = api.get("/api/campaigns").json()["items"][0]
+        # One line: the second call, accepted before the key is pressed, waits for the first
+        # to end, and is dialed only after the number is on the list.
+        limited = api.http.patch(
+            f"/api/campaigns/{campaign['id']}",
+            json={"maxConcurrentCalls": 1},
+            params={"apiKey": api.api_key},
+        )
+        assert limited.status_code == 200, limited.text
         phone = factories.phone_number()
         carrier.configure(outcomes={phone: "press:9"})
-        call = completed_call(api, phone)
+        first = place(api, phone).json()["callId"]
+        second = place(api, phone).json()["callId"]
+        wait_until(lambda: call_of(api, second)["status"] == "suppressed", 30, message="suppressed")
+        call = call_of(api, first)
+        assert call["status"] == "completed"
         assert call["optedOut"] is True
         [at_carrier] = carrier.calls(to=phone)
         # The offer opens the message, inside the <Gather> that listens all through it.
@@ -171,6 +203,11 @@ class TestKeypress:
         assert [e["data"]["source"] for e in dnc_events(api, phone)] == ["keypress"]
         # The other accounts' lists are their own.
         assert on_list(customers[1], phone)["listed"] is False
+
+        assert call_of(api, second)["error"]["code"] == "do-not-contact"
+        refused = place(api, phone)
+        assert refused.status_code == 422 and "do-not-contact" in refused.text
+        assert len(carrier.calls(to=phone)) == 1
 
     def test_another_key_starts_the_message_again_and_lists_nothing(
         self, customers: list[Api], carrier: Carrier, stack: StackProcesses
