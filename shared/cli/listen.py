@@ -100,6 +100,11 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)
 
 
+def _printable(text: str) -> str:
+    """The text as it is when every character prints, else with each that does not escaped."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def _moment(raw: str | None) -> str:
     """An event's time to the millisecond, in UTC."""
     try:
@@ -129,7 +134,9 @@ class Listener:
         subject's next event only after this answer, so the lines keep each subject's order."""
         self.ready.wait(SECRET_WAIT_SECONDS)
         lowered = {name.lower(): value for name, value in headers.items()}
-        event_id = lowered.get("webhook-id", "")
+        # Printed, and anyone on this machine can send it: control characters would reach
+        # the terminal as escape sequences.
+        event_id = _printable(lowered.get("webhook-id", ""))
         try:
             if self.webhook is None:
                 raise WebhookVerificationError("no signing secret yet")
@@ -138,7 +145,7 @@ class Listener:
                 raise WebhookVerificationError("the body is not a JSON object")
         except (WebhookVerificationError, ValueError) as exc:
             # ValueError: a malformed signature or body, which the library does not catch.
-            reason = str(exc) or type(exc).__name__
+            reason = _printable(str(exc) or type(exc).__name__)
             self._print(
                 f"{_moment(None)}  refused: {reason} (webhook-id {event_id or 'missing'}); "
                 "answered 400"

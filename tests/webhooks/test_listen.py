@@ -5,6 +5,7 @@ request, forwards to a local app, and removes its endpoint when it is stopped.""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -166,6 +167,27 @@ class TestListen:
         [line] = [line for line in listening.lines if forged_id in line]
         assert "refused: No matching signature found" in line and "answered 400" in line
         assert listening.events() == []
+
+    def test_a_forged_requests_control_characters_never_reach_the_terminal(
+        self, api_server: str, start_listen
+    ) -> None:
+        # Anyone on the machine can reach the receiver: its webhook-id was printed as sent,
+        # escape sequences and all (a terminal's title, its clipboard, what it shows).
+        api = api_of(api_server)
+        listening = start_listen(api.api_key)
+        host, port = listening.url.removeprefix("http://").rstrip("/").split(":")
+        body = b"{}"
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nwebhook-id: forged\x1b]52;c;cHduZWQ=\x07\x1b[2J\r\n"
+                b"webhook-timestamp: 1\r\nwebhook-signature: v1,eA==\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            assert connection.recv(100).startswith(b"HTTP/1.0 400")
+        wait_until(lambda: any("forged" in line for line in listening.lines), 10)
+        [line] = [line for line in listening.lines if "forged" in line]
+        assert "refused" in line and "\x1b" not in line and "\x07" not in line
+        assert "forged\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J" in line
 
     def test_forward_to_passes_the_signed_request_on_and_answers_with_its_status(
         self, api_server: str, start_listen
