@@ -8,10 +8,10 @@ line breaks; a single line (a name, a number, an id) holds none.
 """
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from shared.telephony import twiml
@@ -118,8 +118,25 @@ def _zone(name: str) -> str:
 
 # An IANA time zone name, as zoneinfo knows it.
 TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone)]
-# A moment with its offset: a time without one would be read in some zone nobody chose.
-OffsetTime = AwareDatetime
+# How far ahead a call may be scheduled: farther is a typo more likely than a plan, and the
+# calendar's end is near enough at year 9999 that a zone's local time would overflow.
+SCHEDULE_AHEAD_DAYS = 366
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _within_reach(value: datetime) -> datetime:
+    if value < _EARLIEST:
+        raise PydanticCustomError("time_range", "give a time after 2000-01-01")
+    if value > datetime.now(UTC) + timedelta(days=SCHEDULE_AHEAD_DAYS):
+        raise PydanticCustomError(
+            "time_range", f"give a time within {SCHEDULE_AHEAD_DAYS} days from now"
+        )
+    return value
+
+
+# A call's startAt or notAfter: with its offset (a time without one would be read in some zone
+# nobody chose), within reach.
+OffsetTime = Annotated[Moment, AfterValidator(_within_reach)]
 
 
 def check_not_after(not_after: datetime | None, start_at: datetime | None) -> datetime | None:

@@ -295,6 +295,11 @@ class TestBadInput:
         [
             ({"startAt": "2026-06-15T10:00:00"}, "startAt"),
             ({"timezone": "Mars/Olympus"}, "timezone"),
+            ({"timezone": "../../etc/passwd"}, "timezone"),
+            ({"startAt": "9999-12-31T23:59:00-10:00"}, "startAt"),
+            ({"startAt": "0001-01-01T00:00:00+14:00"}, "startAt"),
+            ({"notAfter": "9999-12-31T23:59:00-10:00"}, "notAfter"),
+            ({"startAt": "2026-06-15T10:00:00+25:00"}, "startAt"),
             ({"notAfter": "2026-06-15T10:00:00Z"}, "notAfter"),  # has passed
             (
                 {"startAt": "2026-06-16T10:00:00Z", "notAfter": "2026-06-16T09:00:00Z"},
