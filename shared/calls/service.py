@@ -361,6 +361,10 @@ def take(session: Session, call_id: str, claimed: str | None) -> DialPlan | None
         # from a number that is no longer the account's.
         fail(session, plan, refused.code, str(refused))
         return None
+    if _suppressed(session, taken.account_id, plan):
+        # Listed since it was accepted: it takes no slot in the dial rate another call could
+        # use. The fence looks again, for an add that commits while the worker waits.
+        return None
     return plan
 
 
@@ -411,19 +415,26 @@ def fence(session: Session, plan: DialPlan) -> datetime | None:
     if refused is not None:
         fail(session, plan, refused.code, str(refused))
         return None
-    listed = dnc.listed(session, account_id, plan.to)
-    if listed is not None:
-        _end_unplaced(
-            session,
-            plan,
-            st.SUPPRESSED,
-            error_code=dnc.LISTED_CODE,
-            error_message=dnc.suppression_text(plan.to, listed),
-        )
+    if _suppressed(session, account_id, plan):
         return None
     if not _within_hours(session, plan):
         return None
     return now + timedelta(seconds=settings.TWILIO_TIMEOUT_SECONDS)
+
+
+def _suppressed(session: Session, account_id: str, plan: DialPlan) -> bool:
+    """End the held call `suppressed` if its number is on a do-not-contact list now."""
+    listed = dnc.listed(session, account_id, plan.to)
+    if listed is None:
+        return False
+    _end_unplaced(
+        session,
+        plan,
+        st.SUPPRESSED,
+        error_code=dnc.LISTED_CODE,
+        error_message=dnc.suppression_text(plan.to, listed),
+    )
+    return True
 
 
 def _within_hours(session: Session, plan: DialPlan) -> bool:

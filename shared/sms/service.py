@@ -110,6 +110,9 @@ def take(session: Session, sms_id: str, claimed: str | None) -> SendPlan | None:
     if refused is not None:  # its sender was taken from the account since it was accepted
         fail(session, plan, refused.code, str(refused))
         return None
+    if _suppressed(session, taken.account_id, plan):
+        # Listed since it was accepted: it takes no slot in the rate another message could use.
+        return None
     return plan
 
 
@@ -130,12 +133,18 @@ def fence(session: Session, plan: SendPlan) -> bool:
     if refused is not None:
         fail(session, plan, refused.code, str(refused))
         return False
+    return not _suppressed(session, account_id, plan)
+
+
+def _suppressed(session: Session, account_id: str, plan: SendPlan) -> bool:
+    """End the held message `suppressed`, refunded, if its number is on a do-not-contact list
+    now."""
     listed = dnc.listed(session, account_id, plan.to)
-    if listed is not None:
-        _end_unsent(
-            session, plan, st.SUPPRESSED, dnc.LISTED_CODE, dnc.suppression_text(plan.to, listed)
-        )
+    if listed is None:
         return False
+    _end_unsent(
+        session, plan, st.SUPPRESSED, dnc.LISTED_CODE, dnc.suppression_text(plan.to, listed)
+    )
     return True
 
 

@@ -19,6 +19,7 @@ from shared.calls import repository as calls_repository
 from shared.db import get_sessionmaker, session_scope
 from shared.dnc import service as dnc
 from shared.dnc import sources
+from shared.ratelimit import carrier as carrier_limits
 from shared.telephony import client as twilio
 from tests import factories
 from tests.api.conftest import KeyedClient
@@ -186,6 +187,26 @@ class TestAtTheFence:
         assert (change["list"], change["action"], change["reason"]) == ("account", "added", "asked")
         assert change["at"] < explained["steps"][-1]["at"]
         assert explained["listedNow"] is True
+
+    def test_a_call_listed_before_its_worker_takes_it_takes_no_slot_in_the_dial_rate(
+        self,
+        customer: tuple[KeyedClient, str],  # noqa: F811
+        carrier_at_api: Carrier,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        api, _ = customer
+        call_id, to = accept_call(api)
+        assert call_tick() == 1
+        add_now(api.account_id, to)
+
+        def no_slot() -> None:
+            raise AssertionError("a suppressed call asked for a slot in the dial rate")
+
+        monkeypatch.setattr(carrier_limits, "dial_bucket", no_slot)
+        dial_claimed(call_id)
+        assert carrier_at_api.calls(to=to) == []
+        assert api.get(f"/api/calls/{call_id}").json()["status"] == "suppressed"
+        assert api.get("/api/credits").json()["balance"] == 100
 
     def test_a_globally_listed_number_is_suppressed_too(
         self,
