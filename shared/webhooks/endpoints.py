@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.config import get_settings
-from shared.models import WebhookDelivery, WebhookEndpoint, utcnow
+from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from shared.webhooks import addresses, patterns
 from shared.webhooks.fanout import PENDING
 from shared.webhooks.schemas import EndpointCreate, EndpointUpdate
@@ -122,7 +122,20 @@ def _afresh(session: Session, endpoint_id: str) -> None:
 
 
 def delete(session: Session, endpoint: WebhookEndpoint) -> None:
-    """With its deliveries and their attempts."""
+    """With its deliveries and their attempts. They go first, before the endpoint's row is
+    deleted: the status changes' fan-out waits for that row's delete (it reads the endpoints
+    FOR KEY SHARE), so deleted by its cascade, an endpoint's backlog of deliveries held up
+    every status change of the account for as long as it took. What is owed to it meanwhile
+    goes with the row."""
+    delivery_ids = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id)
+    session.execute(
+        sa.delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(delivery_ids)),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        sa.delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id),
+        execution_options={"synchronize_session": False},
+    )
     session.delete(endpoint)
     session.flush()
 
