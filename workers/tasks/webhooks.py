@@ -157,7 +157,11 @@ class _Claimer:
                 stop.wait(GATHER_SECONDS)
             self.woken.clear()
             try:
-                _, self.more = claim_due(self.senders)
+                _, more = claim_due(self.senders)
+                # A claim that found nothing while senders are busy may have been held back by
+                # an endpoint's share, as the one before it was: what that one left is owed
+                # still, and goes when a sender comes free, not at the next poll.
+                self.more = more or (self.more and self.senders.busy > 0)
             except Exception:
                 log.exception("claiming due webhook deliveries failed; trying again")
                 self.more = False
