@@ -64,6 +64,8 @@ def create_endpoint(
         endpoint = endpoints.create(session, account.id, body)
     except (addresses.RefusedUrl, patterns.InvalidPattern) as exc:
         raise _refused(exc) from None
+    except endpoints.TooManyEndpoints as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     return EndpointCreated.model_validate(endpoint)
 
 

@@ -19,7 +19,16 @@ SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 
 
+# Every status change of an account reads its endpoints and owes each a delivery, and each
+# unreachable one is retried for the retry window (Stripe allows 16).
+MAX_PER_ACCOUNT = 50
+
+
 class EndpointNotFound(LookupError):
+    pass
+
+
+class TooManyEndpoints(Exception):
     pass
 
 
@@ -44,7 +53,7 @@ def check_url(url: str) -> str:
 
 
 def create(session: Session, account_id: str, body: EndpointCreate) -> WebhookEndpoint:
-    """Raises addresses.RefusedUrl or patterns.InvalidPattern."""
+    """Raises addresses.RefusedUrl, patterns.InvalidPattern or TooManyEndpoints."""
     endpoint = WebhookEndpoint(
         account_id=account_id,
         url=check_url(body.url),
@@ -53,6 +62,21 @@ def create(session: Session, account_id: str, body: EndpointCreate) -> WebhookEn
         enabled=body.enabled,
         secret=new_secret(),
     )
+    # Counted one creation at a time per account (two at once would each see room for one),
+    # without holding the account's row, which every change of its credits updates.
+    session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"toingg:webhook-endpoints:{account_id}"},
+    )
+    count = session.scalar(
+        select(sa.func.count()).where(
+            WebhookEndpoint.account_id == account_id, ~WebhookEndpoint.per_call
+        )
+    )
+    if (count or 0) >= MAX_PER_ACCOUNT:
+        raise TooManyEndpoints(
+            f"an account has at most {MAX_PER_ACCOUNT} webhook endpoints: delete one first"
+        )
     session.add(endpoint)
     session.flush()
     return endpoint

@@ -12,9 +12,12 @@ from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from shared.config import Settings, get_settings
-from shared.webhooks import addresses
+from shared.db import session_scope
+from shared.webhooks import addresses, endpoints
+from shared.webhooks.schemas import EndpointCreate
 from tests import factories
 from tests.api.conftest import KeyedClient
+from tests.concurrency import Racer
 
 PATH = "/api/webhook-endpoints"
 PUBLIC_ADDRESS = "93.184.215.14"
@@ -106,6 +109,37 @@ class TestEndpoints:
         ):
             assert response.status_code == 404, response.text
         assert other.get(f"{PATH}/{endpoint['id']}").json()["enabled"] is True
+
+    def test_an_account_has_at_most_its_share_of_endpoints(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Every status change of the account reads its endpoints and writes a delivery for
+        # each: without a cap, a script adding one per run (or listeners killed with SIGKILL)
+        # multiplied every event's writes, and each unreachable one retried for 3 days.
+        monkeypatch.setattr(endpoints, "MAX_PER_ACCOUNT", 3)
+        made = [
+            customer.post(PATH, {"url": f"http://127.0.0.1:9/{n}"}).json()["id"] for n in range(3)
+        ]
+        refused = customer.post(PATH, {"url": "http://127.0.0.1:9/4"})
+        assert refused.status_code == 409, refused.text
+        assert "at most 3 webhook endpoints" in refused.json()["detail"]
+        assert customer.delete(f"{PATH}/{made[0]}").status_code == 204
+        assert customer.post(PATH, {"url": "http://127.0.0.1:9/4"}).status_code == 201
+
+    def test_endpoints_added_at_once_keep_to_the_cap(
+        self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(endpoints, "MAX_PER_ACCOUNT", 1)
+        with session_scope() as held:
+            endpoints.create(held, customer.account_id, EndpointCreate(url="http://127.0.0.1:9/"))
+            other = Racer(
+                lambda session: endpoints.create(
+                    session, customer.account_id, EndpointCreate(url="http://127.0.0.1:9/b")
+                )
+            )
+            other.wait_until_blocked()
+        with pytest.raises(endpoints.TooManyEndpoints):
+            other.join()
 
     @pytest.mark.parametrize(
         ("events", "named"),
