@@ -1,8 +1,10 @@
 """The one answer to "when may this call be placed": now, not before a moment (and why, by
 which rule), or never (expired). Pure: the caller passes the clock's `now`.
 
-A number's local time comes from phonenumbers' time-zone data, or from a `timezone` given with
-the call. A number that may be in several zones must be within its hours in all of them. A
+A number's local time comes from phonenumbers' time-zone data; a `timezone` given with the call
+is one more zone it must be within its hours in (the law presumes the owner is where the area
+code is, so a zone given only narrows), and the one zone of a number tied to no place. A number
+that may be in several zones must be within its hours in all of them. A
 number valid across a whole country (toll-free, and any other not tied to a place) is taken to
 be in the campaign's `defaultTimezone` when it has one, otherwise, for a North American number,
 in every zone of the contiguous United States (New York, Chicago, Denver, Los Angeles: Phoenix
@@ -99,10 +101,17 @@ def place_of(
 ) -> Place:
     zones, geographic, region, description = _number_facts(number)
     rules = _state_rules(region, description) if rules_on else ()
-    if timezone:
-        return Place((timezone,), "timezone", rules)
     if zones and geographic:
+        if timezone and timezone not in zones:
+            # The law presumes the owner is where the number's area code is (Florida's and
+            # Oklahoma's statutes say so): a zone given with the call adds a place the owner
+            # may be, and never takes the number's own away, so no zone given can make 08:00
+            # in New York a call at 05:00 to a Los Angeles number.
+            return Place((*zones, timezone), "number and timezone", rules)
         return Place(zones, "number", rules)
+    if timezone:
+        # Tied to no place: the zone given is all that is known of where its owner is.
+        return Place((timezone,), "timezone", rules)
     if default_timezone:
         return Place((default_timezone,), "defaultTimezone", rules)
     if number.startswith("+1"):

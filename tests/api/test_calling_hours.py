@@ -180,6 +180,23 @@ class TestABatchAcrossZones:
         assert (call["status"], call["hold"]["rule"]) == ("scheduled", "us-fl")
         assert call["notBefore"] == "2026-06-16T12:00:00Z"
 
+    def test_a_zone_given_with_a_call_does_not_ring_its_number_at_dawn(
+        self, api: KeyedClient, lawful: Clock
+    ) -> None:
+        lawful.now = datetime(2026, 6, 15, 12, 30, tzinfo=UTC)  # 08:30 EDT, 05:30 PDT
+        placed = api.post(
+            "/api/make_toingg",
+            json={
+                "campaign": "welcome",
+                "phoneNumber": "+14155552671",
+                "timezone": "America/New_York",
+            },
+        )
+        assert placed.status_code == 200, placed.text
+        call = api.get(f"/api/calls/{placed.json()['callId']}").json()
+        assert (call["status"], call["notBefore"]) == ("scheduled", "2026-06-15T15:00:00Z")
+        assert "America/Los_Angeles" in call["hold"]["reason"]
+
 
 class TestTheLastLook:
     def test_a_claim_whose_hours_closed_before_the_dial_never_rings_and_waits_again(

@@ -100,6 +100,22 @@ class TestZones:
         held = decide(NEW_YORK, at(2026, 6, 15, 12, 30), timezone="America/Los_Angeles")
         assert held.at == at(2026, 6, 15, 15, 0)
 
+    def test_a_time_zone_given_with_the_call_never_widens_the_numbers_own(self) -> None:
+        # A Los Angeles number given as in New York: 08:30 in New York is 05:30 where the
+        # number's area code places its owner, and the law presumes that place too.
+        held = decide(LOS_ANGELES, at(2026, 6, 15, 12, 30), timezone="America/New_York")
+        assert (held.kind, held.at) == (rules.WAIT, at(2026, 6, 15, 15, 0))
+        assert "America/Los_Angeles" in (held.reason or "")
+        # 21:30 in Los Angeles is 00:30 in New York the next day: neither may be called then.
+        late = decide(LOS_ANGELES, at(2026, 6, 16, 4, 30), timezone="Pacific/Honolulu")
+        assert late.kind == rules.WAIT
+        place = rules.place_of(LOS_ANGELES, "Asia/Tokyo", None, rules_on=True)
+        assert set(place.zones) == {"America/Los_Angeles", "Asia/Tokyo"}
+
+    def test_a_time_zone_given_for_a_number_tied_to_no_place_is_its_zone(self) -> None:
+        place = rules.place_of(TOLL_FREE, "America/Chicago", None, rules_on=True)
+        assert place.zones == ("America/Chicago",)
+
     def test_days_are_the_local_days(self) -> None:
         weekdays = hours.parse("09:00", "17:00", ["mon", "tue", "wed", "thu", "fri"])
         # Friday 2026-06-19 21:30 UTC is 17:30 in New York, 14:30 in Los Angeles.
