@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field, require_credits, require_not_after_ahead, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
+from api.refusals import batch_refused
 from shared.batches import service as batches_service
 from shared.batches import views as batch_views
 from shared.batches.schemas import BatchAccepted, BatchCanceled, BatchOut, BatchRequest
@@ -49,6 +50,7 @@ def accept_batch(session: Session, account: Account, body: BatchRequest) -> Batc
     except addresses.RefusedUrl as exc:
         raise invalid_field(["webhook"], str(exc)) from None
     except batches_service.NothingToCall as exc:
+        batch_refused(session, account.id, exc)
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [

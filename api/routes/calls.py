@@ -18,6 +18,7 @@ from api.errors import (
 )
 from api.idempotency import Idempotent, IdempotentRoute
 from api.paging import Limit, Offset
+from api.refusals import refused
 from api.routes.batches import accept_batch
 from shared.batches.schemas import BatchAccepted, BatchRequest
 from shared.billing import prices
@@ -39,6 +40,7 @@ from shared.calls.schemas import (
 from shared.campaigns import service as campaigns_service
 from shared.config import get_settings
 from shared.dnc import service as dnc
+from shared.events import types
 from shared.models import Account, Campaign
 from shared.schemas import Line
 from shared.telephony.numbers import InvalidNumber, to_e164
@@ -75,7 +77,10 @@ def _place(
             not_after=body.notAfter,
             webhook=body.webhook,
         )
-    except (InvalidNumber, dnc.OnTheList) as exc:
+    except dnc.OnTheList as exc:
+        refused(session, account.id, types.CALL_REFUSED, exc)
+        raise invalid_field(["phoneNumber"], str(exc)) from None
+    except InvalidNumber as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
     except addresses.RefusedUrl as exc:
         raise invalid_field(["webhook"], str(exc)) from None

@@ -5,9 +5,11 @@ from fastapi import APIRouter, HTTPException, status
 from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field, payment_required, require_unblocked
 from api.idempotency import Idempotent, IdempotentRoute
+from api.refusals import refused
 from shared.billing.ledger import InsufficientCredits
 from shared.caller_ids import service as caller_ids
 from shared.dnc import service as dnc
+from shared.events import types
 from shared.schemas import Line
 from shared.sms import service as sms_service
 from shared.sms import views as sms_views
@@ -34,7 +36,10 @@ def send_sms(body: SendSmsRequest, session: SessionDep, account: CurrentAccount)
         )
     except (caller_ids.InvalidCallerId, caller_ids.CallerIdNotAllowed) as exc:
         raise invalid_field(["fromNumber"], str(exc)) from None
-    except (InvalidNumber, dnc.OnTheList) as exc:
+    except dnc.OnTheList as exc:
+        refused(session, account.id, types.SMS_REFUSED, exc)
+        raise invalid_field(["phoneNumber"], str(exc)) from None
+    except InvalidNumber as exc:
         raise invalid_field(["phoneNumber"], str(exc)) from None
     except InsufficientCredits as exc:
         raise payment_required(exc.balance, exc.price) from None

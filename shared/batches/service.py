@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,7 @@ from shared.calls import jobs as call_jobs
 from shared.calls import lifecycle as calls_lifecycle
 from shared.calls import service as calls_service
 from shared.config import get_settings
+from shared.dnc import refusals
 from shared.dnc import service as dnc
 from shared.models import Account, Batch, Campaign, new_id, utcnow
 from shared.schemas import NAME_MAX_LENGTH
@@ -27,9 +29,19 @@ class BatchNotFound(LookupError):
 
 
 class NothingToCall(ValueError):
-    def __init__(self, rejected: list[RejectedRow]) -> None:
+    """No row is left to call: `refused` are the rows of listed numbers, whose event
+    (refusals.batch_refused, under `batch_id`) the caller keeps though no batch is made."""
+
+    def __init__(
+        self,
+        rejected: list[RejectedRow],
+        batch_id: str = "",
+        refused: list[tuple[int, str, dict[str, Any]]] | None = None,
+    ) -> None:
         super().__init__("numberList has no valid phone number")
         self.rejected = rejected
+        self.batch_id = batch_id
+        self.refused = refused or []
 
 
 @dataclass
@@ -136,10 +148,12 @@ def create_batch(
         )
     # One look for the whole batch, after the numbers were read.
     listed = dnc.listed_among(session, account.id, [row["to_number"] for row in rows])
+    refused: list[tuple[int, str, dict[str, Any]]] = []
     if listed:
         kept = []
         for index, row in zip(indexes, rows, strict=True):
             if row["to_number"] in listed:
+                refused.append((index, row["to_number"], refusals.rule(listed[row["to_number"]])))
                 rejected.append(
                     RejectedRow(
                         index=index,
@@ -152,7 +166,7 @@ def create_batch(
         rows = kept
         rejected.sort(key=lambda row: row.index)
     if not rows:
-        raise NothingToCall(rejected)
+        raise NothingToCall(rejected, batch_id, refused)
     if webhook is not None:
         per_call.bind(session, account.id, webhook)
     batch = Batch(
@@ -165,6 +179,8 @@ def create_batch(
         rejected=len(rejected),
     )
     lifecycle.create(session, batch)
+    if refused:
+        refusals.batch_refused(session, account.id, batch_id, refused)
     calls_lifecycle.accept_rows(session, rows)
     call_jobs.dispatch(session)
     return BatchResult(batch=batch, accepted=len(rows), duplicates=duplicates, rejected=rejected)

@@ -51,19 +51,23 @@ def listed(session: Session, account_id: str, number: str) -> DncEntry | None:
     )
 
 
-def listed_among(session: Session, account_id: str, numbers: Sequence[str]) -> set[str]:
-    """Which of `numbers` the account may not call or text: one look for a whole batch."""
+def listed_among(session: Session, account_id: str, numbers: Sequence[str]) -> dict[str, DncEntry]:
+    """Which of `numbers` the account may not call or text, each with the entry that keeps it
+    from them (its own before the global one): one look for a whole batch."""
     if not numbers:
-        return set()
-    return set(
-        session.scalars(
-            select(DncEntry.number).where(
-                DncEntry.number == any_(bindparam("numbers", list(numbers), ARRAY(String))),
-                _applies_to(account_id),
-                DncEntry.listed.is_(True),
-            )
+        return {}
+    found: dict[str, DncEntry] = {}
+    for row in session.scalars(
+        select(DncEntry)
+        .where(
+            DncEntry.number == any_(bindparam("numbers", list(numbers), ARRAY(String))),
+            _applies_to(account_id),
+            DncEntry.listed.is_(True),
         )
-    )
+        .order_by(DncEntry.account_id.is_(None))
+    ):
+        found.setdefault(row.number, row)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from shared import events
 from shared.accounts import service as accounts_service
 from shared.config import get_settings
-from shared.dnc import repository, sources
+from shared.dnc import refusals, repository, sources
 from shared.dnc.schemas import DncEntryOut, ImportRejected
 from shared.events import types
 from shared.models import Account, DncChange, DncEntry, utcnow
@@ -41,9 +41,15 @@ class NotListed(LookupError):
 
 
 class OnTheList(ValueError):
-    """A call or an SMS to a number the account may not contact."""
+    """A call or an SMS to a number the account may not contact: the number, and the entry's
+    listing as its refusal's event keeps it (refusals.rule)."""
 
     code = LISTED_CODE
+
+    def __init__(self, text: str, number: str, rule: dict[str, Any]) -> None:
+        super().__init__(text)
+        self.number = number
+        self.rule = rule
 
 
 class UnknownSource(ValueError):
@@ -80,11 +86,11 @@ def ensure_not_listed(session: Session, account_id: str, number: str) -> None:
     """Raises OnTheList, saying which list, when the account may not contact `number`."""
     found = listed(session, account_id, number)
     if found is not None:
-        raise OnTheList(refusal_text(number, found))
+        raise OnTheList(refusal_text(number, found), number, refusals.rule(found))
 
 
-def listed_among(session: Session, account_id: str, numbers: Sequence[str]) -> set[str]:
-    """Which of `numbers` (E.164) the account may not call or text."""
+def listed_among(session: Session, account_id: str, numbers: Sequence[str]) -> dict[str, DncEntry]:
+    """Which of `numbers` (E.164) the account may not call or text, with the entry of each."""
     return repository.listed_among(session, account_id, numbers)
 
 

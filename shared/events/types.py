@@ -10,7 +10,9 @@ CREDITS = "credits"
 WEBHOOK_ENDPOINT = "webhook_endpoint"
 # A number on the account's do-not-contact list: the subject's id is its entry's.
 DNC = "dnc"
-SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS, WEBHOOK_ENDPOINT, DNC)
+# A number (E.164) a call or an SMS to was refused at acceptance: there is no call or SMS row.
+NUMBER = "number"
+SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS, WEBHOOK_ENDPOINT, DNC, NUMBER)
 
 CALL_TYPES = (
     "call.queued",
@@ -31,6 +33,10 @@ CALL_TYPES = (
     # Not placed by its notAfter.
     "call.expired",
 )
+# Refused at acceptance, its number on a do-not-contact list: a single call's (subject the
+# number) or a batch's listed rows' (subject the batch), committed though the request is not.
+CALL_REFUSED = "call.refused"
+SMS_REFUSED = "sms.refused"
 SMS_TYPES = (
     "sms.queued",
     # Claimed for sending, and with Twilio until it says sent (sms.queued again if not taken).
@@ -58,7 +64,9 @@ CREDITS_CHANGED = "credits.changed"
 WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 ALL = (
     *CALL_TYPES,
+    CALL_REFUSED,
     *SMS_TYPES,
+    SMS_REFUSED,
     *BATCH_TYPES,
     CREDITS_CHANGED,
     WEBHOOK_ENDPOINT_DISABLED,

@@ -1,0 +1,92 @@
+"""Calls and SMS refused at acceptance because their number is listed, kept as events
+(call.refused, sms.refused): what was refused, by which rule and listing, when, and from where.
+
+A single call's or SMS's refusal has no row of its own: its subject is the number (type
+`number`, id the E.164 number). A batch's listed rows make one event for the batch, naming at
+most MAX_NUMBERS of them and how many there were: a list of 100,000 numbers all listed would
+otherwise append as many events in its request.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+
+from shared import events
+from shared.dnc import sources
+from shared.events import types
+from shared.models import DncEntry, Event, utcnow
+
+RULE = "do-not-contact"
+# The batch's listed rows its event names; the count says how many there were.
+MAX_NUMBERS = 100
+ACCOUNT_LIST = "account"
+GLOBAL_LIST = "global"
+_JSON_TIME = TypeAdapter(Any)
+
+
+def rule(entry: DncEntry) -> dict[str, Any]:
+    """The rule a refusal was made under: which list, and the entry's listing."""
+    return {
+        "rule": RULE,
+        "list": GLOBAL_LIST if entry.account_id is None else ACCOUNT_LIST,
+        "listedAt": _JSON_TIME.dump_python(entry.changed_at, mode="json"),
+        "listedBy": entry.source,
+        "listedFor": entry.reason,
+    }
+
+
+def refused(
+    session: Session,
+    account_id: str,
+    event_type: str,
+    number: str,
+    reason: str,
+    why: dict[str, Any],
+) -> Event:
+    """A single call's (call.refused) or SMS's (sms.refused) refusal, its subject the number."""
+    return events.append(
+        session,
+        account_id,
+        event_type,
+        types.NUMBER,
+        number,
+        {
+            "number": number,
+            "reason": reason,
+            **why,
+            "refusedAt": _JSON_TIME.dump_python(utcnow(), mode="json"),
+            "source": sources.API,
+        },
+    )
+
+
+def batch_refused(
+    session: Session,
+    account_id: str,
+    batch_id: str,
+    rows: Sequence[tuple[int, str, dict[str, Any]]],
+) -> Event:
+    """A batch's rows (index, number, rule) refused for their listed numbers: one call.refused
+    for the batch."""
+    return events.append(
+        session,
+        account_id,
+        types.CALL_REFUSED,
+        types.BATCH,
+        batch_id,
+        {
+            "batchId": batch_id,
+            "reason": f"{len(rows)} of the batch's numbers are on a do-not-contact list",
+            "rule": RULE,
+            "count": len(rows),
+            "rows": [
+                {"index": index, "number": number, **why}
+                for index, number, why in rows[:MAX_NUMBERS]
+            ],
+            "truncated": len(rows) > MAX_NUMBERS,
+            "refusedAt": _JSON_TIME.dump_python(utcnow(), mode="json"),
+            "source": sources.API,
+        },
+    )
