@@ -85,7 +85,7 @@ def _facts(number: str) -> tuple[tuple[str, ...], bool, str, str]:
 def _state_rules(region: str, description: str) -> tuple[Rule, ...]:
     applying = []
     for rule in RULES:
-        if rule["country"] != region:
+        if region not in rule["countries"]:
             continue
         if (
             rule["state"] is None

@@ -9,12 +9,14 @@ applies to it and its campaign's hours, in each of the number's time zones.
 
 from typing import TypedDict
 
+# Puerto Rico, the US Virgin Islands, Guam, the Northern Mariana Islands, American Samoa.
+US_AND_TERRITORIES = ("US", "PR", "VI", "GU", "MP", "AS")
 ALL_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class Rule(TypedDict):
     key: str
-    country: str  # ISO 3166 region as phonenumbers names it
+    countries: tuple[str, ...]  # ISO 3166 regions as phonenumbers names them
     state: str | None  # the state's two-letter code; None: the whole country
     state_name: str | None  # as phonenumbers' English geocoder names the state
     start: str  # local time, HH:MM, inclusive
@@ -27,7 +29,8 @@ class Rule(TypedDict):
 RULES: tuple[Rule, ...] = (
     {
         "key": "us-tcpa",
-        "country": "US",
+        # The territories too: phonenumbers gives their numbers a region of their own.
+        "countries": US_AND_TERRITORIES,
         "state": None,
         "state_name": None,
         "start": "08:00",
@@ -35,11 +38,13 @@ RULES: tuple[Rule, ...] = (
         "days": ALL_DAYS,
         "max_calls_per_24h": None,
         "source": "47 CFR 64.1200(c)(1) (TCPA): no telephone solicitation before 8 a.m. or "
-        "after 9 p.m. local time at the called party's location",
+        "after 9 p.m. local time at the called party's location; the United States being the "
+        "States, the Territories, the District of Columbia and the possessions (47 U.S.C. "
+        "153(57))",
     },
     {
         "key": "us-fl",
-        "country": "US",
+        "countries": ("US",),
         "state": "FL",
         "state_name": "Florida",
         "start": "08:00",
@@ -53,7 +58,7 @@ RULES: tuple[Rule, ...] = (
     },
     {
         "key": "us-ok",
-        "country": "US",
+        "countries": ("US",),
         "state": "OK",
         "state_name": "Oklahoma",
         "start": "08:00",

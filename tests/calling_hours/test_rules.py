@@ -2,6 +2,7 @@
 number's zones, across the changes of clocks, with the law's rules of its state."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -153,6 +154,16 @@ class TestStateRules:
         wide = hours.parse("06:00", "23:00", list(hours.DAYS))
         held = decide(NEW_YORK, at(2026, 6, 15, 11, 0), wide)  # 07:00 EDT
         assert (held.rule, held.at) == ("us-tcpa", at(2026, 6, 15, 12, 0))
+
+    @pytest.mark.parametrize("number", ["+17875550100", "+13405550100", "+16715550100"])
+    def test_a_number_of_a_us_territory_keeps_the_federal_hours(self, number: str) -> None:
+        # Puerto Rico, the Virgin Islands, Guam: the TCPA's United States includes them.
+        wide = hours.parse("06:00", "23:00", list(hours.DAYS))
+        place = rules.place_of(number, None, None, rules_on=True)
+        assert [rule["key"] for rule in place.rules] == ["us-tcpa"]
+        local = datetime(2026, 6, 15, 7, 0, tzinfo=ZoneInfo(place.zones[0]))
+        held = rules.decide(place, wide, local.astimezone(UTC))
+        assert (held.kind, held.rule) == (rules.WAIT, "us-tcpa")
 
     def test_a_number_outside_the_us_has_only_its_campaigns_hours(self) -> None:
         place = rules.place_of("+447911123456", None, None, rules_on=True)
