@@ -233,3 +233,27 @@ class TestCaps:
         capped = rules.Wait(at(2026, 6, 16, 14, 0), "3 calls", "MAX_CALLS_PER_NUMBER_PER_DAY")
         held = decide(NEW_YORK, now, not_after=at(2026, 6, 15, 22, 0), waits=[capped])
         assert (held.kind, held.at) == (rules.WAIT, at(2026, 6, 15, 22, 0))
+
+
+class TestNumberFacts:
+    def test_north_american_numbers_read_from_the_tables_are_what_the_library_says(self) -> None:
+        """The batch's fast path (phonenumbers' prefix tables, an exchange at a time) against
+        the library's own per-number calls, over numbers of every area code."""
+        import random
+
+        import phonenumbers
+
+        chosen = random.Random(12)
+        numbers = [TOLL_FREE, "+15005550006", "+19005550100", BOISE, "+16475550100"]
+        while len(numbers) < 3000:
+            number = f"+1{chosen.randint(200, 999)}{chosen.randint(200, 999)}"
+            number += f"{chosen.randint(0, 9999):04d}"
+            if phonenumbers.is_valid_number(phonenumbers.parse(number)):
+                numbers.append(number)
+        for number in numbers:
+            zones, geographic, region, description = rules._facts(number)
+            fast = rules._nanp_facts(number)
+            assert fast[1:3] == (geographic, region), number
+            if geographic:
+                assert fast[0] == zones, number
+                assert fast[3] == description, number
