@@ -30,14 +30,26 @@ _WHY = {
 }
 
 
-def _why(event: Event, first: bool) -> str:
+def _queued_why(before: Event | None) -> str:
+    """A call is queued when accepted, or again by what ended the wait before it."""
+    if before is None:
+        return "accepted: its number was on no do-not-contact list, and it waits its turn"
+    if before.type == "call.scheduled":
+        data: dict[str, Any] = before.data or {}
+        hold = data.get("hold") or {}
+        rule = f" (rule {hold['rule']})" if hold.get("rule") else ""
+        return f"queued as the wait ended: {data.get('notBefore', 'its time')} came{rule}"
+    if before.type == "call.insufficient_credits":
+        return "queued again: credits arrived"
+    return "queued again: a claim Twilio never had was handed back"
+
+
+def _why(event: Event, before: Event | None) -> str:
     data: dict[str, Any] = event.data or {}
     error = data.get("error") or {}
     message = error.get("message") if isinstance(error, dict) else None
     if event.type == "call.queued":
-        if first:
-            return "accepted: its number was on no do-not-contact list, and it waits its turn"
-        return "queued again (credits arrived, or a claim Twilio never had was handed back)"
+        return _queued_why(before)
     hold = data.get("hold") or {}
     if event.type == "call.scheduled" and data.get("notBefore"):
         why = f": {hold['reason']} (rule {hold['rule']})" if hold.get("rule") else ""
@@ -116,7 +128,7 @@ def explain_call(session: Session, account_id: str, ref: str) -> CallExplanation
             ExplainedStep(
                 at=event.created_at,
                 event=event.type,
-                why=_why(event, index == 0),
+                why=_why(event, events[index - 1] if index else None),
                 rule=_rule(event),
             )
             for index, event in enumerate(events)

@@ -197,6 +197,19 @@ class TestABatchAcrossZones:
         assert (call["status"], call["notBefore"]) == ("scheduled", "2026-06-15T15:00:00Z")
         assert "America/Los_Angeles" in call["hold"]["reason"]
 
+    def test_a_call_queued_as_its_hours_open_is_explained_so(
+        self, api: KeyedClient, lawful: Clock
+    ) -> None:
+        placed = api.post(
+            "/api/make_toingg", json={"campaign": "welcome", "phoneNumber": "+13055551234"}
+        ).json()
+        lawful.now = datetime(2026, 6, 15, 12, 0, 1, tzinfo=UTC)  # 08:00:01 in Miami
+        _tick()
+        explained = api.get(f"/api/compliance/calls/{placed['callId']}").json()
+        steps = [(step["event"], step["why"]) for step in explained["steps"]]
+        assert [event for event, _ in steps] == ["call.scheduled", "call.queued", "call.dialing"]
+        assert steps[1][1] == ("queued as the wait ended: 2026-06-15T12:00:00Z came (rule us-tcpa)")
+
 
 class TestTheLastLook:
     def test_a_claim_whose_hours_closed_before_the_dial_never_rings_and_waits_again(
