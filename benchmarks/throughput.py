@@ -18,20 +18,33 @@ Three runs, each printing its figures:
 - the whole call life, one account: four signed callbacks and a TwiML fetch a call into the API,
   which shares the two cores with the workers, PostgreSQL and the carrier.
 
-    .venv/bin/python -m benchmarks.throughput   # PostgreSQL and Redis on this machine by default
+Each run twice, one after the other: without webhooks, then with each account's one endpoint
+subscribed to everything and a receiver answering 200 at once in its own process (every status
+change an event, each delivered); the ratio of the two rates is what the events and their
+delivery cost, measured in the same run. The second also prints the deliveries' lag (from the
+event's transaction to its arrival at the receiver), p50 and p99.
+
+    .venv/bin/python -m benchmarks.throughput   # PostgreSQL on this machine by default; an
+                                                # embedded Redis unless REDIS_URL is set
 """
 
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from benchmarks.harness import Stack, numbers, owed
+from benchmarks.receiver import Receiver, percentile
+from shared import embedded_redis
 
 TARGET, LATENCY_S, COUNT = 100, 0.3, 4000
 WORKERS, THREADS = 2, 32
 
 
-def _run(play_calls: bool, count: int, accounts: int) -> dict[str, float]:
+def _run(play_calls: bool, count: int, accounts: int, webhooks: bool) -> dict[str, float]:
     stack = Stack(
         workers=WORKERS,
         concurrency=THREADS,
@@ -41,6 +54,7 @@ def _run(play_calls: bool, count: int, accounts: int) -> dict[str, float]:
         DIAL_BURST="100",
         DISPATCH_WINDOW="400",
     )
+    receiver = Receiver(stack.tmp) if webhooks else None
     try:
         stack.start()
         wanted = numbers(count, start=3_000_000)
@@ -51,6 +65,8 @@ def _run(play_calls: bool, count: int, accounts: int) -> dict[str, float]:
                 base_url=stack.api_url, params={"apiKey": stack.account()}, timeout=120
             )
             api.post("/api/campaigns", json={"name": "bench", "script": "Hello {name}"})
+            if receiver is not None:
+                api.post("/api/webhook-endpoints", json={"url": receiver.url}).raise_for_status()
             rows = [
                 {"clientName": "n", "clientNumber": x} for x in wanted[n * share : (n + 1) * share]
             ]
@@ -65,32 +81,81 @@ def _run(play_calls: bool, count: int, accounts: int) -> dict[str, float]:
         times = sorted(c["created_at"] for c in calls)
         # The steady state: leave out the start (workers warming up) and the tail.
         steady = times[len(times) // 10 : len(times) * 9 // 10]
-        return {
+        figures = {
             "calls": len(calls),
             "repeats": len(calls) - len({c["to"] for c in calls}),
             "per_second": (len(steady) - 1) / (steady[-1] - steady[0]),
         }
+        if receiver is not None:
+            figures.update(_delivered(stack.env["DATABASE_URL"], receiver))
+        return figures
     finally:
         stack.stop()
+        if receiver is not None:
+            receiver.stop()
+
+
+def _delivered(database_url: str, receiver: Receiver) -> dict[str, float]:
+    """Once nothing is pending (the calls' last events come after their last dial): how many
+    events there were, how many arrived, and their lag from the event's transaction."""
+    engine = create_engine(database_url)
+    deadline = time.monotonic() + 60
+    with engine.connect() as connection:
+        pending = "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"
+        quiet = 0
+        while time.monotonic() < deadline and quiet < 3:
+            quiet = quiet + 1 if connection.scalar(text(pending)) == 0 else 0
+            time.sleep(1)
+        written = dict(
+            connection.execute(text("SELECT id, extract(epoch FROM created_at) FROM events")).all()
+        )
+    engine.dispose()
+    arrived = receiver.arrivals()
+    lags = [arrived[e][0] - float(t) for e, t in written.items() if e in arrived]
+    return {
+        "events": len(written),
+        "arrived": len(lags),
+        "lag_p50_s": percentile(lags, 0.5),
+        "lag_p99_s": percentile(lags, 0.99),
+    }
+
+
+SCENARIOS = {
+    "dial path, 1 account": {"play_calls": False, "count": COUNT, "accounts": 1},
+    "dial path, 4 accounts": {"play_calls": False, "count": COUNT, "accounts": 4},
+    "whole call life, 1 account": {"play_calls": True, "count": COUNT // 2, "accounts": 1},
+}
 
 
 def main() -> None:
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        redis, url = embedded_redis.start(Path(tempfile.mkdtemp()), persist=False)
+        os.environ["REDIS_URL"] = url
+    try:
+        runs = {
+            name: (_run(**scenario, webhooks=False), _run(**scenario, webhooks=True))
+            for name, scenario in SCENARIOS.items()
+        }
+    finally:
+        if redis is not None:
+            redis.kill()
     bound = WORKERS * THREADS / LATENCY_S
-    runs = {
-        "dial path, 1 account": _run(play_calls=False, count=COUNT, accounts=1),
-        "dial path, 4 accounts": _run(play_calls=False, count=COUNT, accounts=4),
-        "whole call life, 1 account": _run(play_calls=True, count=COUNT // 2, accounts=1),
-    }
     print(
         f"carrier latency {LATENCY_S * 1000:.0f} ms, limit 1000/s, {WORKERS} worker processes "
         f"x {THREADS} threads (bound by latency: {bound:.0f}/s)"
     )
-    for name, figures in runs.items():
-        print(f"{name:>27}: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
+    for name, (without, webhooks) in runs.items():
+        print(f"{name:>27}: " + ", ".join(f"{k} {v:.1f}" for k, v in without.items()))
+        print(f"{'with webhooks':>27}: " + ", ".join(f"{k} {v:.2f}" for k, v in webhooks.items()))
     print(
         "ratio to the target of 100/s: "
+        + ", ".join(f"{name} {w['per_second'] / TARGET:.2f}" for name, (w, _) in runs.items())
+    )
+    print(
+        "ratio with webhooks to without: "
         + ", ".join(
-            f"{name} {figures['per_second'] / TARGET:.2f}" for name, figures in runs.items()
+            f"{name} {h['per_second'] / w['per_second']:.2f}" for name, (w, h) in runs.items()
         )
     )
 

@@ -9,8 +9,6 @@ process's CPU time per event (what the machine's load does not change much).
 """
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.harness import Stack
+from benchmarks.receiver import Receiver, percentile
 from shared import embedded_redis
 
 RATE, SECONDS = 100, 30
@@ -25,36 +24,6 @@ CALL_TYPES = (
     "call.queued", "call.dialing", "call.initiated", "call.ringing", "call.answered",
     "call.completed", "call.queued", "call.dialing", "call.initiated", "call.failed",
 )  # fmt: skip
-
-
-# The receiver runs in a process of its own, as a customer's would: in this one it would share
-# an interpreter lock with the producer's threads and answer late. It writes each arrival as a
-# line: the webhook-id and the time.
-RECEIVER = """
-import sys, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-out = open(sys.argv[1], "a", buffering=1)
-class Handler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        out.write(f"{self.headers['webhook-id']} {time.time()}\\n")
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
-server.daemon_threads = True
-server.serve_forever()
-"""
-
-
-def arrivals(path: Path) -> dict[str, list[float]]:
-    found: dict[str, list[float]] = {}
-    for line in path.read_text().splitlines():
-        event_id, at = line.split()
-        found.setdefault(event_id, []).append(float(at))
-    return found
 
 
 def produce(account_id: str) -> tuple[dict[str, float], float]:
@@ -96,11 +65,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def main() -> None:
     redis = None
     if not os.environ.get("REDIS_URL"):
@@ -108,24 +72,21 @@ def main() -> None:
         os.environ["REDIS_URL"] = url
     os.environ.setdefault("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     stack = Stack(workers=1, concurrency=16)
-    port = embedded_redis.free_port()
-    log = stack.tmp / "arrivals"
-    log.touch()
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(log), str(port)])
+    receiver = Receiver(stack.tmp)
     try:
         stack.start()
         key = stack.account()
         api = httpx.Client(base_url=f"{stack.api_url}/api", params={"apiKey": key}, timeout=30)
-        created = api.post("/webhook-endpoints", json={"url": f"http://127.0.0.1:{port}/"})
+        created = api.post("/webhook-endpoints", json={"url": receiver.url})
         created.raise_for_status()
         worker = stack.processes["worker-0"].pid
         cpu_before = cpu_seconds(worker)
         committed, rate = produce(_account_of(key))
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(arrivals(log)) < len(committed):
+        while time.monotonic() < deadline and len(receiver.arrivals()) < len(committed):
             time.sleep(0.5)
         cpu = cpu_seconds(worker) - cpu_before
-        arrived = arrivals(log)
+        arrived = receiver.arrivals()
         lags = [arrived[e][0] - t for e, t in committed.items() if e in arrived]
         repeats = sum(len(times) - 1 for times in arrived.values())
         print(
@@ -137,7 +98,7 @@ def main() -> None:
         )
     finally:
         stack.stop()
-        receiver.terminate()
+        receiver.stop()
         if redis is not None:
             redis.kill()
 
