@@ -26,9 +26,11 @@ event's transaction to its arrival at the receiver), p50 and p99.
 
     .venv/bin/python -m benchmarks.throughput   # PostgreSQL on this machine by default; an
                                                 # embedded Redis unless REDIS_URL is set
+    .venv/bin/python -m benchmarks.throughput "whole call life"   # the scenarios named so
 """
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -128,26 +130,32 @@ SCENARIOS = {
 
 
 def main() -> None:
+    """Every scenario, or those whose names start with the arguments given."""
+    chosen = [n for n in SCENARIOS if not sys.argv[1:] or n.startswith(tuple(sys.argv[1:]))]
     redis = None
     if not os.environ.get("REDIS_URL"):
         redis, url = embedded_redis.start(Path(tempfile.mkdtemp()), persist=False)
         os.environ["REDIS_URL"] = url
-    try:
-        runs = {
-            name: (_run(**scenario, webhooks=False), _run(**scenario, webhooks=True))
-            for name, scenario in SCENARIOS.items()
-        }
-    finally:
-        if redis is not None:
-            redis.kill()
     bound = WORKERS * THREADS / LATENCY_S
     print(
         f"carrier latency {LATENCY_S * 1000:.0f} ms, limit 1000/s, {WORKERS} worker processes "
-        f"x {THREADS} threads (bound by latency: {bound:.0f}/s)"
+        f"x {THREADS} threads (bound by latency: {bound:.0f}/s)",
+        flush=True,
     )
-    for name, (without, webhooks) in runs.items():
-        print(f"{name:>27}: " + ", ".join(f"{k} {v:.1f}" for k, v in without.items()))
-        print(f"{'with webhooks':>27}: " + ", ".join(f"{k} {v:.2f}" for k, v in webhooks.items()))
+    runs = {}
+    try:
+        for name in chosen:
+            without = _run(**SCENARIOS[name], webhooks=False)
+            print(f"{name:>27}: " + ", ".join(f"{k} {v:.1f}" for k, v in without.items()))
+            webhooks = _run(**SCENARIOS[name], webhooks=True)
+            print(
+                f"{'with webhooks':>27}: " + ", ".join(f"{k} {v:.2f}" for k, v in webhooks.items()),
+                flush=True,
+            )
+            runs[name] = (without, webhooks)
+    finally:
+        if redis is not None:
+            redis.kill()
     print(
         "ratio to the target of 100/s: "
         + ", ".join(f"{name} {w['per_second'] / TARGET:.2f}" for name, (w, _) in runs.items())
