@@ -2,6 +2,7 @@
 ignored) opts the sender out, back in, or asks for help. These are Twilio's own defaults, so
 what Twilio does with the number and what the account's list says agree."""
 
+import string
 from enum import StrEnum
 
 
@@ -21,7 +22,26 @@ _WORDS = {
 }
 
 
+# The opt-out words as people also write them, read after the punctuation around a message
+# and its hyphens and spacing are set aside: a "Stop." or "opt out" left unread is a number
+# rung after it asked not to be, and the FCC counts "opt out" among the words that revoke.
+_LOOSE_OPT_OUTS = {
+    **{word: Keyword.STOP for word, meant in _WORDS.items() if meant is Keyword.STOP},
+    "OPT OUT": Keyword.STOP,
+    "STOP ALL": Keyword.STOP,
+}
+_AROUND = string.punctuation + string.whitespace
+
+
 def keyword(body: str) -> Keyword | None:
     """What the message asks for, or None for any other message ("stop calling me" is not
-    STOP: only a whole message of the word is)."""
-    return _WORDS.get(body.strip().upper())
+    STOP: only a whole message of the word is). An opt-out word is also read through the
+    punctuation around it ("STOP.", "Quit!") and as "opt out" or "stop all"; the words that
+    take a number off the list are read only as written: a "Yes!" answering a question takes
+    nobody off it."""
+    word = body.strip().upper()
+    found = _WORDS.get(word)
+    if found is not None:
+        return found
+    loose = " ".join(word.strip(_AROUND).replace("-", " ").split())
+    return _LOOSE_OPT_OUTS.get(loose)
