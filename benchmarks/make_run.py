@@ -47,6 +47,8 @@ def main() -> None:
     # A new user's shell: no database, Redis or carrier of their own, only the rate.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["DIAL_RATE_PER_SECOND"] = str(RATE)
+    # The rate at whatever hour it runs: no call waits for its calling hours.
+    env["CALLING_HOURS"], env["CALLING_RULES"] = "00:00-24:00", "false"
     port, sandbox_port, flower_port = (embedded_redis.free_port() for _ in range(3))
     ports = ["--port", str(port), "--sandbox-port", str(sandbox_port)]
     log = open(home / "run.log", "wb")  # noqa: SIM115 (the child keeps it)
