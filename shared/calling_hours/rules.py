@@ -151,10 +151,19 @@ def place_of(
     return Place(zones or ("UTC",), "number" if zones else "UTC", rules)
 
 
-_RULE_HOURS = {rule["key"]: parse(rule["start"], rule["end"], list(rule["days"])) for rule in RULES}
+# Each rule's windows: a moment is within the rule when it is within any one of them (Canada's
+# weekdays and its weekends keep different hours).
+_RULE_HOURS = {
+    rule["key"]: tuple(
+        parse(start, end, list(days))
+        for days, start, end in ((rule["days"], rule["start"], rule["end"]), *rule.get("also", ()))
+    )
+    for rule in RULES
+}
+Windows = tuple[Hours, ...]
 
 
-def _rule_hours(rule: Rule) -> Hours:
+def _rule_hours(rule: Rule) -> Windows:
     return _RULE_HOURS[rule["key"]]
 
 
@@ -163,24 +172,34 @@ def _local(at: datetime, zone: str) -> tuple[int, int, datetime]:
     return local.weekday(), local.hour * 60 + local.minute, local
 
 
-def _allowed(hours: Hours, zones: tuple[str, ...], at: datetime) -> bool:
-    return all(hours.allows(*_local(at, zone)[:2]) for zone in zones)
+def _allowed(limits: Sequence[Windows], zones: tuple[str, ...], at: datetime) -> bool:
+    """Within one window of each limit, in every zone."""
+    for zone in zones:
+        weekday, minute, _ = _local(at, zone)
+        if not all(any(w.allows(weekday, minute) for w in windows) for windows in limits):
+            return False
+    return True
+
+
+def _shown(windows: Windows) -> str:
+    return " or ".join(
+        f"{shown['start']}-{shown['end']} on {','.join(shown['days'])}"
+        for shown in (hours.shown() for hours in windows)
+    )
 
 
 def _why(campaign: Hours, place: Place, at: datetime) -> tuple[str, str]:
     """The first of the campaign's hours and the rules that `at` falls outside, in the first
     zone it falls outside in: (reason, rule)."""
     # The law's rules first: where both forbid the moment, the law is the reason.
-    named: list[tuple[str, Hours]] = [(rule["key"], _rule_hours(rule)) for rule in place.rules]
-    named.append(("callingHours", campaign))
+    named: list[tuple[str, Windows]] = [(rule["key"], _rule_hours(rule)) for rule in place.rules]
+    named.append(("callingHours", (campaign,)))
     for zone in place.zones:
         weekday, minute, local = _local(at, zone)
-        for name, hours in named:
-            if not hours.allows(weekday, minute):
-                shown = hours.shown()
+        for name, windows in named:
+            if not any(hours.allows(weekday, minute) for hours in windows):
                 return (
-                    f"{local:%H:%M} {DAYS[weekday]} in {zone} is outside "
-                    f"{shown['start']}-{shown['end']} on {','.join(shown['days'])}",
+                    f"{local:%H:%M} {DAYS[weekday]} in {zone} is outside {_shown(windows)}",
                     name,
                 )
     return ("outside its calling hours", "callingHours")
@@ -224,15 +243,21 @@ def decide(
         if wait.until > earliest:
             earliest, reason, rule = wait.until, wait.reason, wait.rule
     hours = campaign
+    by_day: list[Windows] = []
     for law in place.rules:
-        hours = hours.intersect(_rule_hours(law))
-    if _allowed(hours, place.zones, earliest):
+        windows = _rule_hours(law)
+        if len(windows) == 1:
+            hours = hours.intersect(windows[0])
+        else:
+            by_day.append(windows)
+    limits = [(hours,), *by_day]
+    if _allowed(limits, place.zones, earliest):
         at = earliest
     else:
         outside, hours_rule = _why(campaign, place, earliest)
         # A wait (a start, a cap) that ends outside the hours: it is the first reason.
         reason, rule = (f"{reason}; then {outside}", rule) if rule else (outside, hours_rule)
-        found = _opening(hours, place.zones, earliest)
+        found = _opening(limits, place.zones, earliest)
         if found is None:
             return Verdict(EXPIRED, now, f"{reason}, and its hours never open", rule)
         at = found
@@ -243,25 +268,27 @@ def decide(
     return Verdict(WAIT, at, reason, rule)
 
 
-def _opening(hours: Hours, zones: tuple[str, ...], after: datetime) -> datetime | None:
-    """The first moment after `after` within the hours in every zone: an intersection of
-    windows begins where the last of them opens, so it is one zone's opening."""
-    if hours.end <= hours.start or not hours.days:
+def _opening(limits: Sequence[Windows], zones: tuple[str, ...], after: datetime) -> datetime | None:
+    """The first moment after `after` within one window of each limit in every zone: an
+    intersection of windows begins where the last of them opens, so it is one window's
+    opening in one zone."""
+    merged = limits[0][0]
+    if merged.end <= merged.start or not merged.days:
         return None
+    starts = {hours.start for windows in limits for hours in windows}
     candidates = set()
     for zone in zones:
         tz = ZoneInfo(zone)
         first_day = after.astimezone(tz).date()
         for offset in range(-1, _HORIZON_DAYS):
             day = first_day + timedelta(days=offset)
-            opens = datetime(
-                day.year, day.month, day.day, hours.start // 60, hours.start % 60, tzinfo=tz
-            )
-            # Round trip: a local time the clocks skip becomes the moment after the skip.
-            opens = opens.astimezone(ZoneInfo("UTC"))
-            if opens > after:
-                candidates.add(opens)
+            for start in starts:
+                opens = datetime(day.year, day.month, day.day, start // 60, start % 60, tzinfo=tz)
+                # Round trip: a local time the clocks skip becomes the moment after the skip.
+                opens = opens.astimezone(ZoneInfo("UTC"))
+                if opens > after:
+                    candidates.add(opens)
     for candidate in sorted(candidates):
-        if _allowed(hours, zones, candidate):
+        if _allowed(limits, zones, candidate):
             return candidate
     return None

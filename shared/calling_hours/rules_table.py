@@ -7,7 +7,7 @@ Add a row only with its source. A number's hours are the intersection of every r
 applies to it and its campaign's hours, in each of the number's time zones.
 """
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 # Puerto Rico, the US Virgin Islands, Guam, the Northern Mariana Islands, American Samoa.
 US_AND_TERRITORIES = ("US", "PR", "VI", "GU", "MP", "AS")
@@ -22,6 +22,9 @@ class Rule(TypedDict):
     start: str  # local time, HH:MM, inclusive
     end: str  # local time, HH:MM, exclusive
     days: tuple[str, ...]
+    # More windows on other days (days, start, end): a moment within any window is within the
+    # rule, as Canada's weekends keep other hours than its weekdays.
+    also: NotRequired[tuple[tuple[tuple[str, ...], str, str], ...]]
     max_calls_per_24h: int | None
     source: str
 
@@ -69,5 +72,19 @@ RULES: tuple[Rule, ...] = (
         "before 8 a.m. or after 8 p.m. local time at the called party's location, and not more "
         "than 3 calls in a 24-hour period on the same subject; an Oklahoma area code is presumed "
         "to be an Oklahoma resident",
+    },
+    {
+        "key": "ca-crtc",
+        "countries": ("CA",),
+        "state": None,
+        "state_name": None,
+        "start": "09:00",
+        "end": "21:30",
+        "days": ("mon", "tue", "wed", "thu", "fri"),
+        "also": ((("sat", "sun"), "10:00", "18:00"),),
+        "max_calls_per_24h": None,
+        "source": "CRTC Unsolicited Telecommunications Rules, Part III (Telemarketing Rules): "
+        "telemarketing calls only between 9:00 a.m. and 9:30 p.m. on weekdays and between "
+        "10:00 a.m. and 6:00 p.m. on weekends, in the called consumer's local time",
     },
 )

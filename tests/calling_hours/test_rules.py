@@ -165,6 +165,30 @@ class TestStateRules:
         held = rules.decide(place, wide, local.astimezone(UTC))
         assert (held.kind, held.rule) == (rules.WAIT, "us-tcpa")
 
+    def test_canada_keeps_its_weekday_and_its_weekend_hours(self) -> None:
+        toronto = "+14165550100"
+        wide = hours.parse("06:00", "23:00", list(hours.DAYS))
+        # Monday 2026-06-15 08:30 EDT: the CRTC's weekday hours open at 09:00.
+        monday = decide(toronto, at(2026, 6, 15, 12, 30), wide)
+        assert (monday.kind, monday.at, monday.rule) == (
+            rules.WAIT,
+            at(2026, 6, 15, 13, 0),
+            "ca-crtc",
+        )
+        assert decide(toronto, at(2026, 6, 16, 1, 15), wide).kind == rules.NOW  # 21:15
+        late = decide(toronto, at(2026, 6, 16, 1, 30), wide)  # 21:30 Monday
+        assert late.at == at(2026, 6, 16, 13, 0)
+        # Saturday 2026-06-20: 09:30 waits for 10:00; 18:00 closes until Sunday 10:00.
+        saturday = decide(toronto, at(2026, 6, 20, 13, 30), wide)
+        assert saturday.at == at(2026, 6, 20, 14, 0)
+        assert "10:00-18:00 on sat,sun" in (saturday.reason or "")
+        evening = decide(toronto, at(2026, 6, 20, 22, 0), wide)
+        assert evening.at == at(2026, 6, 21, 14, 0)
+        # Friday 20:00 is open on a weekday, though a weekend's hours would have closed.
+        assert decide(toronto, at(2026, 6, 20, 0, 0), wide).kind == rules.NOW
+        # Without the law's rules, the campaign's own hours alone.
+        assert decide(toronto, at(2026, 6, 15, 12, 30), wide, rules_on=False).kind == rules.NOW
+
     def test_a_number_outside_the_us_has_only_its_campaigns_hours(self) -> None:
         place = rules.place_of("+447911123456", None, None, rules_on=True)
         assert place.rules == ()
