@@ -459,3 +459,28 @@ class TestCaps:
         assert second_call["status"] == "scheduled"
         assert second_call["hold"]["rule"] == "MAX_CALLS_PER_NUMBER_PER_DAY"
         assert api.get(f"/api/calls/{first}").json()["status"] == "dialing"
+
+
+class TestHoursChanged:
+    def test_a_campaigns_new_hours_apply_to_its_calls_already_waiting(
+        self, api: KeyedClient, lawful: Clock
+    ) -> None:
+        number = _numbers("212", 1, 5_552_000)[0]
+        placed = api.post("/api/make_toingg", json={"campaign": "welcome", "phoneNumber": number})
+        call_id = placed.json()["callId"]
+        assert api.get(f"/api/calls/{call_id}").json()["notBefore"] == "2026-06-15T12:00:00Z"
+        [campaign] = api.get("/api/campaigns").json()["items"]
+        changed = api.patch(
+            f"/api/campaigns/{campaign['id']}",
+            {"callingHours": {"start": "10:00", "end": "18:00"}},
+        )
+        assert changed.status_code == 200, changed.text
+        lawful.now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)  # 08:00 in New York
+        _tick()
+        call = api.get(f"/api/calls/{call_id}").json()
+        assert call["status"] == "scheduled"
+        assert call["notBefore"] == "2026-06-15T14:00:00Z"  # 10:00 in New York
+        assert call["hold"]["rule"] == "callingHours"
+        lawful.now = datetime(2026, 6, 15, 14, 0, tzinfo=UTC)
+        _tick()
+        assert api.get(f"/api/calls/{call_id}").json()["status"] == "dialing"
