@@ -270,7 +270,9 @@ def purge(args: argparse.Namespace) -> int:
         f"{purged.call_event_params} call events' Twilio parameters, "
         f"{purged.sms_bodies} SMS bodies, {purged.stripe_payloads} Stripe event payloads; "
         f"deleted the dispatch turns of {purged.dispatch_turns} call groups and "
-        f"{purged.sms_turns} accounts' messages idle for an hour"
+        f"{purged.sms_turns} accounts' messages idle for an hour, and "
+        f"{purged.webhook_deliveries} webhook deliveries over before then, with their "
+        f"{purged.webhook_attempts} attempts (the events stay)"
     )
     return 0
 
@@ -343,7 +345,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     purge_command = commands.add_parser(
         "purge",
         help="empty Twilio's callback parameters, SMS bodies and Stripe event payloads created "
-        "before a date, as the hourly purge does after RETENTION_DAYS (the records stay)",
+        "before a date, and delete the webhook deliveries over before it, as the hourly purge "
+        "does after RETENTION_DAYS (the records and events stay)",
     )
     purge_command.add_argument(
         "--before", required=True, type=_moment, help="YYYY-MM-DD (UTC) or an ISO 8601 time"

@@ -30,6 +30,12 @@ class WebhookDelivery(Base):
             postgresql_where=text("state = 'pending'"),
         ),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+        # What the retention purge deletes: deliveries that are over, oldest first.
+        Index(
+            "ix_webhook_deliveries_over",
+            "updated_at",
+            postgresql_where=text("state <> 'pending'"),
+        ),
         Index("ix_webhook_deliveries_event_id", "event_id"),
     )
 

@@ -1,7 +1,7 @@
 """One batch of each purge: the oldest rows still holding their payload, locked with SKIP LOCKED
 (a row a callback or a worker holds is left for the next batch, and nothing waits on the purge),
 emptied in the caller's short transaction; and the dispatchers' turns of groups that owe
-nothing, deleted the same way."""
+nothing, and webhook deliveries that are over, deleted the same way."""
 
 from datetime import datetime
 
@@ -9,8 +9,18 @@ from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, or_, s
 from sqlalchemy.orm import Session
 
 from shared.calls import status as call_status
-from shared.models import Call, CallEvent, DispatchTurn, ExternalEvent, SmsMessage, SmsTurn
+from shared.models import (
+    Call,
+    CallEvent,
+    DispatchTurn,
+    ExternalEvent,
+    SmsMessage,
+    SmsTurn,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from shared.sms import status as sms_status
+from shared.webhooks.fanout import DELIVERED, FAILED
 
 # A call not over yet (queued, waiting for credits or its hours, out with a worker, live) may
 # still want a turn: its group keeps its own.
@@ -123,3 +133,41 @@ def delete_idle_sms_turns(session: Session, served_before: datetime, limit: int)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+# A delivery still pending is owed (or in flight): only one that is over may go.
+_DELIVERIES_OVER = (DELIVERED, FAILED)
+
+
+def delete_finished_deliveries(session: Session, cutoff: datetime, limit: int) -> tuple[int, int]:
+    """Webhook deliveries delivered or given up whose last change (their outcome, or a resend
+    or replay owing them again) was before `cutoff`, with their attempts: how many of each.
+    The events stay: the audit trail, and what a resend or replay sends again (it owes a
+    delivery afresh)."""
+    doomed = list(
+        session.scalars(
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.state.in_(_DELIVERIES_OVER),
+                WebhookDelivery.updated_at < cutoff,
+            )
+            .order_by(WebhookDelivery.updated_at)
+            .limit(limit)
+            # Held for the delete, so a resend or replay owing one again waits for it and then
+            # owes a new row; one a resend holds now is left for the next batch.
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not doomed:
+        return 0, 0
+    attempts: CursorResult = session.execute(  # type: ignore[assignment]
+        delete(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id.in_(doomed))
+        .execution_options(synchronize_session=False)
+    )
+    deliveries: CursorResult = session.execute(  # type: ignore[assignment]
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(doomed))
+        .execution_options(synchronize_session=False)
+    )
+    return deliveries.rowcount, attempts.rowcount

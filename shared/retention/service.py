@@ -7,6 +7,9 @@ groups that owe nothing and were last served more than TURNS_KEPT ago are delete
 purge: a finished batch's turn, or an account's that stopped calling, would otherwise stay for
 good.
 
+Webhook deliveries delivered or given up, with their attempts, are deleted once their last
+change is older than RETENTION_DAYS; a pending one never is. The events they carried stay.
+
 Each batch is its own short transaction of at most BATCH rows, so a purge of months of rows
 never holds a lock for long, and live traffic never waits on it."""
 
@@ -35,6 +38,8 @@ class Purged:
     stripe_payloads: int
     dispatch_turns: int
     sms_turns: int
+    webhook_deliveries: int
+    webhook_attempts: int
 
 
 def cutoff() -> datetime:
@@ -42,15 +47,18 @@ def cutoff() -> datetime:
 
 
 def purge(before: datetime, batch: int = BATCH) -> Purged:
-    """Empty the payloads of rows created before `before`, batch by batch, and delete the
-    turns of groups idle for TURNS_KEPT."""
+    """Empty the payloads of rows created before `before`, batch by batch, delete the webhook
+    deliveries over before it, and the turns of groups idle for TURNS_KEPT."""
     idle_since = utcnow() - TURNS_KEPT
+    deliveries, attempts = _deliveries_in_batches(before, batch)
     return Purged(
         call_event_params=_in_batches(repository.empty_call_event_params, before, batch),
         sms_bodies=_in_batches(repository.empty_sms_bodies, before, batch),
         stripe_payloads=_in_batches(repository.empty_stripe_payloads, before, batch),
         dispatch_turns=_in_batches(repository.delete_idle_dispatch_turns, idle_since, batch),
         sms_turns=_in_batches(repository.delete_idle_sms_turns, idle_since, batch),
+        webhook_deliveries=deliveries,
+        webhook_attempts=attempts,
     )
 
 
@@ -63,3 +71,13 @@ def _in_batches(step: Callable[[Session, datetime, int], int], before: datetime,
         # A short batch: nothing left, or only rows someone holds now (the next run's).
         if emptied < batch:
             return total
+
+
+def _deliveries_in_batches(before: datetime, batch: int) -> tuple[int, int]:
+    deliveries = attempts = 0
+    while True:
+        with session_scope() as session:
+            gone, their_attempts = repository.delete_finished_deliveries(session, before, batch)
+        deliveries, attempts = deliveries + gone, attempts + their_attempts
+        if gone < batch:
+            return deliveries, attempts
