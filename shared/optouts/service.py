@@ -21,9 +21,11 @@ from shared.telephony.numbers import InvalidNumber
 
 log = logging.getLogger(__name__)
 
-# The callee's own opt-outs: what a text of START may take back. An entry the account or an
-# operator made stays whatever the callee texts.
-BY_THE_CALLEE = frozenset({sources.SMS_KEYWORD, sources.KEYPRESS, sources.CARRIER_21610})
+# What a text of START may take back: the opt-outs the callee made by text. An entry the
+# account or an operator made stays whatever the callee texts, and so does the opt-out key
+# pressed in a call: a START or a YES answering a text consents to texts again, not to the
+# prerecorded calls the callee refused by key.
+BY_TEXT = frozenset({sources.SMS_KEYWORD, sources.CARRIER_21610})
 # Twilio's code for a message refused because its recipient texted STOP to its sender.
 UNSUBSCRIBED_RECIPIENT = "21610"
 
@@ -59,7 +61,7 @@ def read_text(params: dict[str, str]) -> Text:
 def text_received(session: Session, text: Text) -> str | None:
     """Act on a text: STOP and its like put the sender on the list of every account that
     called or texted them from that number; START and its like take back what the callee's
-    own opt-outs put there (an entry the account or an operator made stays); HELP is
+    texts put there (an entry the account or an operator made, or the opt-out key, stays); HELP is
     answered. What to text back, or None. Twilio itself confirms a STOP or a START to the
     phone, and would refuse a reply to a STOP, so those are not answered."""
     word = keyword(text.body)
@@ -72,7 +74,7 @@ def text_received(session: Session, text: Text) -> str | None:
         try:
             if word is Keyword.STOP:
                 dnc.add(session, account_id, text.phone, reason, sources.SMS_KEYWORD)
-            elif _opted_out_by_the_callee(session, account_id, text.phone):
+            elif _opted_out_by_text(session, account_id, text.phone):
                 dnc.remove(session, account_id, text.phone, reason, sources.SMS_KEYWORD)
         except InvalidNumber:
             # Twilio's number, not one phonenumbers knows: none of ours was ever sent to it.
@@ -81,9 +83,9 @@ def text_received(session: Session, text: Text) -> str | None:
     return None
 
 
-def _opted_out_by_the_callee(session: Session, account_id: str, number: str) -> bool:
+def _opted_out_by_text(session: Session, account_id: str, number: str) -> bool:
     entry = dnc.entry(session, account_id, number)
-    return entry is not None and entry.listed and entry.source in BY_THE_CALLEE
+    return entry is not None and entry.listed and entry.source in BY_TEXT
 
 
 def key_pressed(session: Session, call: Call, digits: str) -> bool:
