@@ -444,11 +444,16 @@ def _within_hours(session: Session, plan: DialPlan) -> bool:
     timed = repository.timed(session, plan.call_id)
     if timed is None:
         return False
-    found = calling_hours.verdict(
-        timed, timed.calling_hours, timed.default_timezone, calling_hours.now()
-    )
+    now = calling_hours.now()
+    found = calling_hours.verdict(timed, timed.calling_hours, timed.default_timezone, now)
     if found.kind == calling_rules.NOW:
-        return True
+        # The request may reach Twilio as late as its deadline, and ring then: a call whose
+        # hours close before it waits for them to open again rather than ring after the close.
+        # (A notAfter passing meanwhile is the customer's, not the law's: the call still goes.)
+        by = now + timedelta(seconds=get_settings().TWILIO_TIMEOUT_SECONDS)
+        found = calling_hours.verdict(timed, timed.calling_hours, timed.default_timezone, by)
+        if found.kind != calling_rules.WAIT:
+            return True
     if found.kind == calling_rules.EXPIRED:
         _end_unplaced(
             session,

@@ -238,6 +238,29 @@ class TestTheLastLook:
         # Its reservation was given back.
         assert api.get("/api/credits").json()["balance"] == balance + 5
 
+    def test_a_dial_whose_request_may_reach_twilio_after_the_close_waits(
+        self, api: KeyedClient, lawful: Clock
+    ) -> None:
+        # The create request may take TWILIO_TIMEOUT_SECONDS to reach Twilio: sent at 20:59:55
+        # it could ring at 21:00:05.
+        lawful.now = datetime(2026, 6, 16, 0, 59, 50, tzinfo=UTC)  # 20:59:50 EDT
+        number = _numbers("212", 1, 5_552_000)[0]
+        placed = api.post(
+            "/api/make_toingg", json={"campaign": "welcome", "phoneNumber": number}
+        ).json()
+        assert placed["status"] == "queued"
+        with session_scope() as session:
+            [plan] = calls_service.claim(session, api.account_id, [placed["callId"]])
+        with session_scope() as session:
+            taken = calls_service.take(session, plan.call_id, plan.attempt)
+        assert taken is not None
+        lawful.now = datetime(2026, 6, 16, 0, 59, 55, tzinfo=UTC)
+        with session_scope() as session:
+            assert calls_service.fence(session, taken) is None
+        call = api.get(f"/api/calls/{placed['callId']}").json()
+        assert (call["status"], call["callSid"]) == ("scheduled", None)
+        assert call["notBefore"] == "2026-06-16T12:00:00Z"
+
 
 class TestScheduling:
     def test_start_at_waits_and_cancel_before_the_start_works(
