@@ -239,7 +239,9 @@ def send(request: Request) -> sending.Outcome:
 # A delivered attempt in one round trip: its outcome, its delivery's state (if the attempt
 # still holds the claim), and the endpoint's last_delivered_at, written at most once a
 # LAST_DELIVERED_RESOLUTION so a steady stream of deliveries to one endpoint does not queue on
-# its row.
+# its row; and whether a later event of the subject is pending for the endpoint, without which
+# there is no next one to claim (one appended meanwhile is claimed on its own wake-up, or the
+# poll's).
 _DELIVERED = text(
     """
     WITH attempt AS (
@@ -256,7 +258,13 @@ _DELIVERED = text(
         WHERE id IN (SELECT endpoint_id FROM delivered)
           AND (last_delivered_at IS NULL OR last_delivered_at < :stale)
     )
-    SELECT count(*) FROM delivered
+    SELECT count(*) AS moved, EXISTS (
+        SELECT 1 FROM webhook_deliveries later
+        WHERE later.endpoint_id = :endpoint_id AND later.subject_type = :subject_type
+          AND later.subject_id = :subject_id AND later.state = :pending
+          AND later.id <> :delivery_id
+    ) AS later
+    FROM delivered
     """
 )
 
@@ -264,22 +272,40 @@ _DELIVERED = text(
 def record(session: Session, request: Request, outcome: sending.Outcome) -> str:
     """Keep the attempt's outcome, and move its delivery on if the attempt still holds its
     claim (a claim that ran out and was taken again, or a resend, moved it on without it)."""
-    if outcome.delivered:
-        now = utcnow()
-        moved = session.scalar(
-            _DELIVERED,
-            {
-                "status_code": outcome.status_code,
-                "latency_ms": outcome.latency_ms,
-                "attempt_id": request.attempt_id,
-                "delivery_id": request.delivery_id,
-                "now": now,
-                "stale": now - LAST_DELIVERED_RESOLUTION,
-                "delivered": DELIVERED,
-                "pending": PENDING,
-            },
-        )
-        return "delivered" if moved else MOVED_ON
+    return record_and_next(session, request, outcome)[0]
+
+
+def record_and_next(
+    session: Session, request: Request, outcome: sending.Outcome
+) -> tuple[str, Request | None]:
+    """`record`, then `claim_next`: what the record said, and the subject's next delivery
+    claimed, if any. A delivered attempt that left no later event of its subject pending
+    skips the claim."""
+    if not outcome.delivered:
+        said = _record_failed(session, request, outcome)
+        return said, claim_next(session, request)
+    now = utcnow()
+    moved, later = session.execute(
+        _DELIVERED,
+        {
+            "status_code": outcome.status_code,
+            "latency_ms": outcome.latency_ms,
+            "attempt_id": request.attempt_id,
+            "delivery_id": request.delivery_id,
+            "endpoint_id": request.endpoint_id,
+            "subject_type": request.subject_type,
+            "subject_id": request.subject_id,
+            "now": now,
+            "stale": now - LAST_DELIVERED_RESOLUTION,
+            "delivered": DELIVERED,
+            "pending": PENDING,
+        },
+    ).one()
+    said = "delivered" if moved else MOVED_ON
+    return said, claim_next(session, request) if later else None
+
+
+def _record_failed(session: Session, request: Request, outcome: sending.Outcome) -> str:
     session.execute(
         update(WebhookAttempt.__table__)
         .where(WebhookAttempt.id == request.attempt_id)

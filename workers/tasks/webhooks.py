@@ -79,8 +79,8 @@ def deliver_in_turn(request: delivery.Request | None) -> list[str]:
     while request is not None:
         outcome = delivery.send(request)
         with session_scope() as session:
-            said.append(delivery.record(session, request, outcome))
-            request = delivery.claim_next(session, request)
+            record, request = delivery.record_and_next(session, request, outcome)
+            said.append(record)
     return said
 
 
