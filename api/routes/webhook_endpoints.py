@@ -70,9 +70,27 @@ def create_endpoint(
 
 
 @router.get(PREFIX, response_model=EndpointList, summary="The account's endpoints")
-def list_endpoints(session: SessionDep, account: CurrentAccount) -> EndpointList:
+def list_endpoints(
+    session: SessionDep,
+    account: CurrentAccount,
+    per_call: Annotated[
+        bool,
+        Query(
+            alias="perCall",
+            description="true: the endpoints of calls' and batches' `webhook` URLs instead",
+        ),
+    ] = False,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> EndpointList:
+    items, total = endpoints.page(
+        session, account.id, per_call=per_call, limit=limit, offset=offset
+    )
     return EndpointList(
-        items=[EndpointOut.model_validate(e) for e in endpoints.of_account(session, account.id)]
+        items=[EndpointOut.model_validate(e) for e in items],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 

@@ -82,14 +82,23 @@ def create(session: Session, account_id: str, body: EndpointCreate) -> WebhookEn
     return endpoint
 
 
-def of_account(session: Session, account_id: str) -> list[WebhookEndpoint]:
-    return list(
+def page(
+    session: Session, account_id: str, *, per_call: bool, limit: int, offset: int
+) -> tuple[list[WebhookEndpoint], int]:
+    """The account's endpoints, oldest first: those it added, or (per_call) those its calls'
+    and batches' `webhook` URLs made, of which it may have far more; and how many in all."""
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.account_id == account_id, WebhookEndpoint.per_call.is_(per_call)
+    )
+    items = list(
         session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.account_id == account_id)
-            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+            query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+            .limit(limit)
+            .offset(offset)
         )
     )
+    total = session.scalar(select(sa.func.count()).select_from(query.subquery())) or 0
+    return items, total
 
 
 def get(

@@ -6,6 +6,7 @@ enabled again, when we disabled it) by the first call or batch to name it, in th
 transaction: its deliveries are owed, retried, kept in order, listed and resent as any
 endpoint's. It subscribes to no event type: it gets every event of the calls and batches that
 name it, a batch's calls naming their batch's URL, and nothing else (shared.webhooks.fanout).
+An account has at most WEBHOOK_PER_CALL_URLS_MAX such URLs: a new one past that is refused.
 Its deliveries are signed with the account's one secret for such URLs, made when first needed;
 rotated, the old secret signs beside the new one for WEBHOOK_SECRET_OVERLAP_SECONDS.
 """
@@ -13,28 +14,80 @@ rotated, the old secret signs beside the new one for WEBHOOK_SECRET_OVERLAP_SECO
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.accounts.service import UnknownAccount
 from shared.config import get_settings
 from shared.models import Account, WebhookEndpoint, new_id, utcnow
-from shared.webhooks import endpoints
+from shared.webhooks import addresses, endpoints
 from shared.webhooks.schemas import EndpointUpdate
 
 DESCRIPTION = "the webhook of calls and batches placed with it"
 
 
+class TooManyUrls(addresses.RefusedUrl):
+    """A new URL, refused: the account has WEBHOOK_PER_CALL_URLS_MAX per-call URLs already."""
+
+
 def bind(session: Session, account_id: str, url: str) -> str:
     """The URL, checked, with an enabled endpoint of the account's behind it for the call or
-    batch about to name it; addresses.RefusedUrl if webhooks may not go there. An endpoint we
-    disabled (410 Gone, or failing for the retry window) is enabled again by a call that names
-    its URL anew; one the customer disabled stays so."""
+    batch about to name it; addresses.RefusedUrl if webhooks may not go there, TooManyUrls if
+    it is new and the account has all the per-call URLs it may. An endpoint we disabled (410
+    Gone, or failing for the retry window) is enabled again by a call that names its URL anew;
+    one the customer disabled stays so."""
     endpoints.check_url(url)
     _ensure_secret(session, account_id)
+    found = _find(session, account_id, url)
+    if found is None:
+        _create(session, account_id, url)
+    # Calls naming an enabled URL at once do not wait for one another: the row is locked only
+    # to enable it, and looked at again once held.
+    elif not found.enabled and found.disabled_reason is not None:
+        endpoint = endpoints.get(session, account_id, found.id, for_update=True)
+        if not endpoint.enabled and endpoint.disabled_reason is not None:
+            endpoints.update(session, endpoint, EndpointUpdate(enabled=True))
+    return url
+
+
+def _find(session: Session, account_id: str, url: str) -> Row[tuple[str, bool, str | None]] | None:
+    return session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.enabled, WebhookEndpoint.disabled_reason).where(
+            WebhookEndpoint.account_id == account_id,
+            WebhookEndpoint.url == url,
+            WebhookEndpoint.per_call,
+        )
+    ).one_or_none()
+
+
+def _create(session: Session, account_id: str, url: str) -> None:
+    """The URL's endpoint, unless the account is at its cap. Every status change of a call
+    reads the endpoints of its account and may owe each a delivery: a URL that differs per call
+    (`?call=123`) would otherwise add an endpoint per call without bound."""
+    # New URLs are counted one at a time per account (two at once would each see room for
+    # one), and only new ones: a call naming a URL already known takes no lock.
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"toingg:webhook-per-call-urls:{account_id}"},
+    )
+    if _find(session, account_id, url) is not None:
+        return  # made by a call that held the lock before this one
+    limit = get_settings().WEBHOOK_PER_CALL_URLS_MAX
+    count = session.scalar(
+        select(func.count()).where(
+            WebhookEndpoint.account_id == account_id, WebhookEndpoint.per_call
+        )
+    )
+    if (count or 0) >= limit:
+        raise TooManyUrls(
+            f"this account has {limit:,} per-call webhook URLs already, the most it may: name "
+            "one of them (a URL that differs per call, e.g. by its query, is a new one each "
+            "time), add an endpoint (POST /api/webhook-endpoints), or delete per-call ones "
+            "no longer needed (GET /api/webhook-endpoints?perCall=true)"
+        )
     now = utcnow()
-    created = session.scalar(
+    session.execute(
         insert(WebhookEndpoint)
         .values(
             id=new_id(),
@@ -51,25 +104,7 @@ def bind(session: Session, account_id: str, url: str) -> str:
             index_elements=[WebhookEndpoint.account_id, WebhookEndpoint.url],
             index_where=WebhookEndpoint.per_call,
         )
-        .returning(WebhookEndpoint.id)
     )
-    if created is None:
-        found = session.execute(
-            select(
-                WebhookEndpoint.id, WebhookEndpoint.enabled, WebhookEndpoint.disabled_reason
-            ).where(
-                WebhookEndpoint.account_id == account_id,
-                WebhookEndpoint.url == url,
-                WebhookEndpoint.per_call,
-            )
-        ).one()
-        # Calls naming an enabled URL at once do not wait for one another: the row is locked
-        # only to enable it, and looked at again once held.
-        if not found.enabled and found.disabled_reason is not None:
-            endpoint = endpoints.get(session, account_id, found.id, for_update=True)
-            if not endpoint.enabled and endpoint.disabled_reason is not None:
-                endpoints.update(session, endpoint, EndpointUpdate(enabled=True))
-    return url
 
 
 def _ensure_secret(session: Session, account_id: str) -> None:

@@ -71,6 +71,9 @@ class EndpointCreated(EndpointOut):
 
 class EndpointList(BaseModel):
     items: list[EndpointOut] = Field(description="the account's endpoints, oldest first")
+    total: int
+    limit: int
+    offset: int
 
 
 class SecretRotated(BaseModel):

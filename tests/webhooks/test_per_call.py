@@ -70,7 +70,8 @@ def events_of(customer: KeyedClient, subject_id: str) -> list[dict[str, Any]]:
 
 
 def per_call_endpoint(customer: KeyedClient, url: str) -> dict[str, Any]:
-    [endpoint] = [e for e in customer.get(PATH).json()["items"] if e["url"] == url]
+    listed = customer.get(PATH, perCall="true").json()["items"]
+    [endpoint] = [e for e in listed if e["url"] == url]
     assert endpoint["perCall"] is True
     return endpoint
 
@@ -293,7 +294,7 @@ class TestRefused:
         assert [d["loc"] for d in response.json()["detail"]] == [["body", "webhook"]]
         assert customer.get("/api/calls").json()["total"] == 0
         assert customer.get("/api/campaigns/other").status_code == 404
-        assert customer.get(PATH).json()["items"] == []
+        assert customer.get(PATH, perCall="true").json()["items"] == []
 
     @pytest.fixture
     def dns(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
