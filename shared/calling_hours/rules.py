@@ -26,6 +26,7 @@ from phonenumbers.geodata import GEOCODE_DATA, GEOCODE_LONGEST_PREFIX
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 from shared.calling_hours.hours import DAYS, Hours, parse
+from shared.calling_hours.overlays import OVERLAYS
 from shared.calling_hours.rules_table import RULES, Rule
 
 CONTIGUOUS_US = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
@@ -110,8 +111,29 @@ def _nanp_facts(number: str) -> tuple[tuple[str, ...], bool, str, str]:
     digits = number[1:]
     zones = _longest(TIMEZONE_DATA, digits, TIMEZONE_LONGEST_PREFIX, 2) or ()
     zones = tuple(z for z in zones if z != _UNKNOWN)
+    overlaid = OVERLAYS.get(number[2:5])
+    if zones and overlaid:
+        zones = tuple(dict.fromkeys((*zones, *_area_zones(overlaid))))
     place = _longest(GEOCODE_DATA, digits, GEOCODE_LONGEST_PREFIX, 2) or {}
     return zones, bool(zones), region, place.get("en", "") if zones else ""
+
+
+_AREA_ZONES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _area_zones(area_codes: tuple[str, ...]) -> tuple[str, ...]:
+    """Every zone phonenumbers gives any number of these area codes."""
+    if area_codes not in _AREA_ZONES:
+        prefixes = tuple("1" + code for code in area_codes)
+        found = {
+            zone
+            for prefix, zones in TIMEZONE_DATA.items()
+            if prefix.startswith(prefixes)
+            for zone in zones
+            if zone != _UNKNOWN
+        }
+        _AREA_ZONES[area_codes] = tuple(sorted(found))
+    return _AREA_ZONES[area_codes]
 
 
 def _state_rules(region: str, description: str) -> tuple[Rule, ...]:

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.calling_hours import hours, rules
+from shared.calling_hours.overlays import OVERLAYS
 
 EVERY_DAY = hours.from_setting("08:00-21:00")
 
@@ -165,6 +166,27 @@ class TestStateRules:
         held = rules.decide(place, wide, local.astimezone(UTC))
         assert (held.kind, held.rule) == (rules.WAIT, "us-tcpa")
 
+    def test_an_overlay_area_code_is_in_every_zone_of_the_codes_it_overlays(self) -> None:
+        # 689 overlays Orlando's 407: phonenumbers places it in Chicago only, so 20:30 in
+        # Orlando (19:30 in Chicago) looked open, past Florida's 20:00.
+        orlando = "+16892001234"
+        assert "America/New_York" in rules.place_of(orlando, None, None, rules_on=True).zones
+        held = decide(orlando, at(2026, 6, 16, 0, 30))  # 20:30 EDT
+        assert (held.kind, held.rule) == (rules.WAIT, "us-fl")
+        # 364 overlays western Kentucky's 270: 08:30 in New York is 07:30 in Paducah.
+        paducah = "+13642001234"
+        early = decide(paducah, at(2026, 6, 15, 12, 30))
+        assert (early.kind, early.at) == (rules.WAIT, at(2026, 6, 15, 13, 0))
+        assert "America/Chicago" in (early.reason or "")
+
+    def test_each_overlay_adds_zones_phonenumbers_lacks(self) -> None:
+        from phonenumbers.tzdata import TIMEZONE_DATA
+
+        for overlay, overlaid in OVERLAYS.items():
+            own = {z for k, v in TIMEZONE_DATA.items() if k.startswith("1" + overlay) for z in v}
+            theirs = rules._area_zones(overlaid)
+            assert set(theirs) - own, f"{overlay}: phonenumbers already has {sorted(own)}"
+
     def test_canada_keeps_its_weekday_and_its_weekend_hours(self) -> None:
         toronto = "+14165550100"
         wide = hours.parse("06:00", "23:00", list(hours.DAYS))
@@ -279,5 +301,7 @@ class TestNumberFacts:
             fast = rules._nanp_facts(number)
             assert fast[1:3] == (geographic, region), number
             if geographic:
-                assert fast[0] == zones, number
+                # An overlay's number has its overlaid codes' zones too (overlays.py).
+                assert fast[0][: len(zones)] == zones, number
+                assert fast[0] == zones or number[2:5] in OVERLAYS, number
                 assert fast[3] == description, number
