@@ -188,8 +188,8 @@ class Settings(BaseSettings):
     WEBHOOK_RETRY_WINDOW_SECONDS: float = Field(default=3 * 24 * 3600, gt=0)
     # How long a rotated-out signing secret keeps signing beside the new one.
     WEBHOOK_SECRET_OVERLAP_SECONDS: float = Field(default=24 * 3600, ge=0)
-    # Distinct `webhook` URLs of calls and batches an account may have (each is an endpoint that
-    # every status change of the account reads); a new one past it is refused.
+    # Distinct `webhook` URLs of calls and batches an account may have (each an endpoint, kept
+    # until deleted, retried for the window when unreachable); a new one past it is refused.
     WEBHOOK_PER_CALL_URLS_MAX: int = Field(default=1000, ge=1)
 
     @field_validator("CALLING_HOURS")

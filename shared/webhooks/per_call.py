@@ -62,9 +62,10 @@ def _find(session: Session, account_id: str, url: str) -> Row[tuple[str, bool, s
 
 
 def _create(session: Session, account_id: str, url: str) -> None:
-    """The URL's endpoint, unless the account is at its cap. Every status change of a call
-    reads the endpoints of its account and may owe each a delivery: a URL that differs per call
-    (`?call=123`) would otherwise add an endpoint per call without bound."""
+    """The URL's endpoint, unless the account is at its cap: each is kept until deleted, and
+    each unreachable one is retried for the retry window and disabled with an event, so a URL
+    that differs per call (`?call=123`) would otherwise add all of that per call, without
+    bound."""
     # New URLs are counted one at a time per account (two at once would each see room for
     # one), and only new ones: a call naming a URL already known takes no lock.
     session.execute(
