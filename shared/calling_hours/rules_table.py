@@ -74,6 +74,31 @@ RULES: tuple[Rule, ...] = (
         "to be an Oklahoma resident",
     },
     {
+        "key": "us-md",
+        "countries": ("US",),
+        "state": "MD",
+        "state_name": "Maryland",
+        "start": "08:00",
+        "end": "20:00",
+        "days": ALL_DAYS,
+        "max_calls_per_24h": 3,
+        "source": "Md. Code, Com. Law 14-4502 (Stop the Spam Calls Act of 2023, in force "
+        "2024-01-01): not before 8 a.m. or after 8 p.m. in the called party's time zone, and "
+        "not more than 3 calls or texts in a 24-hour period on the same subject",
+    },
+    {
+        "key": "us-wa",
+        "countries": ("US",),
+        "state": "WA",
+        "state_name": "Washington State",
+        "start": "08:00",
+        "end": "20:00",
+        "days": ALL_DAYS,
+        "max_calls_per_24h": None,
+        "source": "RCW 19.158.040(2): a commercial telephone solicitor shall not place calls "
+        "received before 8:00 a.m. or after 8:00 p.m. at the call recipient's local time",
+    },
+    {
         "key": "ca-crtc",
         "countries": ("CA",),
         "state": None,

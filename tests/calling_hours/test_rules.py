@@ -134,9 +134,11 @@ class TestStateRules:
             (MIAMI, "us-fl", at(2026, 6, 16, 0, 30)),  # 20:30 EDT
             (OKLAHOMA_CITY, "us-ok", at(2026, 6, 16, 1, 30)),  # 20:30 CDT
             (TULSA, "us-ok", at(2026, 6, 16, 1, 30)),
+            ("+14105550100", "us-md", at(2026, 6, 16, 0, 30)),  # Baltimore, 20:30 EDT
+            ("+12065550100", "us-wa", at(2026, 6, 16, 3, 30)),  # Seattle, 20:30 PDT
         ],
     )
-    def test_florida_and_oklahoma_end_at_eight_in_the_evening(
+    def test_florida_oklahoma_maryland_and_washington_end_at_eight_in_the_evening(
         self, number: str, rule: str, evening: datetime
     ) -> None:
         held = decide(number, evening)
