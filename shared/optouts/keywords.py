@@ -3,6 +3,7 @@ ignored) opts the sender out, back in, or asks for help. These are Twilio's own 
 what Twilio does with the number and what the account's list says agree."""
 
 import string
+import unicodedata
 from enum import StrEnum
 
 
@@ -39,7 +40,12 @@ def keyword(body: str) -> Keyword | None:
     punctuation around it ("STOP.", "Quit!") and as "opt out" or "stop all"; the words that
     take a number off the list are read only as written: a "Yes!" answering a question takes
     nobody off it."""
-    word = body.strip().upper()
+    # As typed on any phone: full-width letters are the letters, and invisible format
+    # characters (a zero-width space a keyboard left) are nothing.
+    typed = "".join(
+        c for c in unicodedata.normalize("NFKC", body) if unicodedata.category(c) != "Cf"
+    )
+    word = typed.strip().upper()
     found = _WORDS.get(word)
     if found is not None:
         return found

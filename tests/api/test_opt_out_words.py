@@ -33,7 +33,19 @@ def text_in(client: TestClient, phone: str, body: str) -> httpx.Response:
 
 
 @pytest.mark.parametrize(
-    "body", ["STOP.", "Stop!", "stop!!", '"stop"', "Opt out", "OPT-OUT", "stop all", "Quit."]
+    "body",
+    [
+        "STOP.",
+        "Stop!",
+        "stop!!",
+        '"stop"',
+        "Opt out",
+        "OPT-OUT",
+        "stop all",
+        "Quit.",
+        "\uff33\uff34\uff2f\uff30",
+        "STOP\u200b",
+    ],
 )
 def test_an_opt_out_word_with_punctuation_or_spacing_lists_the_number(
     api: KeyedClient, body: str
