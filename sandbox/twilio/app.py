@@ -230,11 +230,18 @@ def create_app(settings: CarrierSettings | None = None) -> FastAPI:
             return twilio_error(400, *UNSUBSCRIBED)
         if (error := injected_error()) is not None:
             return error
+        fault = fault_draws.next(sim.behaviour.faults) if sim.behaviour.faults.messages else None
+        if fault == "429":
+            return twilio_error(429, 20429, "Too Many Requests")
         message = Message(
             new_sid("SM"), account_sid, to, params.get("From", ""), params.get("Body", ""),
             params, created_at=time.time(),
         )  # fmt: skip
         sim.start_message(message)
+        if fault == "500-after":
+            return twilio_error(500, 20500, "Internal Server Error")
+        if fault == "drop-after":
+            faults.drop_connection(request)
         return JSONResponse(message.resource(), status_code=201)
 
     @app.get(f"{base}/Messages/{{Sid}}.json")

@@ -6,8 +6,8 @@
 A share of call creations is refused with Twilio's 429 (code 20429) and creates nothing; a share
 creates the call and then answers 500; a share creates the call and then closes the connection
 with no answer at all. The last two are what makes a creation ambiguous: the call exists and
-rings, and the client cannot tell. Draws come from their own generator, seeded, so a run's
-sequence of faults can be repeated.
+rings, and the client cannot tell. With `"messages": true`, message creations meet them too.
+Draws come from their own generator, seeded, so a run's sequence of faults can be repeated.
 """
 
 import asyncio
@@ -28,6 +28,8 @@ class Faults(BaseModel):
     create_429: float = Field(default=0.0, ge=0, le=1)
     create_500_after: float = Field(default=0.0, ge=0, le=1)
     create_drop_after: float = Field(default=0.0, ge=0, le=1)
+    # Message creations meet the same faults, drawn from the same generator.
+    messages: bool = False
     seed: int | None = None
 
     @model_validator(mode="after")

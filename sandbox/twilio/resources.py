@@ -192,5 +192,6 @@ class Message:
             "status": self.status,
             "created_at": self.created_at,
             "history": self.history,
+            "params": self.params,
             "callbacks": self.callbacks,
         }

@@ -28,6 +28,8 @@ class SmsMessage(Base):
     attempt: Mapped[str | None] = mapped_column(String(36))
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the fence let its create request go to Twilio; None until then, and once handed back.
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     segments: Mapped[int | None]
     credits_charged: Mapped[int] = mapped_column(default=0)
     error_code: Mapped[str | None] = mapped_column(String(32))

@@ -2,9 +2,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from shared.billing import disputes
 from shared.models import SmsMessage, SmsTurn, utcnow
@@ -67,7 +67,7 @@ def take(session: Session, sms_id: str, claimed: str, attempt: str) -> Taken | N
             SmsMessage.status == st.SENDING,
             SmsMessage.send_started_at.is_(None),
         )
-        .values(attempt=attempt, send_started_at=now, updated_at=now)
+        .values(attempt=attempt, send_started_at=now, requested_at=None, updated_at=now)
         .returning(
             SmsMessage.account_id, SmsMessage.to_number, SmsMessage.from_number, SmsMessage.body
         )
@@ -76,10 +76,38 @@ def take(session: Session, sms_id: str, claimed: str, attempt: str) -> Taken | N
     return None if row is None else Taken(*row)
 
 
-def fence(session: Session, sms_id: str, claimed: str, taken_after: datetime) -> str | None:
+def _awaiting_sid() -> ColumnElement[bool]:
+    """A message whose create request went to Twilio (the fence let it through) with no SID
+    back: Twilio may hold a message for it that we do not know."""
+    return (
+        (SmsMessage.status == st.SENDING)
+        & SmsMessage.twilio_sid.is_(None)
+        & SmsMessage.requested_at.is_not(None)
+    )
+
+
+def fence(
+    session: Session,
+    sms_id: str,
+    claimed: str,
+    taken_after: datetime,
+    to_number: str,
+    from_number: str,
+) -> str | None:
     """Right before the create request: the claim is still this attempt's, with no SID, its
-    account not blocked, and was taken after `taken_after` (an UPDATE, for the reason
-    `calls.repository.fence` gives). The message's account when it may be sent, else None."""
+    account not blocked, it was taken after `taken_after`, and no other message of ours from
+    `from_number` to `to_number` has a create request out with no SID back (see
+    `request_out_to`). An UPDATE, for the reason `calls.repository.fence` gives; it marks the
+    request as sent (`requested_at`). The message's account when it may be sent, else None.
+
+    Fences to one pair of numbers take turns under a transaction-level advisory lock, held
+    until the request is marked sent and committed, as a call's do."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"toingg:sms:{from_number}:{to_number}"},
+    )
+    now = utcnow()
+    other = aliased(SmsMessage)
     return session.scalar(
         update(SmsMessage)
         .where(
@@ -89,10 +117,38 @@ def fence(session: Session, sms_id: str, claimed: str, taken_after: datetime) ->
             SmsMessage.twilio_sid.is_(None),
             SmsMessage.send_started_at > taken_after,
             _may_send(),
+            ~exists().where(
+                other.to_number == to_number,
+                other.from_number == from_number,
+                other.id != sms_id,
+                other.status == st.SENDING,
+                other.twilio_sid.is_(None),
+                other.requested_at.is_not(None),
+            ),
         )
-        .values(updated_at=utcnow())
+        .values(requested_at=now, updated_at=now)
         .returning(SmsMessage.account_id)
         .execution_options(synchronize_session=False)
+    )
+
+
+def request_out_to(session: Session, sms_id: str, to_number: str, from_number: str) -> bool:
+    """Whether another message of ours from `from_number` to `to_number` has its create request
+    out with no SID back. Twilio tells its messages apart from ours only by To, From and the
+    body, so while such a request is unresolved a second one with the same text would leave
+    reconcile two candidates for each message Twilio has (see `calls.repository.request_out_to`;
+    the rule holds for the pair whatever the text, as a call's does)."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    SmsMessage.to_number == to_number,
+                    SmsMessage.from_number == from_number,
+                    SmsMessage.id != sms_id,
+                    _awaiting_sid(),
+                )
+            )
+        )
     )
 
 
@@ -232,8 +288,9 @@ def stuck_sending_ids(session: Session, started_before: datetime) -> list[str]:
 
 def count_awaiting_sid(session: Session, to_number: str, from_number: str, body: str) -> int:
     """Our messages with this text from `from_number` to `to_number`, on every account, whose
-    create request may have gone out and that have no SID: each may be any such message Twilio
-    has that we do not know."""
+    create request went out and got no SID back: each may be any such message Twilio has that
+    we do not know. The fence lets one such request out at a time for a pair of numbers, so
+    this is one at most for requests it let through."""
     return (
         session.scalar(
             select(func.count())
@@ -242,9 +299,7 @@ def count_awaiting_sid(session: Session, to_number: str, from_number: str, body:
                 SmsMessage.to_number == to_number,
                 SmsMessage.from_number == from_number,
                 SmsMessage.body == body,
-                SmsMessage.status == st.SENDING,
-                SmsMessage.twilio_sid.is_(None),
-                SmsMessage.send_started_at.is_not(None),
+                _awaiting_sid(),
             )
         )
         or 0

@@ -4,6 +4,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -126,7 +127,9 @@ def fence(session: Session, plan: SendPlan) -> bool:
     list since it was accepted: it ends `suppressed`, unsent and refunded (as a call's fence
     looks, see `calls.service.fence`)."""
     taken_after = utcnow() - timedelta(seconds=get_settings().dial_fence_seconds)
-    account_id = repository.fence(session, plan.sms_id, plan.attempt, taken_after)
+    account_id = repository.fence(
+        session, plan.sms_id, plan.attempt, taken_after, plan.to, plan.from_
+    )
     if account_id is None:
         return False
     refused = caller_ids.refusal(session, account_id, plan.from_)
@@ -148,19 +151,31 @@ def _suppressed(session: Session, account_id: str, plan: SendPlan) -> bool:
     return True
 
 
-def fenced_off(session: Session, plan: SendPlan) -> bool:
+class Again(Enum):
+    """What a worker whose create request the fence refused does next."""
+
+    NO = "no"  # the claim is settled: nothing more to do
+    NOW = "now"  # the message went back to the queue: claim it anew and send
+    LATER = "later"  # back to the queue, to claim again once the other request is resolved
+
+
+def fenced_off(session: Session, plan: SendPlan) -> Again:
     """The fence refused the create request: settle the claim as the reason says. Its account
-    was blocked: back to the dispatcher, which claims it once the block is lifted. Its claim is
-    still this attempt's but too old: back to the queue, and True says this worker should send
-    it again. Reconciled or ended meanwhile (its sender taken, the fence failed it): left
-    alone."""
+    was blocked: back to the dispatcher, which claims it once the block is lifted. Another
+    message of ours to the same number from the same sender has its create request out with no
+    SID back (`repository.request_out_to`): back to the queue, and this worker sends it again
+    later, once that request's SID is known or reconcile has settled it. Its claim is still
+    this attempt's but too old: back to the queue, and this worker sends it again. Reconciled
+    or ended meanwhile (its sender taken, the fence failed it): left alone."""
     sms = session.get(SmsMessage, plan.sms_id, populate_existing=True)
     if sms is None or sms.attempt != plan.attempt or sms.status != st.SENDING:
-        return False
+        return Again.NO
     if disputes.is_blocked(session, sms.account_id):
         _requeue(session, plan, handed_at=None)
-        return False
-    return release(session, plan)
+        return Again.NO
+    if repository.request_out_to(session, plan.sms_id, plan.to, plan.from_):
+        return Again.LATER if release(session, plan) else Again.NO
+    return Again.NOW if release(session, plan) else Again.NO
 
 
 def resend_untaken(session: Session, handed_before: datetime) -> int:
@@ -193,6 +208,7 @@ def _requeue(session: Session, plan: SendPlan, handed_at: datetime | None) -> bo
         attempt=None,
         handed_at=handed_at,
         send_started_at=None,
+        requested_at=None,
     )
 
 
@@ -263,7 +279,10 @@ def reconcile(session: Session, sms_id: str) -> str:
     awaiting = repository.count_awaiting_sid(session, sms.to_number, sms.from_number, sms.body)
     known = repository.known_sids(session, [m.sid for m in lookup.found])
     plan = SendPlan(sms.id, sms.attempt, sms.to_number, sms.from_number, sms.body)
-    unknown = [m for m in lookup.found if m.sid not in known and m.body == sms.body]
+    # A claim whose request never went out (its worker stopped before the fence) has no message
+    # at Twilio: one Twilio has that we do not know is another's, whose request did.
+    sent = sms.requested_at is not None
+    unknown = [m for m in lookup.found if m.sid not in known and m.body == sms.body] if sent else []
     if unknown and awaiting > 1:
         return "cannot tell yet"
     if unknown:

@@ -31,7 +31,6 @@ from shared.telephony import client as twilio
 from tests import factories
 from tests.concurrency import Racer
 from tests.e2e.test_claims import claimed_call, customer, status_of
-from tests.e2e.test_twilio_webhooks import signed_post
 from tests.stack import Api, Carrier, StackProcesses, wait_until
 
 # A worker may wait up to four seconds for its dial slot (the test of a stalled worker holds it
@@ -117,8 +116,11 @@ def create_at_twilio(plan: calls_service.DialPlan, status_callback: str) -> twil
     )
 
 
-def sending_sms(api: Api, number: str, body: str, taken_ago: float) -> sms_service.SendPlan:
-    """A message a worker took for sending `taken_ago` seconds ago, with no SID."""
+def sending_sms(
+    api: Api, number: str, body: str, taken_ago: float, *, requested: bool = True
+) -> sms_service.SendPlan:
+    """A message a worker took for sending `taken_ago` seconds ago, with no SID: through its
+    fence, its create request sent, unless not `requested`."""
     with session_scope() as session:
         sms = SmsMessage(
             account_id=api.account_id,
@@ -132,13 +134,24 @@ def sending_sms(api: Api, number: str, body: str, taken_ago: float) -> sms_servi
         session.flush()
         plan = sms_service.take(session, sms.id, None)
     assert plan is not None
+    if requested:
+        # As its fence marks it: whatever fence window the test has set, the request went out.
+        with session_scope() as session:
+            session.execute(
+                update(SmsMessage).where(SmsMessage.id == plan.sms_id).values(requested_at=utcnow())
+            )
+    age_sms(plan.sms_id, taken_ago)
+    return plan
+
+
+def age_sms(sms_id: str, seconds: float) -> None:
+    """The message's claim was taken `seconds` ago: reconcile may look at it now."""
     with session_scope() as session:
         session.execute(
             update(SmsMessage)
-            .where(SmsMessage.id == plan.sms_id)
-            .values(send_started_at=utcnow() - timedelta(seconds=taken_ago))
+            .where(SmsMessage.id == sms_id)
+            .values(send_started_at=utcnow() - timedelta(seconds=seconds))
         )
-    return plan
 
 
 def callback_path(url: str) -> str:
@@ -218,32 +231,68 @@ class TestReconcileOfTwoAmbiguousHandOversToOneNumber:
         with session_scope() as session:
             assert calls_service.reconcile(session, second.call_id) == f"adopted {remote.sid}"
 
-    def test_each_message_keeps_its_own_sid_and_is_not_sent_again(
+    def test_the_second_message_is_not_sent_while_the_first_is_unresolved(
         self, api_server: str, carrier: Carrier
     ) -> None:
+        # Twilio tells messages apart from ours only by To, From and the body, so with both
+        # requests of one text out it would have one message and two of ours waiting for a SID,
+        # either of which may be it.
         api = customer(api_server, credits=100)
         number, body = factories.phone_number(), "Your appointment is tomorrow at 10"
-        # Old enough for the second look, which may hand a message back.
-        ambiguous = 2 * get_settings().DIAL_AMBIGUOUS_SECONDS + 2
-        first = sending_sms(api, number, body, taken_ago=ambiguous)
-        second = sending_sms(api, number, body, taken_ago=ambiguous - 1)
+        first = sending_sms(api, number, body, taken_ago=0, requested=False)
+        second = sending_sms(api, number, body, taken_ago=0, requested=False)
+        # The two fences at once: the first's transaction is held open until the second's
+        # waits for it.
+        with session_scope() as session:
+            assert sms_service.fence(session, first)
+            racer = Racer(
+                lambda s: (sms_service.fence(s, second), sms_service.fenced_off(s, second))
+            )
+            racer.wait_until_blocked()
+        assert racer.join() == (False, sms_service.Again.LATER), (
+            "both create requests of the text to the number were sent at once"
+        )
+        assert not sms_taken(second.sms_id)  # back in the queue, for its task to claim again
+        # The first's request failed before Twilio created anything; reconcile looks twice,
+        # finds nothing, and queues it again.
+        age_sms(first.sms_id, 2 * get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
+        with session_scope() as session:
+            assert sms_service.reconcile(session, first.sms_id) == "requeued"
+        # The second's task claims it again and sends its request; Twilio creates the message
+        # and the answer is lost.
+        with session_scope() as session:
+            again = sms_service.take(session, second.sms_id, None)
+        assert again is not None
+        with session_scope() as session:
+            assert sms_service.fence(session, again)
+        remote = twilio.send_sms(
+            to=again.to, from_=again.from_, body=body, status_callback="http://127.0.0.1:9/slow"
+        )
+        age_sms(again.sms_id, get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
+        with session_scope() as session:
+            assert sms_service.reconcile(session, again.sms_id) == f"adopted {remote.sid}"
+        assert sms_sid_of(first.sms_id) is None
+        assert [m["sid"] for m in carrier.messages() if m["to"] == number] == [remote.sid]
+
+    def test_a_message_whose_request_never_went_out_adopts_none(
+        self, api_server: str, carrier: Carrier
+    ) -> None:
+        # The first's worker died after taking its claim, before its fence: Twilio cannot have
+        # its message, and the one Twilio has with that text to the number is the second's.
+        api = customer(api_server, credits=100)
+        number, body = factories.phone_number(), "Your appointment is tomorrow at 10"
+        first = sending_sms(api, number, body, taken_ago=0, requested=False)
+        second = sending_sms(api, number, body, taken_ago=0)
         remote = twilio.send_sms(
             to=second.to, from_=second.from_, body=body, status_callback="http://127.0.0.1:9/slow"
         )
-        outcomes = []
-        for plan in (first, second):
-            with session_scope() as session:
-                outcomes.append(sms_service.reconcile(session, plan.sms_id))
-        assert sms_sid_of(first.sms_id) != remote.sid, (
-            f"reconcile: {outcomes}: the second message's SID went to the first, and the second "
-            "was queued to be sent again"
-        )
-        params = {"MessageSid": remote.sid, "MessageStatus": "sent"}
-        answer = signed_post(callback_path(sms_service.status_callback_url(second.sms_id)), params)
-        assert answer.status_code == 204, answer.text
-        assert sms_sid_of(second.sms_id) == remote.sid
+        age_sms(first.sms_id, 2 * get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
         with session_scope() as session:
             assert sms_service.reconcile(session, first.sms_id) == "requeued"
+        assert sms_sid_of(first.sms_id) is None
+        age_sms(second.sms_id, get_settings().DIAL_AMBIGUOUS_SECONDS + 1)
+        with session_scope() as session:
+            assert sms_service.reconcile(session, second.sms_id) == f"adopted {remote.sid}"
 
 
 class TestReconcileOfAnSmsToANumberTextedOften:
@@ -437,6 +486,8 @@ class TestReconcileFindsWhatTwilioHoldsQueued:
             session.flush()
             plan = sms_service.take(session, sms.id, None)
         assert plan is not None
+        with session_scope() as session:
+            assert sms_service.fence(session, plan)
         remote = twilio.send_sms(
             to=plan.to,
             from_=plan.from_,
@@ -612,3 +663,37 @@ class TestTwoAmbiguousCallsToOneNumberWithNoCallbacks:
             [created] = [c for c in carrier.calls(to=number) if c["sid"] == sid]
             assert created["params"]["Url"] == calls_service.voice_url(call_id)
             assert status_of(api, call_id) == "initiated"
+
+
+class TestTwoAmbiguousTextsToOneNumberWithNoCallbacks:
+    """Two identical texts of ours to one number from one sender whose create requests Twilio
+    carries out and then answers 500, and whose status callbacks do not come (Twilio holds the
+    messages queued). Reconcile, finding two messages at Twilio with that text and two of ours
+    waiting for a SID, could not tell which is which, and left both `sending` for good."""
+
+    def test_each_is_sent_once_and_keeps_its_own_sid(
+        self, api_server: str, carrier: Carrier, stack: StackProcesses
+    ) -> None:
+        api = customer(api_server, credits=100)
+        number = factories.phone_number()
+        hold_the_queue(carrier, seconds=300, kind="MESSAGES")
+        carrier.configure(faults={"create_500_after": 1.0, "messages": True})
+        body = {"phoneNumber": number, "message": "Your code is 1234"}
+        ids = []
+        for _ in range(2):
+            answer = api.post("/api/send_sms", json=body)
+            assert answer.status_code in (200, 201), answer.text
+            ids.append(answer.json()["smsId"])
+
+        def settled() -> bool:
+            return all(sms_sid(api, sms_id) is not None for sms_id in ids)
+
+        wait_until(settled, 90, message="a SID for each message")
+        sids = [sms_sid(api, sms_id) for sms_id in ids]
+        at_twilio = [m["sid"] for m in carrier.messages() if m["to"] == number]
+        assert sorted(at_twilio) == sorted(sids), (sids, at_twilio)
+        assert len(set(sids)) == 2
+        for sms_id, sid in zip(ids, sids, strict=True):
+            # Each Twilio message is the one created for this message: its callback names it.
+            [created] = [m for m in carrier.messages() if m["sid"] == sid]
+            assert created["params"]["StatusCallback"] == sms_service.status_callback_url(sms_id)

@@ -39,10 +39,18 @@ def send(self: Task, sms_id: str, claimed: str | None = None) -> str:
     with session_scope() as session:
         fenced = sms_service.fence(session, plan)
         # Not sent: the claim is settled as the reason says, and maybe sent anew.
-        again = not fenced and sms_service.fenced_off(session, plan)
+        again = None if fenced else sms_service.fenced_off(session, plan)
     if not fenced:
-        if again:
+        if again is sms_service.Again.NOW:
             raise self.retry(args=[sms_id], countdown=backoff_seconds(self.request.retries))
+        if again is sms_service.Again.LATER:
+            # Another request to the number is out: its SID comes back within a second or so,
+            # or reconcile settles it DIAL_AMBIGUOUS_SECONDS after its claim was taken.
+            raise self.retry(
+                args=[sms_id],
+                countdown=1
+                + backoff_seconds(self.request.retries, cap=settings.DIAL_AMBIGUOUS_SECONDS),
+            )
         return (
             "not sent: its account blocked, its sender removed, its number on a do-not-contact"
             " list, or its claim reconciled"
