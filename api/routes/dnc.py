@@ -12,8 +12,8 @@ from api.deps import CurrentAccount, SessionDep
 from api.errors import invalid_field
 from api.paging import Limit, Offset
 from api.routing import MAX_JSON_VALUES, ApiRoute, too_many_values
+from shared.dnc import refusals, sources
 from shared.dnc import service as dnc
-from shared.dnc import sources
 from shared.dnc.schemas import (
     REASON_MAX_LENGTH,
     DncAdd,
@@ -21,6 +21,7 @@ from shared.dnc.schemas import (
     DncEntryOut,
     DncNumberOut,
     DncPage,
+    DncRefusalOut,
     DncRemoved,
     ImportRejected,
     ImportResult,
@@ -314,6 +315,16 @@ def get_dnc(number: Line, session: SessionDep, account: CurrentAccount) -> DncNu
         history=[
             DncChangeOut(action=c.action, reason=c.reason, source=c.source, at=c.created_at)
             for c in (dnc.history(session, entry) if entry else [])
+        ],
+        refused=[
+            DncRefusalOut(
+                event=e.id,
+                type=e.type,
+                list=e.data["list"],
+                reason=e.data["reason"],
+                at=e.created_at,
+            )
+            for e in refusals.recent(session, account.id, e164)
         ],
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared import events
@@ -59,6 +60,22 @@ def refused(
             "refusedAt": _JSON_TIME.dump_python(utcnow(), mode="json"),
             "source": sources.API,
         },
+    )
+
+
+def recent(session: Session, account_id: str, number: str, limit: int = 20) -> list[Event]:
+    """The account's refusals of single calls and SMS to `number`, newest first."""
+    return list(
+        session.scalars(
+            select(Event)
+            .where(
+                Event.subject_type == types.NUMBER,
+                Event.subject_id == number,
+                Event.account_id == account_id,
+            )
+            .order_by(Event.id.desc())
+            .limit(limit)
+        )
     )
 
 

@@ -37,6 +37,14 @@ class DncChangeOut(BaseModel):
     at: datetime
 
 
+class DncRefusalOut(BaseModel):
+    event: str = Field(description="the refusal's event id (GET /api/events/{id})")
+    type: str = Field(description="call.refused or sms.refused")
+    list: str = Field(description="account or global: the list the number was on")
+    reason: str = Field(description="the 422's message")
+    at: datetime
+
+
 class DncNumberOut(BaseModel):
     number: str
     listed: bool = Field(description="on the account's own list")
@@ -47,6 +55,11 @@ class DncNumberOut(BaseModel):
     source: str | None
     changedAt: datetime | None
     history: list[DncChangeOut] = Field(description="the account's adds and removals, oldest first")
+    refused: list[DncRefusalOut] = Field(
+        default_factory=list,
+        description="the account's single calls and SMS to the number refused at acceptance, "
+        "newest first, at most 20 (all of them: GET /api/events?subject=<number>)",
+    )
 
 
 class DncRemoved(BaseModel):

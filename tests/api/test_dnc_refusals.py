@@ -43,6 +43,13 @@ def test_a_refused_call_keeps_its_event_and_places_nothing(api: KeyedClient) -> 
         "asked",
     )
     assert data["source"] == "api" and data["refusedAt"] and data["listedAt"]
+    [shown] = api.get(f"/api/dnc/{number}").json()["refused"]
+    assert (shown["event"], shown["type"], shown["list"]) == (
+        event["id"],
+        "call.refused",
+        "account",
+    )
+    assert shown["reason"] == data["reason"]
 
 
 def test_a_refused_sms_keeps_its_event_under_the_global_rule(api: KeyedClient) -> None:
