@@ -8,9 +8,11 @@ from fastapi.exceptions import RequestValidationError
 from api.deps import CurrentAccount, SessionDep
 from api.paging import Limit
 from api.routing import ApiRoute
+from shared.dnc import service as dnc
 from shared.events import repository, types
 from shared.events.schemas import EventOut, EventPage
 from shared.schemas import Line, Moment
+from shared.telephony.numbers import InvalidNumber
 
 router = APIRouter(tags=["events"], route_class=ApiRoute)
 
@@ -35,6 +37,16 @@ def _patterns(raw: list[str]) -> list[str]:
     return patterns
 
 
+def _number(raw: str) -> str:
+    """E.164, as refusals keep it: +1 415 555 2671 and (415) 555-2671 find the same ones."""
+    try:
+        return dnc.parse(raw)
+    except InvalidNumber as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "number"), "msg": str(exc), "type": "value_error", "input": None}]
+        ) from None
+
+
 @router.get("/events", response_model=EventPage, summary="The account's events, newest first")
 def list_events(
     session: SessionDep,
@@ -47,6 +59,10 @@ def list_events(
         ),
     ] = [],  # noqa: B006 - FastAPI copies a parameter's default
     subject: Annotated[Line | None, Query(description="a call's, SMS's or batch's id")] = None,
+    number: Annotated[
+        Line | None,
+        Query(description="a number's refused single calls and SMS (call.refused, sms.refused)"),
+    ] = None,
     since: Annotated[Moment | None, Query(description="only events at or after this time")] = (
         None
     ),
@@ -58,6 +74,7 @@ def list_events(
         account.id,
         patterns=_patterns(type_),
         subject_id=subject,
+        number=None if number is None else _number(number),
         since=since,
         before_id=cursor,
         limit=limit,

@@ -1,23 +1,26 @@
 """Calls and SMS refused at acceptance because their number is listed, kept as events
 (call.refused, sms.refused): what was refused, by which rule and listing, when, and from where.
 
-A single call's or SMS's refusal has no row of its own: its subject is the number (type
-`number`, id the E.164 number). A batch's listed rows make one event for the batch, naming at
-most MAX_NUMBERS of them and how many there were: a list of 100,000 numbers all listed would
-otherwise append as many events in its request.
+A single call's or SMS's refusal has no row of its own: it is its own subject (type `refusal`,
+a new id), found by the number in its data. Not the number as subject: events are numbered per
+subject across accounts, so an account's sequence would count the other accounts' refusals.
+
+A batch's listed rows make one event for the batch, naming at most MAX_NUMBERS of them and how
+many there were: a list of 100,000 numbers all listed would otherwise append as many events in
+its request.
 """
 
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, literal_column, select
 from sqlalchemy.orm import Session
 
 from shared import events
 from shared.dnc import sources
 from shared.events import types
-from shared.models import DncEntry, Event, utcnow
+from shared.models import DncEntry, Event, new_id, utcnow
 
 RULE = "do-not-contact"
 # The batch's listed rows its event names; the count says how many there were.
@@ -46,13 +49,13 @@ def refused(
     reason: str,
     why: dict[str, Any],
 ) -> Event:
-    """A single call's (call.refused) or SMS's (sms.refused) refusal, its subject the number."""
+    """A single call's (call.refused) or SMS's (sms.refused) refusal, its own subject."""
     return events.append(
         session,
         account_id,
         event_type,
-        types.NUMBER,
-        number,
+        types.REFUSAL,
+        new_id(),
         {
             "number": number,
             "reason": reason,
@@ -69,14 +72,20 @@ def recent(session: Session, account_id: str, number: str, limit: int = 20) -> l
         session.scalars(
             select(Event)
             .where(
-                Event.subject_type == types.NUMBER,
-                Event.subject_id == number,
                 Event.account_id == account_id,
+                Event.subject_type == types.REFUSAL,
+                of_number(number),
             )
             .order_by(Event.id.desc())
             .limit(limit)
         )
     )
+
+
+def of_number(number: str) -> ColumnElement[bool]:
+    """Refusals of `number`, as the (account_id, number, id DESC) index on refusals reads them."""
+    # Written out, not data["number"]: a bound key would not match the index's expression.
+    return literal_column("events.data ->> 'number'", String) == number
 
 
 def batch_refused(

@@ -4,6 +4,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from shared.dnc import refusals
 from shared.events import types
 from shared.events.schemas import EventOut
 from shared.models import Event
@@ -19,6 +20,7 @@ def page(
     *,
     patterns: Sequence[str] = (),
     subject_id: str | None = None,
+    number: str | None = None,
     since: datetime | None = None,
     before_id: str | None = None,
     limit: int,
@@ -35,6 +37,9 @@ def page(
         query = query.where(
             Event.subject_type.in_(types.SUBJECT_TYPES), Event.subject_id == subject_id
         )
+    if number is not None:
+        # A single call's or SMS's refusal is its own subject: found by its number instead.
+        query = query.where(Event.subject_type == types.REFUSAL, refusals.of_number(number))
     if since is not None:
         query = query.where(Event.created_at >= since)
     if before_id is not None:

@@ -7,7 +7,9 @@ from pydantic import BaseModel, Field
 class EventOut(BaseModel):
     id: str = Field(description="sortable: a later event of the account has a greater id")
     type: str = Field(examples=["call.completed"])
-    subjectType: str = Field(description="call, sms, batch or credits")
+    subjectType: str = Field(
+        description="call, sms, batch, credits, dnc, refusal or webhook_endpoint"
+    )
     subjectId: str = Field(description="the call's, SMS's or batch's id; the account's for credits")
     sequence: int = Field(description="1, 2, 3 ... for each subject, in the order it changed")
     createdAt: datetime

@@ -10,9 +10,12 @@ CREDITS = "credits"
 WEBHOOK_ENDPOINT = "webhook_endpoint"
 # A number on the account's do-not-contact list: the subject's id is its entry's.
 DNC = "dnc"
-# A number (E.164) a call or an SMS to was refused at acceptance: there is no call or SMS row.
-NUMBER = "number"
-SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS, WEBHOOK_ENDPOINT, DNC, NUMBER)
+# A single call or SMS refused at acceptance: there is no call or SMS row, so each refusal is a
+# subject of its own (a new id, its one event numbered 1). Its number is only in its data: a
+# subject shared by the accounts refusing one number would number their events together and
+# tell each how often the others were refused.
+REFUSAL = "refusal"
+SUBJECT_TYPES = (CALL, SMS, BATCH, CREDITS, WEBHOOK_ENDPOINT, DNC, REFUSAL)
 
 CALL_TYPES = (
     "call.queued",
@@ -34,7 +37,8 @@ CALL_TYPES = (
     "call.expired",
 )
 # Refused at acceptance, its number on a do-not-contact list: a single call's (subject the
-# number) or a batch's listed rows' (subject the batch), committed though the request is not.
+# refusal itself) or a batch's listed rows' (subject the batch), committed though the request
+# is not.
 CALL_REFUSED = "call.refused"
 SMS_REFUSED = "sms.refused"
 SMS_TYPES = (

@@ -26,13 +26,22 @@ class Event(Base):
         UniqueConstraint("subject_type", "subject_id", "sequence"),
         # An account's events, newest first, as GET /api/events pages them.
         Index("ix_events_account_id", "account_id", text("id DESC")),
+        # An account's refusals of a number (each its own subject), newest first.
+        Index(
+            "ix_events_refusal_number",
+            "account_id",
+            text("(data ->> 'number')"),
+            text("id DESC"),
+            postgresql_where=text("subject_type = 'refusal'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_event_id)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     # call.completed, sms.delivered, batch.paused, credits.changed ... (shared.events.types).
     type: Mapped[str] = mapped_column(String(64))
-    # call, sms, batch or credits; a credits subject's id is its account's.
+    # call, sms, batch, credits, ... (shared.events.types); a credits subject's id is its
+    # account's.
     subject_type: Mapped[str] = mapped_column(String(16))
     subject_id: Mapped[str] = mapped_column(String(64))
     sequence: Mapped[int]

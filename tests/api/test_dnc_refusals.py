@@ -10,6 +10,8 @@ from shared.models import Call, SmsMessage
 from tests import factories
 from tests.api.conftest import KeyedClient
 
+TOINGG = {"campaign": "welcome", "name": "Ada"}
+
 
 def add_now(account_id: str | None, number: str, reason: str = "asked") -> None:
     with session_scope() as session:
@@ -32,8 +34,9 @@ def test_a_refused_call_keeps_its_event_and_places_nothing(api: KeyedClient) -> 
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", "phoneNumber"]
     assert count(Call, api.account_id) == 0
-    [event] = api.get("/api/events", type="call.refused", subject=number).json()["items"]
-    assert (event["subjectType"], event["subjectId"]) == ("number", number)
+    [event] = api.get("/api/events", type="call.refused", number=number).json()["items"]
+    assert (event["subjectType"], event["sequence"]) == ("refusal", 1)
+    assert api.get(f"/api/events/{event['id']}").json()["subjectId"] == event["subjectId"]
     data = event["data"]
     assert data["reason"] == answer.json()["detail"][0]["msg"]
     assert (data["rule"], data["list"], data["listedBy"], data["listedFor"]) == (
@@ -59,7 +62,7 @@ def test_a_refused_sms_keeps_its_event_under_the_global_rule(api: KeyedClient) -
     assert answer.status_code == 422
     assert count(SmsMessage, api.account_id) == 0
     assert api.get("/api/credits").json()["balance"] == 100
-    [event] = api.get("/api/events", type="sms.*", subject=number).json()["items"]
+    [event] = api.get("/api/events", type="sms.*", number=number).json()["items"]
     assert event["type"] == "sms.refused"
     assert (event["data"]["list"], event["data"]["listedFor"]) == ("global", "operators' ban")
 
@@ -104,3 +107,43 @@ def test_a_batchs_listed_rows_make_one_event_for_the_batch(api: KeyedClient) -> 
     assert event["data"]["count"] == 1 and event["data"]["truncated"] is False
     assert [(r["index"], r["number"]) for r in event["data"]["rows"]] == [(1, listed)]
     assert count(Call, api.account_id) == 1
+
+
+def test_an_accounts_refusals_tell_nothing_of_another_accounts(api: KeyedClient) -> None:
+    """Two accounts refused one globally listed number: each sees its own refusals only, and
+    nothing in them (a sequence counting the number's refusals) grows with the other's."""
+    number = factories.phone_number()
+    add_now(None, number)
+    account_id, key = factories.account(credits=100)
+    factories.campaign(account_id, name="welcome", script="Hello {name}.")
+    other = KeyedClient(api.client, account_id, key)
+    for _ in range(3):
+        answer = api.post("/api/make_toingg", {**TOINGG, "phoneNumber": number})
+        assert answer.status_code == 422
+    assert other.post("/api/make_toingg", {**TOINGG, "phoneNumber": number}).status_code == 422
+    assert other.post("/api/send_sms", {"phoneNumber": number, "message": "Hi"}).status_code == 422
+
+    mine = api.get("/api/events", number=number).json()["items"]
+    theirs = other.get("/api/events", number=number).json()["items"]
+    assert [e["type"] for e in mine] == ["call.refused"] * 3
+    assert [e["type"] for e in theirs] == ["sms.refused", "call.refused"]
+    for event in mine + theirs:
+        assert (event["subjectType"], event["sequence"]) == ("refusal", 1)
+    subjects = {e["subjectId"] for e in mine + theirs}
+    assert len(subjects) == 5 and number not in subjects
+    assert not {e["id"] for e in mine} & {e["id"] for e in theirs}
+    # No other filter finds them under a subject the accounts share.
+    assert other.get("/api/events", subject=number).json()["items"] == []
+
+    assert [r["event"] for r in api.get(f"/api/dnc/{number}").json()["refused"]] == [
+        e["id"] for e in mine
+    ]
+    assert [r["event"] for r in other.get(f"/api/dnc/{number}").json()["refused"]] == [
+        e["id"] for e in theirs
+    ]
+    # The number written otherwise finds the same ones; one that is no number is refused.
+    national = f"({number[2:5]}) {number[5:8]}-{number[8:]}"
+    assert other.get("/api/events", number=national).json()["items"] == theirs
+    answer = other.get("/api/events", number="not a number")
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["query", "number"]
