@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.body_limit import BodyLimit
 from api.routes import api_router
+from shared import migrate
 from shared.config import get_settings, settings_or_exit
 
 # Requests served at once (uvicorn --limit-concurrency); more are answered 503 at once.
@@ -35,6 +36,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # transaction holds locks. With more threads than requests, the lock holder always finds a
     # thread for its next hop, so requests waiting on its lock cannot starve it.
     anyio.to_thread.current_default_thread_limiter().total_tokens = 2 * MAX_CONCURRENT_REQUESTS
+    migrate.head_revisions()  # read once here, so the readiness poll reads only the database
     yield
 
 
