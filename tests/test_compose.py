@@ -196,6 +196,14 @@ class TestDevFile:
         assert sandbox.get("restart") == "unless-stopped"
         assert sandbox.get("healthcheck", {}).get("test")
 
+    def test_every_published_port_is_on_this_host_only(self) -> None:
+        # The sandbox's control API (every call, every text, a text sent as anyone) asks for no
+        # credentials and the development secrets are public: not reachable from other machines.
+        ports = [
+            str(port) for service in DEV["services"].values() for port in service.get("ports", [])
+        ]
+        assert ports and all(port.startswith("127.0.0.1:") for port in ports), ports
+
     def test_gives_every_required_variable_a_development_value(self) -> None:
         assert set(REQUIRED) <= {k for k, v in DEV_VARIABLES.items() if v}
 
