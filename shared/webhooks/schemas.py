@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shared.schemas import Line
 from shared.webhooks.addresses import URL_MAX_LENGTH
@@ -25,7 +25,8 @@ class EndpointCreate(BaseModel):
     url: Url = Field(description="http:// or https://; redirects are not followed")
     events: list[Pattern] = Field(default=["*"], description=_EVENTS)
     description: Description = ""
-    enabled: bool = True
+    # JSON true or false only: "no", "0" or 0 would be read as the client may not have meant.
+    enabled: StrictBool = True
 
 
 class EndpointUpdate(BaseModel):
@@ -34,7 +35,7 @@ class EndpointUpdate(BaseModel):
     url: Url | None = None
     events: list[Pattern] | None = Field(default=None, description=_EVENTS)
     description: Description | None = None
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         default=None, description="true enables again an endpoint we disabled"
     )
 

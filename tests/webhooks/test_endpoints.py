@@ -162,6 +162,17 @@ class TestEndpoints:
         [error] = response.json()["detail"]
         assert error["loc"] == ["body", "events"] and named in error["msg"]
 
+    @pytest.mark.parametrize("enabled", ["yes", "no", "1", "true", 1, 0, None])
+    def test_enabled_is_only_true_or_false(self, customer: KeyedClient, enabled: object) -> None:
+        endpoint = customer.post(PATH, {"url": "http://127.0.0.1:9/a"}).json()
+        created = customer.post(PATH, {"url": "http://127.0.0.1:9/b", "enabled": enabled})
+        changed = customer.patch(f"{PATH}/{endpoint['id']}", {"enabled": enabled})
+        for response in (created, changed) if enabled is not None else (created,):
+            assert response.status_code == 422, response.text
+            [error] = response.json()["detail"]
+            assert error["loc"] == ["body", "enabled"], error
+        assert [e["enabled"] for e in customer.get(PATH).json()["items"]] == [True]
+
     @pytest.mark.parametrize(
         "url", ["ftp://127.0.0.1/x", "file:///etc/passwd", "gopher://127.0.0.1:25/", "127.0.0.1"]
     )
