@@ -86,6 +86,10 @@ def _awaiting_sid() -> ColumnElement[bool]:
     )
 
 
+# Another message to the same pair, in the fence: made once, as `calls.repository` makes its own.
+_OTHER_SMS = aliased(SmsMessage, name="other_sms")
+
+
 def fence(
     session: Session,
     sms_id: str,
@@ -107,7 +111,7 @@ def fence(
         {"key": f"toingg:sms:{from_number}:{to_number}"},
     )
     now = utcnow()
-    other = aliased(SmsMessage)
+    other = _OTHER_SMS
     return session.scalar(
         update(SmsMessage)
         .where(
