@@ -4,9 +4,20 @@ emptied in the caller's short transaction; and the dispatchers' turns of groups 
 nothing, and webhook deliveries that are over, deleted the same way."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Select,
+    and_,
+    delete,
+    exists,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shared.calls import status as call_status
 from shared.models import (
@@ -85,6 +96,17 @@ def empty_stripe_payloads(session: Session, cutoff: datetime, limit: int) -> int
     )
 
 
+def _delete_where_in(session: Session, key: InstrumentedAttribute[Any], chosen: Any) -> int:
+    """Delete the rows of `key`'s table whose key is among `chosen` (ids, or a select of them):
+    how many went."""
+    if isinstance(chosen, Select):
+        chosen = chosen.scalar_subquery()
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        delete(key.class_).where(key.in_(chosen)).execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
 def delete_idle_dispatch_turns(session: Session, served_before: datetime, limit: int) -> int:
     """Turns of groups (a batch, or an account's single calls) last served before
     `served_before` whose calls are all over: a finished batch's for good. A group
@@ -106,12 +128,7 @@ def delete_idle_dispatch_turns(session: Session, served_before: datetime, limit:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        delete(DispatchTurn)
-        .where(DispatchTurn.id.in_(idle.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
+    return _delete_where_in(session, DispatchTurn.id, idle)
 
 
 def delete_idle_sms_turns(session: Session, served_before: datetime, limit: int) -> int:
@@ -127,12 +144,7 @@ def delete_idle_sms_turns(session: Session, served_before: datetime, limit: int)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        delete(SmsTurn)
-        .where(SmsTurn.account_id.in_(idle.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
+    return _delete_where_in(session, SmsTurn.account_id, idle)
 
 
 # A delivery still pending is owed (or in flight): only one that is over may go.
@@ -160,14 +172,5 @@ def delete_finished_deliveries(session: Session, cutoff: datetime, limit: int) -
     )
     if not doomed:
         return 0, 0
-    attempts: CursorResult = session.execute(  # type: ignore[assignment]
-        delete(WebhookAttempt)
-        .where(WebhookAttempt.delivery_id.in_(doomed))
-        .execution_options(synchronize_session=False)
-    )
-    deliveries: CursorResult = session.execute(  # type: ignore[assignment]
-        delete(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(doomed))
-        .execution_options(synchronize_session=False)
-    )
-    return deliveries.rowcount, attempts.rowcount
+    attempts = _delete_where_in(session, WebhookAttempt.delivery_id, doomed)
+    return _delete_where_in(session, WebhookDelivery.id, doomed), attempts
