@@ -332,10 +332,6 @@ class Settings(BaseSettings):
             return self.ENVIRONMENT == "development"
         return self.WEBHOOK_ALLOW_PRIVATE_URLS
 
-    @property
-    def uses_sandbox_carrier(self) -> bool:
-        return self.TWILIO_API_BASE != TWILIO_DEFAULT_API_BASE
-
 
 @lru_cache
 def get_settings() -> Settings:
