@@ -2,6 +2,7 @@
 shared.idempotency.service): one dependency reserves the key before the work, one route class
 stores the answer in the work's own transaction."""
 
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -19,6 +20,8 @@ from shared.schemas import text_problem
 
 HEADER = "Idempotency-Key"
 _STATE = "idempotency"
+# Names the refusal of a keyed request (a uuid5 in this namespace), the same for its retries.
+_REFUSALS = uuid.UUID("3f0c8f52-5d7e-4c55-9a4e-6b1f1e2d7a10")
 
 
 class _Replay(Exception):
@@ -37,6 +40,19 @@ class _Taken:
     def remember(self, response: Response) -> None:
         body = bytes(response.body).decode()
         service.remember(self.session, self.row_id, self.request, response.status_code, body)
+
+    def refusal_subject(self) -> str:
+        """The subject of this request's refusal: the key's, and the request's (a key freed by
+        a refusal may be sent again with another body, which is another request)."""
+        request = self.request
+        name = f"{self.row_id} {request.method} {request.path} {request.body_hash}"
+        return str(uuid.uuid5(_REFUSALS, name))
+
+
+def held(session: Session) -> _Taken | None:
+    """The key the request of `session` holds, if it was sent with one."""
+    taken = session.info.get(_STATE)
+    return taken if isinstance(taken, _Taken) else None
 
 
 class IdempotentRoute(ApiRoute):
@@ -120,7 +136,9 @@ def idempotent(account: Callable[..., Account]) -> params.Depends:
             replay.headers.update(response.headers)  # this request's own RateLimit-*
             replay.headers["Idempotent-Replayed"] = "true"
             raise _Replay(replay)
-        setattr(request.state, _STATE, _Taken(session, taken, request_print))
+        held_key = _Taken(session, taken, request_print)
+        setattr(request.state, _STATE, held_key)
+        session.info[_STATE] = held_key  # for a refusal, which has the session, not the request
 
     return Depends(idempotency_key)
 

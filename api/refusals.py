@@ -1,20 +1,34 @@
 """Keeping a refusal at acceptance though its request is refused: the 422 rolls back the
-request's transaction, so the refusal's event commits in a transaction of its own."""
+request's transaction, so the refusal's event commits in a transaction of its own.
+
+A refusal leaves its Idempotency-Key free (nothing was accepted), so a retry is refused again;
+it is still the one request, and keeps the one event: the refusal of a keyed request is named
+by its key, and its retries find it."""
 
 from sqlalchemy.orm import Session
 
+from api import idempotency
 from shared.batches.service import NothingToCall
 from shared.db import session_scope
 from shared.dnc import refusals
 from shared.dnc.service import OnTheList
+from shared.idempotency import service as keys
 
 
 def refused(session: Session, account_id: str, event_type: str, exc: OnTheList) -> None:
-    """A single call's or SMS's refusal (call.refused, sms.refused)."""
+    """A single call's or SMS's refusal (call.refused, sms.refused), once for each request."""
+    key = idempotency.held(session)
     # The request's work is let go first: nothing it holds waits on the refusal's commit.
     session.rollback()
     with session_scope() as own:
-        refusals.refused(own, account_id, event_type, exc.number, str(exc), exc.rule)
+        subject = None
+        if key is not None:
+            subject = key.refusal_subject()
+            # A retry refused at the same moment waits here, and then finds this refusal.
+            keys.hold(own, key.row_id)
+            if refusals.written(own, subject):
+                return
+        refusals.refused(own, account_id, event_type, exc.number, str(exc), exc.rule, subject)
 
 
 def batch_refused(session: Session, account_id: str, exc: NothingToCall) -> None:

@@ -48,14 +48,16 @@ def refused(
     number: str,
     reason: str,
     why: dict[str, Any],
+    subject_id: str | None = None,
 ) -> Event:
-    """A single call's (call.refused) or SMS's (sms.refused) refusal, its own subject."""
+    """A single call's (call.refused) or SMS's (sms.refused) refusal, its own subject (a new
+    id unless the request's retries share one, see `written`)."""
     return events.append(
         session,
         account_id,
         event_type,
         types.REFUSAL,
-        new_id(),
+        subject_id or new_id(),
         {
             "number": number,
             "reason": reason,
@@ -63,6 +65,18 @@ def refused(
             "refusedAt": _JSON_TIME.dump_python(utcnow(), mode="json"),
             "source": sources.API,
         },
+    )
+
+
+def written(session: Session, subject_id: str) -> bool:
+    """Whether the refusal of `subject_id` is kept already (a retry of a refused request)."""
+    return (
+        session.scalar(
+            select(Event.id)
+            .where(Event.subject_type == types.REFUSAL, Event.subject_id == subject_id)
+            .limit(1)
+        )
+        is not None
     )
 
 

@@ -38,6 +38,12 @@ def lock(session: Session, account_id: str, key: str) -> IdempotencyKey | None:
     )
 
 
+def wait_for(session: Session, row_id: str) -> None:
+    """The key's row locked until the caller's transaction ends, waiting for a transaction that
+    holds it."""
+    session.execute(select(IdempotencyKey.id).where(IdempotencyKey.id == row_id).with_for_update())
+
+
 def complete(
     session: Session,
     row_id: str,

@@ -96,6 +96,13 @@ def take(session: Session, account_id: str, key: str, request: Fingerprint) -> R
     return Replay(row.response_status, row.response_body)
 
 
+def hold(session: Session, row_id: str) -> None:
+    """The key's row for the rest of this transaction, once no other transaction holds it: a
+    refusal's own transaction, which commits what a retry must find (the request's transaction,
+    which held it, has rolled back)."""
+    repository.wait_for(session, row_id)
+
+
 def remember(session: Session, row_id: str, request: Fingerprint, status: int, body: str) -> None:
     """Step 3, in the transaction that did the work (and holds the row since step 2)."""
     repository.complete(

@@ -147,3 +147,45 @@ def test_an_accounts_refusals_tell_nothing_of_another_accounts(api: KeyedClient)
     answer = other.get("/api/events", number="not a number")
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["query", "number"]
+
+
+def keyed(api: KeyedClient, path: str, body: object, key: str):  # type: ignore[no-untyped-def]
+    return api.client.post(
+        path, json=body, params={"apiKey": api.api_key}, headers={"Idempotency-Key": key}
+    )
+
+
+def test_a_refusal_retried_with_its_key_keeps_one_event(api: KeyedClient) -> None:
+    """A client retrying a refused request (its answer lost on the way) is refused again, and
+    the refusal is still one: the account's audit counts requests, not their retries."""
+    number = factories.phone_number()
+    add_now(api.account_id, number)
+    body = {**TOINGG, "phoneNumber": number}
+    answers = [keyed(api, "/api/make_toingg", body, "call-1") for _ in range(3)]
+    assert [a.status_code for a in answers] == [422] * 3
+    assert len({a.text for a in answers}) == 1
+    sms = {"phoneNumber": number, "message": "Hi"}
+    assert [keyed(api, "/api/send_sms", sms, "sms-1").status_code for _ in range(2)] == [422] * 2
+    assert [e["type"] for e in api.get("/api/events", number=number).json()["items"]] == [
+        "sms.refused",
+        "call.refused",
+    ]
+    # Another key, or none, is another request, refused and kept again.
+    assert keyed(api, "/api/make_toingg", body, "call-2").status_code == 422
+    assert api.post("/api/make_toingg", body).status_code == 422
+    assert len(api.get(f"/api/dnc/{number}").json()["refused"]) == 4
+
+
+def test_a_refused_key_places_the_call_once_the_number_is_removed(api: KeyedClient) -> None:
+    """The refusal does not keep the key: the number taken off the list, the same request with
+    the same key is accepted."""
+    number = factories.phone_number()
+    add_now(api.account_id, number)
+    body = {**TOINGG, "phoneNumber": number}
+    assert keyed(api, "/api/make_toingg", body, "k").status_code == 422
+    assert api.client.delete(
+        f"/api/dnc/{number}", params={"apiKey": api.api_key, "reason": "consent given"}
+    ).json() == {"number": number, "listed": False}
+    answer = keyed(api, "/api/make_toingg", body, "k")
+    assert answer.status_code == 200, answer.text
+    assert count(Call, api.account_id) == 1
