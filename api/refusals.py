@@ -5,6 +5,12 @@ A refusal leaves its Idempotency-Key free (nothing was accepted), so a retry is 
 it is still the one request, and keeps the one event: the refusal of a keyed request is named
 by its key, and its retries find it."""
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import HTTPException, status
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api import idempotency
@@ -14,13 +20,34 @@ from shared.dnc import refusals
 from shared.dnc.service import OnTheList
 from shared.idempotency import service as keys
 
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _kept(refusal: str) -> Iterator[Session]:
+    """The refusal's own transaction. A 422 tells the client its refusal is on record (GET
+    /api/dnc/{number} and the events show it), so one the database failed to record is not
+    answered 422 but 503: nothing was placed either way, and the client's retry is refused
+    again and recorded then (once, with the same Idempotency-Key), where a 422 would leave a
+    refusal no audit ever finds."""
+    try:
+        with session_scope() as own:
+            yield own
+    except SQLAlchemyError:
+        log.exception("%s: the refusal could not be recorded", refusal)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{refusal}, but the refusal could not be recorded; retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None
+
 
 def refused(session: Session, account_id: str, event_type: str, exc: OnTheList) -> None:
     """A single call's or SMS's refusal (call.refused, sms.refused), once for each request."""
     key = idempotency.held(session)
     # The request's work is let go first: nothing it holds waits on the refusal's commit.
     session.rollback()
-    with session_scope() as own:
+    with _kept(str(exc)) as own:
         subject = None
         if key is not None:
             subject = key.refusal_subject()
@@ -36,5 +63,5 @@ def batch_refused(session: Session, account_id: str, exc: NothingToCall) -> None
     if not exc.refused:
         return
     session.rollback()
-    with session_scope() as own:
+    with _kept(f"{len(exc.refused)} of numberList's numbers are on a do-not-contact list") as own:
         refusals.batch_refused(own, account_id, exc.batch_id, exc.refused)

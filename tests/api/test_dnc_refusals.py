@@ -1,7 +1,10 @@
 """A call or SMS refused at acceptance for a listed number keeps its refusal as an event
 (call.refused, sms.refused), committed though the request answers 422 and places nothing."""
 
-from sqlalchemy import func, select
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import func, select, text
 
 from shared.db import session_scope
 from shared.dnc import refusals, sources
@@ -189,3 +192,49 @@ def test_a_refused_key_places_the_call_once_the_number_is_removed(api: KeyedClie
     answer = keyed(api, "/api/make_toingg", body, "k")
     assert answer.status_code == 200, answer.text
     assert count(Call, api.account_id) == 1
+
+
+@contextmanager
+def refusals_fail_at_commit(number: str) -> Iterator[None]:
+    """The database refuses, as the transaction commits, any refusal event of `number` (a
+    deferred constraint trigger: the error comes from COMMIT, as a lost disk or a failover
+    would make it)."""
+    with session_scope() as session:
+        session.execute(
+            text(
+                "CREATE FUNCTION fail_refusal() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN IF NEW.subject_type IN ('refusal', 'batch') AND NEW.data->>'number' = "
+                f"'{number}' OR NEW.data->'rows'->0->>'number' = '{number}'"
+                " THEN RAISE EXCEPTION 'could not write to file'; END IF; RETURN NULL; END $$;"
+                " CREATE CONSTRAINT TRIGGER fail_refusal AFTER INSERT ON events"
+                " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_refusal()"
+            )
+        )
+    try:
+        yield
+    finally:
+        with session_scope() as session:
+            session.execute(
+                text("DROP TRIGGER fail_refusal ON events; DROP FUNCTION fail_refusal()")
+            )
+
+
+def test_a_refusal_that_cannot_be_kept_is_503_to_retry(api: KeyedClient) -> None:
+    """A 422 says the refusal is on record; one the database failed to record is 503 with
+    Retry-After, placing nothing, and the retry gets the 422 and its one event."""
+    number = factories.phone_number()
+    add_now(api.account_id, number)
+    body = {**TOINGG, "phoneNumber": number}
+    batch = {"campaign": "welcome", "numberList": [{"clientName": "A", "clientNumber": number}]}
+    with refusals_fail_at_commit(number):
+        for path, request in (("/api/make_toingg", body), ("/api/make_batch_toingg", batch)):
+            answer = keyed(api, path, request, path)
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["Retry-After"] == "1"
+            assert "could not be recorded" in answer.json()["detail"]
+    assert count(Call, api.account_id) == 0
+    assert api.get("/api/events", type="call.refused").json()["items"] == []
+    assert keyed(api, "/api/make_toingg", body, "/api/make_toingg").status_code == 422
+    assert [e["type"] for e in api.get("/api/events", number=number).json()["items"]] == [
+        "call.refused"
+    ]
