@@ -30,7 +30,7 @@ class _Replay(Exception):
 
 
 @dataclass(frozen=True)
-class _Taken:
+class Taken:
     """A key this request's transaction holds, waiting for the answer."""
 
     session: Session
@@ -49,10 +49,10 @@ class _Taken:
         return str(uuid.uuid5(_REFUSALS, name))
 
 
-def held(session: Session) -> _Taken | None:
+def held(session: Session) -> Taken | None:
     """The key the request of `session` holds, if it was sent with one."""
     taken = session.info.get(_STATE)
-    return taken if isinstance(taken, _Taken) else None
+    return taken if isinstance(taken, Taken) else None
 
 
 class IdempotentRoute(ApiRoute):
@@ -68,7 +68,7 @@ class IdempotentRoute(ApiRoute):
                 response = await handler(request)
             except _Replay as replay:
                 return replay.response
-            taken: _Taken | None = getattr(request.state, _STATE, None)
+            taken: Taken | None = getattr(request.state, _STATE, None)
             if taken is not None:
                 await run_in_threadpool(taken.remember, response)
             return response
@@ -136,7 +136,7 @@ def idempotent(account: Callable[..., Account]) -> params.Depends:
             replay.headers.update(response.headers)  # this request's own RateLimit-*
             replay.headers["Idempotent-Replayed"] = "true"
             raise _Replay(replay)
-        held_key = _Taken(session, taken, request_print)
+        held_key = Taken(session, taken, request_print)
         setattr(request.state, _STATE, held_key)
         session.info[_STATE] = held_key  # for a refusal, which has the session, not the request
 

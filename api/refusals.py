@@ -18,7 +18,9 @@ from shared.batches.service import NothingToCall
 from shared.db import session_scope
 from shared.dnc import refusals
 from shared.dnc.service import OnTheList
+from shared.events import types
 from shared.idempotency import service as keys
+from shared.models import new_id
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +50,32 @@ def refused(session: Session, account_id: str, event_type: str, exc: OnTheList) 
     # The request's work is let go first: nothing it holds waits on the refusal's commit.
     session.rollback()
     with _kept(str(exc)) as own:
-        subject = None
-        if key is not None:
-            subject = key.refusal_subject()
-            # A retry refused at the same moment waits here, and then finds this refusal.
-            keys.hold(own, key.row_id)
-            if refusals.written(own, subject):
-                return
-        refusals.refused(own, account_id, event_type, exc.number, str(exc), exc.rule, subject)
+        subject = _subject(own, key, types.REFUSAL, new_id())
+        if subject is not None:
+            refusals.refused(own, account_id, event_type, exc.number, str(exc), exc.rule, subject)
 
 
 def batch_refused(session: Session, account_id: str, exc: NothingToCall) -> None:
-    """A batch refused whole: its listed rows' event, under the id it would have had."""
+    """A batch refused whole: its listed rows' event, under the id it would have had (a keyed
+    request's: one named by its key), once for each request."""
     if not exc.refused:
         return
+    key = idempotency.held(session)
     session.rollback()
-    with _kept(f"{len(exc.refused)} of numberList's numbers are on a do-not-contact list") as own:
-        refusals.batch_refused(own, account_id, exc.batch_id, exc.refused)
+    with _kept(f"{len(exc.refused)} of the batch's numbers are on a do-not-contact list") as own:
+        subject = _subject(own, key, types.BATCH, exc.batch_id)
+        if subject is not None:
+            refusals.batch_refused(own, account_id, subject, exc.refused)
+
+
+def _subject(
+    own: Session, key: idempotency.Taken | None, subject_type: str, new: str
+) -> str | None:
+    """The subject of this request's refusal (`new` for a request without a key, else its
+    key's), or None when a retry with the key finds its refusal kept already."""
+    if key is None:
+        return new
+    subject = key.refusal_subject()
+    # A retry refused at the same moment waits here, and then finds this refusal.
+    keys.hold(own, key.row_id)
+    return None if refusals.written(own, subject_type, subject) else subject

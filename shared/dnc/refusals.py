@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from shared import events
 from shared.dnc import sources
 from shared.events import types
-from shared.models import DncEntry, Event, new_id, utcnow
+from shared.models import DncEntry, Event, utcnow
 
 RULE = "do-not-contact"
 # The batch's listed rows its event names; the count says how many there were.
@@ -48,16 +48,16 @@ def refused(
     number: str,
     reason: str,
     why: dict[str, Any],
-    subject_id: str | None = None,
+    subject_id: str,
 ) -> Event:
     """A single call's (call.refused) or SMS's (sms.refused) refusal, its own subject (a new
-    id unless the request's retries share one, see `written`)."""
+    id, or one a request's retries share, see `written`)."""
     return events.append(
         session,
         account_id,
         event_type,
         types.REFUSAL,
-        subject_id or new_id(),
+        subject_id,
         {
             "number": number,
             "reason": reason,
@@ -68,12 +68,12 @@ def refused(
     )
 
 
-def written(session: Session, subject_id: str) -> bool:
-    """Whether the refusal of `subject_id` is kept already (a retry of a refused request)."""
+def written(session: Session, subject_type: str, subject_id: str) -> bool:
+    """Whether the refusal of the subject is kept already (a retry of a refused request)."""
     return (
         session.scalar(
             select(Event.id)
-            .where(Event.subject_type == types.REFUSAL, Event.subject_id == subject_id)
+            .where(Event.subject_type == subject_type, Event.subject_id == subject_id)
             .limit(1)
         )
         is not None

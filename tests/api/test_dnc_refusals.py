@@ -238,3 +238,16 @@ def test_a_refusal_that_cannot_be_kept_is_503_to_retry(api: KeyedClient) -> None
     assert [e["type"] for e in api.get("/api/events", number=number).json()["items"]] == [
         "call.refused"
     ]
+
+
+def test_a_batch_refused_whole_retried_with_its_key_keeps_one_event(api: KeyedClient) -> None:
+    number = factories.phone_number()
+    add_now(api.account_id, number)
+    batch = {"campaign": "welcome", "numberList": [{"clientName": "A", "clientNumber": number}]}
+    answers = [keyed(api, "/api/make_batch_toingg", batch, "batch-1") for _ in range(3)]
+    assert [a.status_code for a in answers] == [422] * 3
+    [event] = api.get("/api/events", type="call.refused").json()["items"]
+    assert event["subjectType"] == "batch" and event["data"]["batchId"] == event["subjectId"]
+    assert [row["number"] for row in event["data"]["rows"]] == [number]
+    assert keyed(api, "/api/make_batch_toingg", batch, "batch-2").status_code == 422
+    assert len(api.get("/api/events", type="call.refused").json()["items"]) == 2
