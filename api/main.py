@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import redis
-import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +15,7 @@ from api.body_limit import BodyLimit
 from api.routes import api_router
 from shared import migrate
 from shared.config import get_settings, settings_or_exit
+from shared.db import UNAVAILABLE
 
 # Requests served at once (uvicorn --limit-concurrency); more are answered 503 at once.
 MAX_CONCURRENT_REQUESTS = 200
@@ -72,8 +72,6 @@ def create_app() -> FastAPI:
             headers={"Retry-After": "1"},
         )
 
-    @app.exception_handler(sqlalchemy.exc.OperationalError)
-    @app.exception_handler(sqlalchemy.exc.TimeoutError)
     async def database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
         # Down, out of connections, or locked past the timeout: the transaction rolled back,
         # and the client may retry (the details stay in the server's log).
@@ -82,6 +80,9 @@ def create_app() -> FastAPI:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_unavailable)
 
     @app.exception_handler(Exception)
     async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastapi import HTTPException, status
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api import idempotency
 from shared.batches.service import NothingToCall
-from shared.db import session_scope
+from shared.db import UNAVAILABLE, session_scope
 from shared.dnc import refusals
 from shared.dnc.service import OnTheList
 from shared.events import types
@@ -31,11 +30,12 @@ def _kept(refusal: str) -> Iterator[Session]:
     /api/dnc/{number} and the events show it), so one the database failed to record is not
     answered 422 but 503: nothing was placed either way, and the client's retry is refused
     again and recorded then (once, with the same Idempotency-Key), where a 422 would leave a
-    refusal no audit ever finds."""
+    refusal no audit ever finds. A failure no retry gets past is left to be 500, as any other:
+    a 503 would have the client retry it for ever."""
     try:
         with session_scope() as own:
             yield own
-    except SQLAlchemyError:
+    except UNAVAILABLE:
         log.exception("%s: the refusal could not be recorded", refusal)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -5,10 +5,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from shared.config import get_settings
+
+# The database's failures a retry may get past (down, out of connections, locked past a
+# timeout), answered 503 with Retry-After; any other is a fault no retry mends, and is 500.
+UNAVAILABLE: tuple[type[exc.SQLAlchemyError], ...] = (exc.OperationalError, exc.TimeoutError)
 
 
 class Base(DeclarativeBase):

@@ -4,6 +4,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from shared.db import session_scope
@@ -195,17 +196,18 @@ def test_a_refused_key_places_the_call_once_the_number_is_removed(api: KeyedClie
 
 
 @contextmanager
-def refusals_fail_at_commit(number: str) -> Iterator[None]:
+def refusals_fail_at_commit(number: str, errcode: str = "disk_full") -> Iterator[None]:
     """The database refuses, as the transaction commits, any refusal event of `number` (a
-    deferred constraint trigger: the error comes from COMMIT, as a lost disk or a failover
-    would make it)."""
+    deferred constraint trigger: the error comes from COMMIT, as a full disk would make it;
+    `errcode` another SQLSTATE, a failure no retry gets past)."""
     with session_scope() as session:
         session.execute(
             text(
                 "CREATE FUNCTION fail_refusal() RETURNS trigger LANGUAGE plpgsql AS $$"
                 " BEGIN IF NEW.subject_type IN ('refusal', 'batch') AND NEW.data->>'number' = "
                 f"'{number}' OR NEW.data->'rows'->0->>'number' = '{number}'"
-                " THEN RAISE EXCEPTION 'could not write to file'; END IF; RETURN NULL; END $$;"
+                " THEN RAISE EXCEPTION 'could not write to file'"
+                f" USING ERRCODE = '{errcode}'; END IF; RETURN NULL; END $$;"
                 " CREATE CONSTRAINT TRIGGER fail_refusal AFTER INSERT ON events"
                 " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_refusal()"
             )
@@ -251,3 +253,24 @@ def test_a_batch_refused_whole_retried_with_its_key_keeps_one_event(api: KeyedCl
     assert [row["number"] for row in event["data"]["rows"]] == [number]
     assert keyed(api, "/api/make_batch_toingg", batch, "batch-2").status_code == 422
     assert len(api.get("/api/events", type="call.refused").json()["items"]) == 2
+
+
+def test_a_refusal_failing_for_good_is_500_not_a_retry_forever(api: KeyedClient) -> None:
+    """A 503 asks the client to retry in a second; a failure no retry gets past (here a check
+    of the database's own raising its error) would have it retry for ever, each retry refused
+    and failing again: it is 500, as any other such failure, and still places nothing."""
+    number = factories.phone_number()
+    add_now(api.account_id, number)
+    body = {**TOINGG, "phoneNumber": number}
+    with (
+        refusals_fail_at_commit(number, errcode="P0001"),
+        TestClient(api.client.app, raise_server_exceptions=False) as failing,
+    ):
+        answer = failing.post(
+            "/api/make_toingg", json=body, params={"apiKey": api.api_key},
+            headers={"Idempotency-Key": "k"},
+        )  # fmt: skip
+    assert answer.status_code == 500, answer.text
+    assert "Retry-After" not in answer.headers
+    assert count(Call, api.account_id) == 0
+    assert keyed(api, "/api/make_toingg", body, "k").status_code == 422
