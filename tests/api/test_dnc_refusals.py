@@ -1,15 +1,20 @@
 """A call or SMS refused at acceptance for a listed number keeps its refusal as an event
 (call.refused, sms.refused), committed though the request answers 422 and places nothing."""
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from shared.db import session_scope
 from shared.dnc import refusals, sources
 from shared.dnc import service as dnc
+from shared.idempotency import service as keys
 from shared.models import Call, SmsMessage
 from tests import factories
 from tests.api.conftest import KeyedClient
@@ -274,3 +279,31 @@ def test_a_refusal_failing_for_good_is_500_not_a_retry_forever(api: KeyedClient)
     assert "Retry-After" not in answer.headers
     assert count(Call, api.account_id) == 0
     assert keyed(api, "/api/make_toingg", body, "k").status_code == 422
+
+
+def test_a_retry_refused_while_the_first_refusal_is_kept_adds_no_event(
+    api: KeyedClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the key's row lock is for: the first request has let its key go (its work
+    rolled back) and not yet kept its refusal when the retry comes, takes the key, is refused
+    and keeps its refusal first. The first then finds it: both are 422, one event."""
+    number = factories.phone_number()
+    add_now(api.account_id, number)
+    body = {**TOINGG, "phoneNumber": number}
+    between, go_on = threading.Event(), threading.Event()
+    hold = keys.hold
+
+    def first_pauses(session: Session, row_id: str) -> None:
+        if not between.is_set():  # the first request, between its rollback and its refusal
+            between.set()
+            assert go_on.wait(30)
+        hold(session, row_id)
+
+    monkeypatch.setattr(keys, "hold", first_pauses)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(keyed, api, "/api/make_toingg", body, "k")
+        assert between.wait(30)
+        retry = keyed(api, "/api/make_toingg", body, "k")
+        go_on.set()
+        assert (first.result().status_code, retry.status_code) == (422, 422)
+    assert len(api.get("/api/events", number=number).json()["items"]) == 1
