@@ -16,6 +16,7 @@ import sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 out = open(sys.argv[1], "a", buffering=1)
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps the connection open between requests, as servers do
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length", "0")))
         out.write(f"{self.headers['webhook-id']} {time.time()}\\n")

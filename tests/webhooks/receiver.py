@@ -16,6 +16,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: str
+    # The sender's port: requests over one connection share it.
+    peer_port: int
 
     def verified_with(self, secret: str) -> dict:  # type: ignore[type-arg]
         """The body, if its signature verifies with the secret (raises otherwise)."""
@@ -24,9 +26,12 @@ class Received:
 
 class Receiver:
     """Answers each request with `answer(request number)` (1 for the first): a status code, or
-    None to hold the request open until `release()`."""
+    None to hold the request open until `release()`. HTTP/1.0, a connection a request, unless
+    `keep_alive` (HTTP/1.1, as most servers answer)."""
 
-    def __init__(self, answer: Callable[[int], int | None] = lambda _n: 200) -> None:
+    def __init__(
+        self, answer: Callable[[int], int | None] = lambda _n: 200, keep_alive: bool = False
+    ) -> None:
         self.answer = answer
         self.received: list[Received] = []
         self.lock = threading.Lock()
@@ -34,12 +39,20 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length).decode()
                 with receiver.lock:
                     receiver.received.append(
-                        Received(time.monotonic(), self.path, dict(self.headers.items()), body)
+                        Received(
+                            time.monotonic(),
+                            self.path,
+                            dict(self.headers.items()),
+                            body,
+                            self.client_address[1],
+                        )
                     )
                     number = len(receiver.received)
                 status = receiver.answer(number)

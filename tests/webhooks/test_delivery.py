@@ -440,6 +440,42 @@ class TestAddressesAtDelivery:
         assert dns["__lookups__"] == ["hooks.example.com"]
         assert request.headers["Host"] == f"hooks.example.com:{receiver.port}"
 
+    def test_requests_to_a_receiver_go_over_one_kept_connection(
+        self, customer: KeyedClient, dns: dict[str, list[str]]
+    ) -> None:
+        with Receiver(keep_alive=True) as receiver:
+            dns["kept.example.com"] = ["127.0.0.1"]
+            add_endpoint(customer.account_id, f"http://kept.example.com:{receiver.port}/h")
+            dns["__lookups__"].clear()
+            call = new_id()
+            for t in ("call.queued", "call.ringing", "call.answered"):
+                append(customer.account_id, call, t)
+            assert run_due() == ["delivered"] * 3
+            sent = receiver.requests()
+        # Each checked again, and all sent over the connection the first one opened.
+        assert dns["__lookups__"] == ["kept.example.com"] * 3
+        assert len({r.peer_port for r in sent}) == 1
+        assert {r.headers["Host"] for r in sent} == {f"kept.example.com:{receiver.port}"}
+
+    def test_a_kept_connection_carries_no_request_checked_for_another_address(
+        self, customer: KeyedClient, dns: dict[str, list[str]]
+    ) -> None:
+        with Receiver(keep_alive=True) as receiver:
+            dns["moved.example.com"] = ["127.0.0.1"]
+            endpoint_id, _ = add_endpoint(
+                customer.account_id, f"http://moved.example.com:{receiver.port}/h"
+            )
+            first = append(customer.account_id, new_id())
+            assert run_due() == ["delivered"]
+            # Now the name stands for an address the receiver does not listen on: the next
+            # request goes there, not over the connection still open to the old one.
+            dns["moved.example.com"] = ["127.0.0.2"]
+            append(customer.account_id, new_id())
+            [said] = run_due()
+            assert len(receiver.requests()) == 1
+        assert said.startswith("attempt 1 failed (ConnectError"), said
+        assert state_of(endpoint_id, first.id) == "delivered"
+
     def test_a_name_that_takes_its_time_to_resolve_is_an_attempt_within_the_timeout(
         self, customer: KeyedClient, monkeypatch: pytest.MonkeyPatch
     ) -> None:
