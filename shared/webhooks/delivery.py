@@ -23,10 +23,12 @@ longer holds the later ones). Other subjects are not held up.
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import TextClause, func, select, text, update
+from sqlalchemy import Row, TextClause, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
@@ -76,9 +78,8 @@ class Request:
 
 # Claiming: the deliveries `chosen` selects (and locks) get a claim (their new attempt's id)
 # whose lease runs for the request's deadline and a margin, and an attempt row; what their
-# requests send is read in the same round trip. `chosen` is one of the two selections below.
-_CLAIM = """
-    WITH chosen AS ({chosen}),
+# requests send is read in the same round trip. `chosen` is one of the selections below.
+_CLAIMING = """
     claimed AS (
         UPDATE webhook_deliveries d
         SET claim = gen_random_uuid()::text, attempts = d.attempts + 1,
@@ -91,6 +92,8 @@ _CLAIM = """
         INSERT INTO webhook_attempts (id, delivery_id, attempted_at)
         SELECT claim, id, :now FROM claimed
     )
+"""
+_CLAIMED = """
     SELECT c.id AS delivery_id, c.claim, c.endpoint_id, c.subject_type, c.subject_id, e.url,
            CASE WHEN e.per_call THEN a.webhook_secret ELSE e.secret END AS secret,
            CASE WHEN e.per_call THEN a.webhook_previous_secret ELSE e.previous_secret END
@@ -104,6 +107,7 @@ _CLAIM = """
     LEFT JOIN accounts a ON e.per_call AND a.id = e.account_id
     JOIN events ev ON ev.id = c.event_id
 """
+_CLAIM = "WITH chosen AS ({chosen}), " + _CLAIMING + _CLAIMED
 # Due: pending, its time come, its endpoint enabled, and no earlier event of its subject
 # pending for the same endpoint; oldest due first, skipping what another tick holds. Of the
 # oldest candidates, an endpoint gets no more than WEBHOOK_ENDPOINT_CONCURRENCY requests in
@@ -152,23 +156,20 @@ _DUE = text(
 )
 # Next: the subject's lowest pending delivery to the endpoint, whoever holds it (skipping a
 # locked one would send a later event before it), if it is due and not held.
-_NEXT = text(
-    _CLAIM.format(
-        chosen="""
-        SELECT d.id FROM webhook_deliveries d
-        JOIN webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.id = (
-            SELECT lowest.id FROM webhook_deliveries lowest
-            WHERE lowest.endpoint_id = :endpoint_id AND lowest.subject_type = :subject_type
-              AND lowest.subject_id = :subject_id AND lowest.state = :pending
-            ORDER BY lowest.sequence
-            LIMIT 1
-        )
-          AND d.next_attempt_at <= now() AND e.enabled
-        FOR UPDATE OF d SKIP LOCKED
-        """
+_NEXT_CHOSEN = """
+    SELECT d.id FROM webhook_deliveries d
+    JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    WHERE d.id = (
+        SELECT lowest.id FROM webhook_deliveries lowest
+        WHERE lowest.endpoint_id = :endpoint_id AND lowest.subject_type = :subject_type
+          AND lowest.subject_id = :subject_id AND lowest.state = :pending {other_than}
+        ORDER BY lowest.sequence
+        LIMIT 1
     )
-)
+      AND d.next_attempt_at <= now() AND e.enabled {provided}
+    FOR UPDATE OF d SKIP LOCKED
+"""
+_NEXT = text(_CLAIM.format(chosen=_NEXT_CHOSEN.format(other_than="", provided="")))
 
 
 def claim_due(session: Session, limit: int = CLAIM_BATCH) -> list[Request]:
@@ -200,10 +201,17 @@ def claim_next(session: Session, done: Request) -> Request | None:
 
 def _claim(session: Session, statement: TextClause, params: dict[str, object]) -> list[Request]:
     now = utcnow()
+    rows = session.execute(statement, {**params, **_claim_params(now)}).all()
+    return _requests(rows, now)
+
+
+def _claim_params(now: datetime) -> dict[str, object]:
     lease = timedelta(seconds=get_settings().WEBHOOK_TIMEOUT_SECONDS + LOST_MARGIN_SECONDS)
-    rows = session.execute(
-        statement, {**params, "pending": PENDING, "now": now, "lease_ends": now + lease}
-    ).all()
+    return {"pending": PENDING, "now": now, "lease_ends": now + lease}
+
+
+def _requests(rows: Sequence[Row[Any]], now: datetime) -> list[Request]:
+    """The claimed rows' requests (a row without a claim is none)."""
     return [
         Request(
             attempt_id=row.claim,
@@ -227,6 +235,7 @@ def _claim(session: Session, statement: TextClause, params: dict[str, object]) -
             ),
         )
         for row in rows
+        if row.claim is not None
     ]
 
 
@@ -237,14 +246,16 @@ def send(request: Request) -> sending.Outcome:
 
 
 # A delivered attempt in one round trip: its outcome, its delivery's state (if the attempt
-# still holds the claim), and the endpoint's last_delivered_at, written at most once a
+# still holds the claim), the endpoint's last_delivered_at, written at most once a
 # LAST_DELIVERED_RESOLUTION so a steady stream of deliveries to one endpoint does not queue on
-# its row; and whether a later event of the subject is pending for the endpoint, without which
-# there is no next one to claim (one appended meanwhile is claimed on its own wake-up, or the
-# poll's).
+# its row, and the subject's next delivery claimed as `_NEXT` claims it. The statement's
+# snapshot still sees this delivery pending, so the next is the lowest pending other than it,
+# and only once it has moved on: one that moved on without this attempt is its new claimant's
+# to follow. One row always comes back, `moved` saying whether it moved, and the next claimed
+# delivery's columns if there is one.
 _DELIVERED = text(
     """
-    WITH attempt AS (
+    WITH outcome AS (
         UPDATE webhook_attempts SET status_code = :status_code, latency_ms = :latency_ms
         WHERE id = :attempt_id
     ), delivered AS (
@@ -257,15 +268,17 @@ _DELIVERED = text(
         UPDATE webhook_endpoints SET last_delivered_at = :now
         WHERE id IN (SELECT endpoint_id FROM delivered)
           AND (last_delivered_at IS NULL OR last_delivered_at < :stale)
+    ), chosen AS ("""
+    + _NEXT_CHOSEN.format(
+        other_than="AND lowest.id <> :delivery_id",
+        provided="AND EXISTS (SELECT 1 FROM delivered)",
     )
-    SELECT count(*) AS moved, EXISTS (
-        SELECT 1 FROM webhook_deliveries later
-        WHERE later.endpoint_id = :endpoint_id AND later.subject_type = :subject_type
-          AND later.subject_id = :subject_id AND later.state = :pending
-          AND later.id <> :delivery_id
-    ) AS later
-    FROM delivered
-    """
+    + "), "
+    + _CLAIMING
+    + "SELECT (SELECT count(*) FROM delivered) AS moved, following.* FROM (SELECT 1) AS one "
+    + "LEFT JOIN ("
+    + _CLAIMED
+    + ") AS following ON true"
 )
 
 
@@ -279,15 +292,15 @@ def record_and_next(
     session: Session, request: Request, outcome: sending.Outcome
 ) -> tuple[str, Request | None]:
     """`record`, then `claim_next`: what the record said, and the subject's next delivery
-    claimed, if any. A delivered attempt that left no later event of its subject pending
-    skips the claim."""
+    claimed, if any; a delivered attempt's in the one statement that records it."""
     if not outcome.delivered:
         said = _record_failed(session, request, outcome)
         return said, claim_next(session, request)
     now = utcnow()
-    moved, later = session.execute(
+    row = session.execute(
         _DELIVERED,
         {
+            **_claim_params(now),
             "status_code": outcome.status_code,
             "latency_ms": outcome.latency_ms,
             "attempt_id": request.attempt_id,
@@ -295,14 +308,13 @@ def record_and_next(
             "endpoint_id": request.endpoint_id,
             "subject_type": request.subject_type,
             "subject_id": request.subject_id,
-            "now": now,
             "stale": now - LAST_DELIVERED_RESOLUTION,
             "delivered": DELIVERED,
-            "pending": PENDING,
         },
     ).one()
-    said = "delivered" if moved else MOVED_ON
-    return said, claim_next(session, request) if later else None
+    said = "delivered" if row.moved else MOVED_ON
+    claimed = _requests([row], now)
+    return said, claimed[0] if claimed else None
 
 
 def _record_failed(session: Session, request: Request, outcome: sending.Outcome) -> str:
