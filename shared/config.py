@@ -59,9 +59,13 @@ class Settings(BaseSettings):
     # started) and sets this for its children; the tests do the same.
     DATABASE_URL: str | None = None
     # Connections per process (PostgreSQL): size + overflow should cover a worker's threads,
-    # and every process's together must stay under the server's max_connections.
-    DATABASE_POOL_SIZE: int = 5
-    DATABASE_MAX_OVERFLOW: int = 15
+    # and every process's together must stay under the server's max_connections. The size is
+    # what stays open when returned: with 5 of 20, a worker's webhook senders (a short
+    # transaction after each request) opened and closed connections all the time, PostgreSQL
+    # starting a backend for each (benchmarks.webhook_lag: 1,004 sessions over its 3,000
+    # deliveries, 45 with 20).
+    DATABASE_POOL_SIZE: int = 20
+    DATABASE_MAX_OVERFLOW: int = 0
     # Unset: the development launcher starts an embedded redis-server and sets this for its
     # children; the tests do the same.
     REDIS_URL: str | None = None
