@@ -51,12 +51,8 @@ def _configure_environment() -> None:
     os.environ["SANDBOX_PORT"] = os.environ["TEST_CARRIER_PORT"]
     os.environ["STRIPE_SECRET_KEY"] = "sk_test_sandbox"
     os.environ["STRIPE_API_BASE"] = f"{os.environ['TWILIO_API_BASE']}/stripe"
-    # Short grace periods, so recovery from a killed worker is seen in seconds. A worker may
-    # send a claim's create request until DIAL_AMBIGUOUS_SECONDS - TWILIO_TIMEOUT_SECONDS - 0.5
-    # after taking it, and waits up to RATE_MAX_WAIT_SECONDS for its slot: 2.5 s are left for
-    # the rest of its steps, which a loaded machine can take. (With 0.5 s left, a worker slowed
-    # that much handed its claim back, and the call was reserved for twice.)
-    os.environ["DIAL_AMBIGUOUS_SECONDS"] = "10"
+    # Short grace periods, so recovery from a killed worker is seen in seconds.
+    os.environ["DIAL_AMBIGUOUS_SECONDS"] = "8"
     os.environ["RATE_MAX_WAIT_SECONDS"] = "2"
     os.environ["TWILIO_TIMEOUT_SECONDS"] = "5"
     # Tests poll hard; the rate-limit tests give their own accounts tighter buckets.

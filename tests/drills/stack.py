@@ -34,12 +34,12 @@ CREDITS = 100_000
 START_TIMEOUT = 180
 
 # Short grace periods (as the suite's own), so recovery is seen in seconds: a claim whose task
-# was lost is sent again after 10 s, a dial with no answer is looked up after 10 s.
+# was lost is sent again after 10 s, a dial with no answer is looked up after 8 s.
 DRILL_ENV = {
     "DIAL_RATE_PER_SECOND": str(DIAL_RATE),
     "DIAL_BURST": "2",
     "DISPATCH_STALE_SECONDS": "10",
-    "DIAL_AMBIGUOUS_SECONDS": "10",
+    "DIAL_AMBIGUOUS_SECONDS": "8",
     "RATE_MAX_WAIT_SECONDS": "2",
     "TWILIO_TIMEOUT_SECONDS": "5",
     "MAX_CONCURRENT_CALLS": "1000",

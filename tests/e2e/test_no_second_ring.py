@@ -34,9 +34,8 @@ from tests.e2e.test_claims import claimed_call, customer, status_of
 from tests.stack import Api, Carrier, StackProcesses, wait_until
 
 # A worker may wait up to four seconds for its dial slot (the test of a stalled worker holds it
-# that long); reconcile looks at a claim twelve seconds after it was taken, which leaves the
-# worker 2.5 s for its other steps, as in the rest of the suite (see tests/conftest.py).
-STACK_ENV = {"RATE_MAX_WAIT_SECONDS": "4", "DIAL_AMBIGUOUS_SECONDS": "12"}
+# that long); reconcile looks at a claim ten seconds after it was taken.
+STACK_ENV = {"RATE_MAX_WAIT_SECONDS": "4", "DIAL_AMBIGUOUS_SECONDS": "10"}
 
 
 def call_sid(api: Api, call_id: str) -> str | None:
