@@ -6,7 +6,7 @@ it is still the one request, and keeps the one event: the refusal of a keyed req
 by its key, and its retries find it."""
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from fastapi import HTTPException, status
@@ -46,13 +46,15 @@ def _kept(refusal: str) -> Iterator[Session]:
 
 def refused(session: Session, account_id: str, event_type: str, exc: OnTheList) -> None:
     """A single call's or SMS's refusal (call.refused, sms.refused), once for each request."""
-    key = idempotency.held(session)
-    # The request's work is let go first: nothing it holds waits on the refusal's commit.
-    session.rollback()
-    with _kept(str(exc)) as own:
-        subject = _subject(own, key, types.REFUSAL, new_id())
-        if subject is not None:
-            refusals.refused(own, account_id, event_type, exc.number, str(exc), exc.rule, subject)
+    _record(
+        session,
+        str(exc),
+        types.REFUSAL,
+        new_id(),
+        lambda own, subject: refusals.refused(
+            own, account_id, event_type, exc.number, str(exc), exc.rule, subject
+        ),
+    )
 
 
 def batch_refused(session: Session, account_id: str, exc: NothingToCall) -> None:
@@ -60,22 +62,34 @@ def batch_refused(session: Session, account_id: str, exc: NothingToCall) -> None
     request's: one named by its key), once for each request."""
     if not exc.refused:
         return
+    _record(
+        session,
+        f"{len(exc.refused)} of the batch's numbers are on a do-not-contact list",
+        types.BATCH,
+        exc.batch_id,
+        lambda own, subject: refusals.batch_refused(own, account_id, subject, exc.refused),
+    )
+
+
+def _record(
+    session: Session,
+    refusal: str,
+    subject_type: str,
+    new: str,
+    write: Callable[[Session, str], object],
+) -> None:
+    """The request's work let go, then its refusal written in a transaction of its own under
+    its subject (`new` for a request without a key, else its key's), unless a retry with the
+    key finds it kept already."""
     key = idempotency.held(session)
+    # The request's work is let go first: nothing it holds waits on the refusal's commit.
     session.rollback()
-    with _kept(f"{len(exc.refused)} of the batch's numbers are on a do-not-contact list") as own:
-        subject = _subject(own, key, types.BATCH, exc.batch_id)
-        if subject is not None:
-            refusals.batch_refused(own, account_id, subject, exc.refused)
-
-
-def _subject(
-    own: Session, key: idempotency.Taken | None, subject_type: str, new: str
-) -> str | None:
-    """The subject of this request's refusal (`new` for a request without a key, else its
-    key's), or None when a retry with the key finds its refusal kept already."""
-    if key is None:
-        return new
-    subject = key.refusal_subject()
-    # A retry refused at the same moment waits here, and then finds this refusal.
-    keys.hold(own, key.row_id)
-    return None if refusals.written(own, subject_type, subject) else subject
+    with _kept(refusal) as own:
+        if key is None:
+            write(own, new)
+            return
+        subject = key.refusal_subject()
+        # A retry refused at the same moment waits here, and then finds this refusal.
+        keys.hold(own, key.row_id)
+        if not refusals.written(own, subject_type, subject):
+            write(own, subject)
