@@ -10,6 +10,8 @@ requests through `Adapter`:
   ConnectTimeout (never sent);
 - are cut when it passes: a watchdog shuts the connection's socket down, and the request fails
   as a lost answer (requests.ConnectionError: it may have been sent).
+
+Its connections are also not used again after IDLE_REUSE_SECONDS idle (see there).
 """
 
 import socket
@@ -112,16 +114,39 @@ class _TLSConnection(HTTPSConnection):
         super().request(*args, **kwargs)
 
 
-class _Pool(HTTPConnectionPool):
+# A kept connection idle this long is closed rather than used again: servers close idle ones
+# after a few seconds (uvicorn, serving the sandbox, after 5), and a request written as the
+# server closes its connection is lost without an answer. For a call creation that is
+# ambiguous: the call waits for reconcile and is dialed anew, its credits released and reserved
+# again.
+IDLE_REUSE_SECONDS = 4.0
+
+
+class _ClosesIdle(HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        idle_since = getattr(connection, "idle_since", None)
+        if idle_since is not None and time.monotonic() - idle_since > IDLE_REUSE_SECONDS:
+            connection.close()  # as urllib3 closes one found dropped: the request opens it again
+        return connection
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn.idle_since = time.monotonic()
+        super()._put_conn(conn)
+
+
+class _Pool(_ClosesIdle):
     ConnectionCls = _Connection
 
 
-class _TLSPool(HTTPSConnectionPool):
+class _TLSPool(_ClosesIdle, HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
 
 class Adapter(HTTPAdapter):
-    """requests' adapter, with connections that keep to the thread's deadline."""
+    """requests' adapter, with connections that keep to the thread's deadline and are not used
+    again once long idle."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
