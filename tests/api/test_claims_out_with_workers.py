@@ -281,7 +281,8 @@ class TestACallLateForItsSlot:
     ) -> None:
         """One call's fence waits past its slot (as on a busy host; here for a lock held on its
         pair of numbers) while the next call's worker sends on time. Sent as the fence let it
-        through, the late request would reach the carrier right with the next one."""
+        through, the late request would reach the carrier right with the next one: it goes
+        round again instead, keeping its claim, and its task's retry dials it at a new slot."""
         api, number = customer
         settings = get_settings()
         monkeypatch.setattr(settings, "DIAL_RATE_PER_SECOND", 2.0)
@@ -296,22 +297,34 @@ class TestACallLateForItsSlot:
                 text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                 {"key": f"toingg:dial:{number}:{late_to}"},
             )
-            late = threading.Thread(target=dial_claimed, args=(late_id,))
+            came_back: list[Retry] = []
+            late = threading.Thread(target=lambda: came_back.extend(retried(late_id)))
             late.start()
             wait_until(lambda: advisory_lock_waiters() == 1, 10, message="the late call's fence")
-            on_time = threading.Thread(target=dial_claimed, args=(on_time_id,))
-            on_time.start()
-            wait_until(lambda: carrier_at_api.calls(to=on_time_to), 10, message="the next call")
-            on_time.join()
+            dial_claimed(on_time_id)
         finally:
             held.close()
         late.join()
+        assert came_back, "the late call's task did not come back for it"
+        assert carrier_at_api.calls(to=late_to) == [], "sent late for its slot"
+        assert api.get(f"/api/calls/{late_id}").json()["status"] == "dialing"  # its claim kept
+        dial_claimed(late_id)  # the retry
         [late_call] = carrier_at_api.calls(to=late_to)
         [on_time_call] = carrier_at_api.calls(to=on_time_to)
         apart = late_call["created_at"] - on_time_call["created_at"]
         interval = 1 / settings.DIAL_RATE_PER_SECOND
         assert apart >= interval - carrier_limits.dial_lateness_allowed(), apart
-        assert api.get(f"/api/calls/{late_id}").json()["status"] != "queued"
+        entries = api.get("/api/credits", limit=50).json()["entries"]
+        assert [e["reason"] for e in entries if e["subjectId"] == late_id] == ["call_reservation"]
+
+
+def retried(call_id: str) -> list[Retry]:
+    """The dial task's retry, when it asks for one."""
+    try:
+        dial_claimed(call_id)
+    except Retry as retry:
+        return [retry]
+    return []
 
 
 def advisory_lock_waiters() -> int:

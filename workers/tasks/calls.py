@@ -44,10 +44,9 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     if batch_stops.is_stopped(plan.batch_id):
         return _stand_down(plan)  # without taking a slot another call could use
     # The slot right before the request, so the carrier sees the pace the bucket gives.
-    bucket = carrier_limits.dial_bucket()
-    slot = bucket.reserve(settings.RATE_MAX_WAIT_SECONDS)
+    slot = carrier_limits.dial_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
     if not slot.allowed:
-        return _come_back_nearer_its_turn(self, plan, slot.wait_seconds)
+        return _come_back_for_its_turn(self, plan, slot.wait_seconds)
     due = time.monotonic() + slot.wait_seconds
     if not batch_stops.wait_unless_stopped(
         plan.batch_id, max(0.0, slot.wait_seconds - FENCE_LEAD_SECONDS)
@@ -73,16 +72,11 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
             " its number on a do-not-contact list, or its claim reconciled or ended"
         )
     time.sleep(max(0.0, due - time.monotonic()))
-    while time.monotonic() - due > carrier_limits.dial_lateness_allowed():
+    if time.monotonic() - due > carrier_limits.dial_lateness_allowed():
         # Late for its slot (a busy host, a slow fence): sent now, the request would reach the
-        # carrier with those of the slots after it, more than rate + burst in a second. It
-        # takes the next free slot instead, one the fence's deadline still leaves time after.
-        left = (ends_by - utcnow()).total_seconds() - settings.TWILIO_TIMEOUT_SECONDS / 2
-        slot = bucket.reserve(min(settings.RATE_MAX_WAIT_SECONDS, left))
-        if not slot.allowed:
-            return _come_back_nearer_its_turn(self, plan, slot.wait_seconds)
-        due = time.monotonic() + slot.wait_seconds
-        time.sleep(slot.wait_seconds)
+        # carrier with those of the slots after it, more than rate + burst in a second. It goes
+        # round again, to a new slot and a new fence, the last look at the claim before it.
+        return _come_back_for_its_turn(self, plan, 0.0)
     dialed_at = utcnow()
     try:
         remote = twilio.create_call(
@@ -115,10 +109,10 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     return remote.sid
 
 
-def _come_back_nearer_its_turn(task: Task, plan: calls_service.DialPlan, wait: float) -> str:
-    """Its slot is too far off: the call keeps its claim, and this task comes back for it nearer
-    its turn. Released, it was claimed again by the retry, a reservation and a release in the
-    account's ledger for every wait."""
+def _come_back_for_its_turn(task: Task, plan: calls_service.DialPlan, wait: float) -> str:
+    """Its slot is too far off, or missed: the call keeps its claim, and this task comes back
+    for it nearer its turn (`wait` seconds away). Released, it was claimed again by the retry, a
+    reservation and a release in the account's ledger for every wait."""
     with session_scope() as session:
         kept = calls_service.untake(session, plan)
     if not kept:
