@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     # are evenly spaced; DIAL_BURST is how many more than the rate the carrier may count in one
     # second, the room left for requests that arrive a little after their slot.
     DIAL_RATE_PER_SECOND: float = 1.0
-    DIAL_BURST: int = Field(default=1, ge=1)
+    DIAL_BURST: int = 1
     SMS_RATE_PER_SECOND: float = 1.0
     # Each API key's leaky bucket (accounts may override), and each account's lines: a line
     # is held from the claim to the final status, so R calls a second of L seconds each need

@@ -235,13 +235,6 @@ def start(argv: list[str], cwd: Path, **changes: str) -> subprocess.CompletedPro
     )
 
 
-class TestDialPacing:
-    def test_a_burst_under_one_is_refused_naming_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        # The burst is the room a request has to be late for its slot: with none, every request
-        # is late, and none is sent.
-        assert "DIAL_BURST" in refusal(monkeypatch, DIAL_BURST="0")
-
-
 class TestRefusedAtStart:
     """Each process checks its settings as it starts and exits naming what is wrong, instead of
     starting and failing its requests later (the API answered its health check 200, and 500 to

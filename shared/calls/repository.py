@@ -714,8 +714,7 @@ def live_past(session: Session, started_before: datetime) -> list[str]:
 
 def untake(session: Session, call_id: str, attempt: str) -> bool:
     """A taken claim, not sent to Twilio, is left for its task to take again later: it keeps its
-    claim (its line and its reservation). Fenced already, it is marked unsent again. Only while
-    the claim is still this attempt's."""
+    claim (its line and its reservation). Only while the claim is still this attempt's."""
     now = utcnow()
     result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Call)
@@ -725,7 +724,7 @@ def untake(session: Session, call_id: str, attempt: str) -> bool:
             Call.status == st.DIALING,
             Call.twilio_sid.is_(None),
         )
-        .values(dial_started_at=None, dialed_at=None, handed_at=now, updated_at=now)
+        .values(dial_started_at=None, handed_at=now, updated_at=now)
     )
     return result.rowcount == 1
 

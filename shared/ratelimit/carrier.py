@@ -6,8 +6,6 @@ The carrier counts requests when they arrive, and a request reaches it a little 
 burst of their own, and the configured burst is the room left for that jitter: the carrier sees
 at most rate + burst in any one-second window as long as requests arrive within burst/rate
 seconds of their slot (100 ms at 20/s with a burst of 2). The average rate is unchanged.
-A worker later than half of that for its slot (`dial_lateness_allowed`) does not send, and
-takes a new slot: the other half is the request's way to the carrier.
 """
 
 from shared.config import get_settings
@@ -35,9 +33,3 @@ def sms_bucket() -> Bucket:
         settings.SMS_RATE_PER_SECOND,
         _EVENLY_SPACED,
     )
-
-
-def dial_lateness_allowed() -> float:
-    """How long after its slot a worker may still send a create request, in seconds."""
-    settings = get_settings()
-    return settings.DIAL_BURST / settings.DIAL_RATE_PER_SECOND / 2

@@ -6,17 +6,14 @@ block is lifted; one whose sender was removed fails, its credits given back.
 
 The block or the removal is a transaction held open while the worker takes its claim (and looks
 at its sender then), and committed as the worker comes to its slot.
-
-A call whose worker comes to the carrier late for its slot takes the next one.
 """
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 
 import pytest
 from celery.exceptions import Retry
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.billing import disputes
@@ -30,7 +27,7 @@ from shared.sms import dispatcher as sms_dispatcher
 from tests import factories
 from tests.api.conftest import KeyedClient
 from tests.concurrency import Racer
-from tests.stack import Carrier, wait_until
+from tests.stack import Carrier
 
 
 @pytest.fixture(autouse=True)
@@ -270,68 +267,3 @@ class TestACallOutWithItsWorker:
         call = api.get(f"/api/calls/{call_id}").json()
         assert (call["status"], call["error"]["code"]) == ("failed", "caller-id-not-allowed")
         assert api.get("/api/credits").json()["balance"] == 100
-
-
-class TestACallLateForItsSlot:
-    def test_takes_the_next_slot_rather_than_reach_the_carrier_with_the_call_after_it(
-        self,
-        customer: tuple[KeyedClient, str],
-        carrier_at_api: Carrier,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        """One call's fence waits past its slot (as on a busy host; here for a lock held on its
-        pair of numbers) while the next call's worker sends on time. Sent as the fence let it
-        through, the late request would reach the carrier right with the next one: it goes
-        round again instead, keeping its claim, and its task's retry dials it at a new slot."""
-        api, number = customer
-        settings = get_settings()
-        monkeypatch.setattr(settings, "DIAL_RATE_PER_SECOND", 2.0)
-        monkeypatch.setattr(settings, "DIAL_BURST", 1)
-        late_id, late_to = accept_call(api)
-        on_time_id, on_time_to = accept_call(api)
-        assert call_tick() == 2
-        held = get_sessionmaker()()
-        try:
-            # The lock the late call's fence takes first, for its pair of numbers.
-            held.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"toingg:dial:{number}:{late_to}"},
-            )
-            came_back: list[Retry] = []
-            late = threading.Thread(target=lambda: came_back.extend(retried(late_id)))
-            late.start()
-            wait_until(lambda: advisory_lock_waiters() == 1, 10, message="the late call's fence")
-            dial_claimed(on_time_id)
-        finally:
-            held.close()
-        late.join()
-        assert came_back, "the late call's task did not come back for it"
-        assert carrier_at_api.calls(to=late_to) == [], "sent late for its slot"
-        assert api.get(f"/api/calls/{late_id}").json()["status"] == "dialing"  # its claim kept
-        dial_claimed(late_id)  # the retry
-        [late_call] = carrier_at_api.calls(to=late_to)
-        [on_time_call] = carrier_at_api.calls(to=on_time_to)
-        apart = late_call["created_at"] - on_time_call["created_at"]
-        interval = 1 / settings.DIAL_RATE_PER_SECOND
-        assert apart >= interval - carrier_limits.dial_lateness_allowed(), apart
-        entries = api.get("/api/credits", limit=50).json()["entries"]
-        assert [e["reason"] for e in entries if e["subjectId"] == late_id] == ["call_reservation"]
-
-
-def retried(call_id: str) -> list[Retry]:
-    """The dial task's retry, when it asks for one."""
-    try:
-        dial_claimed(call_id)
-    except Retry as retry:
-        return [retry]
-    return []
-
-
-def advisory_lock_waiters() -> int:
-    with session_scope() as session:
-        return int(
-            session.scalar(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-            )
-            or 0
-        )

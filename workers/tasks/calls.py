@@ -46,7 +46,17 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     # The slot right before the request, so the carrier sees the pace the bucket gives.
     slot = carrier_limits.dial_bucket().reserve(settings.RATE_MAX_WAIT_SECONDS)
     if not slot.allowed:
-        return _come_back_for_its_turn(self, plan, slot.wait_seconds)
+        # Too far off: the call keeps its claim, and this task comes back for it nearer its
+        # turn. Released, it was claimed again by the retry, a reservation and a release in
+        # the account's ledger for every wait.
+        with session_scope() as session:
+            kept = calls_service.untake(session, plan)
+        if not kept:
+            return "not placed: its claim was reconciled, or ended, meanwhile"
+        raise self.retry(
+            args=[call_id, asdict(plan)],
+            countdown=slot.wait_seconds - settings.RATE_MAX_WAIT_SECONDS / 2,
+        )
     due = time.monotonic() + slot.wait_seconds
     if not batch_stops.wait_unless_stopped(
         plan.batch_id, max(0.0, slot.wait_seconds - FENCE_LEAD_SECONDS)
@@ -72,11 +82,6 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
             " its number on a do-not-contact list, or its claim reconciled or ended"
         )
     time.sleep(max(0.0, due - time.monotonic()))
-    if time.monotonic() - due > carrier_limits.dial_lateness_allowed():
-        # Late for its slot (a busy host, a slow fence): sent now, the request would reach the
-        # carrier with those of the slots after it, more than rate + burst in a second. It goes
-        # round again, to a new slot and a new fence, the last look at the claim before it.
-        return _come_back_for_its_turn(self, plan, 0.0)
     dialed_at = utcnow()
     try:
         remote = twilio.create_call(
@@ -107,20 +112,6 @@ def dial(self: Task, call_id: str, claimed: dict[str, Any] | None = None) -> str
     with session_scope() as session:
         calls_service.record_sid(session, plan, remote.sid, dialed_at)
     return remote.sid
-
-
-def _come_back_for_its_turn(task: Task, plan: calls_service.DialPlan, wait: float) -> str:
-    """Its slot is too far off, or missed: the call keeps its claim, and this task comes back
-    for it nearer its turn (`wait` seconds away). Released, it was claimed again by the retry, a
-    reservation and a release in the account's ledger for every wait."""
-    with session_scope() as session:
-        kept = calls_service.untake(session, plan)
-    if not kept:
-        return "not placed: its claim was reconciled, or ended, meanwhile"
-    raise task.retry(
-        args=[plan.call_id, asdict(plan)],
-        countdown=max(0.0, wait - get_settings().RATE_MAX_WAIT_SECONDS / 2),
-    )
 
 
 def _stand_down(plan: calls_service.DialPlan) -> str:
