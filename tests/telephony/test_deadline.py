@@ -54,10 +54,11 @@ def trickling() -> Iterator[TricklingCarrier]:
     carrier.close()
 
 
-def create(carrier: TricklingCarrier, ends_by: datetime) -> twilio.RemoteCall:
-    """A call creation as the dial task sends it, from a thread of its own (a client each)."""
+def create(carrier_url: str, ends_by: datetime) -> twilio.RemoteCall:
+    """A call creation as the dial task sends it, to the carrier at `carrier_url`, on the
+    calling thread's client."""
     client = twilio.get_client()
-    original, client.api.base_url = client.api.base_url, carrier.url
+    original, client.api.base_url = client.api.base_url, carrier_url
     try:
         return twilio.create_call(
             to="+14155552671",
@@ -79,7 +80,7 @@ def test_an_answer_that_trickles_is_cut_at_the_deadline_and_is_ambiguous(
 
     def run() -> None:
         try:
-            create(trickling, datetime.now(UTC) + timedelta(seconds=1.5))
+            create(trickling.url, datetime.now(UTC) + timedelta(seconds=1.5))
         except BaseException as exc:  # handed to the test's thread
             outcome.append(exc)
 
@@ -96,7 +97,7 @@ def test_an_answer_that_trickles_is_cut_at_the_deadline_and_is_ambiguous(
 
 def test_a_request_past_its_deadline_is_never_sent(trickling: TricklingCarrier) -> None:
     with pytest.raises(twilio.TwilioUnavailable) as error:
-        create(trickling, datetime.now(UTC) - timedelta(seconds=1))
+        create(trickling.url, datetime.now(UTC) - timedelta(seconds=1))
     assert not error.value.maybe_sent
     time.sleep(0.3)
     assert trickling.requests == 0

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.telephony import client as twilio
 from shared.telephony import deadline
+from tests.telephony.test_deadline import create
 
 # The carrier's own idle timeout here, and the client's, below it.
 CARRIER_IDLE_SECONDS = 0.5
@@ -81,35 +81,24 @@ def _read_request(connection: socket.socket) -> bool:
 def carrier(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClosingCarrier]:
     monkeypatch.setattr(deadline, "IDLE_REUSE_SECONDS", CLIENT_IDLE_SECONDS)
     carrier = ClosingCarrier()
-    client = twilio.get_client()
-    original, client.api.base_url = client.api.base_url, carrier.url
     yield carrier
-    client.api.base_url = original
     carrier.close()
 
 
-def create() -> twilio.RemoteCall:
-    return twilio.create_call(
-        to="+14155552671",
-        from_="+15005550006",
-        url="http://127.0.0.1/voice",
-        status_callback="http://127.0.0.1/status",
-        timeout=30,
-        time_limit=300,
-        ends_by=datetime.now(UTC) + timedelta(seconds=3),
-    )
+def create_at(carrier: ClosingCarrier) -> None:
+    create(carrier.url, datetime.now(UTC) + timedelta(seconds=3))
 
 
 def test_requests_close_together_share_one_connection(carrier: ClosingCarrier) -> None:
-    create()
-    create()
+    create_at(carrier)
+    create_at(carrier)
     assert (carrier.connections, carrier.unanswered) == (1, 0)
 
 
 def test_a_request_after_a_long_idle_opens_a_new_connection_and_is_answered(
     carrier: ClosingCarrier,
 ) -> None:
-    create()
+    create_at(carrier)
     time.sleep(CARRIER_IDLE_SECONDS + 0.2)
-    create()  # on the kept connection it would be lost: TwilioUnavailable, maybe sent
+    create_at(carrier)  # on the kept connection it would be lost: TwilioUnavailable, maybe sent
     assert (carrier.connections, carrier.unanswered) == (2, 0)
