@@ -29,6 +29,13 @@ class WebhookDelivery(Base):
             "sequence",
             postgresql_where=text("state = 'pending'"),
         ),
+        # The deliveries in flight (a handful per endpoint, whatever the backlog), counted
+        # against an endpoint's share of the senders.
+        Index(
+            "ix_webhook_deliveries_in_flight",
+            "endpoint_id",
+            postgresql_where=text("state = 'pending' AND claim IS NOT NULL"),
+        ),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
         # What the retention purge deletes: deliveries that are over, oldest first.
         Index(

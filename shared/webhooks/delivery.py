@@ -42,7 +42,7 @@ from shared.models import (
     utcnow,
 )
 from shared.webhooks import endpoints, sending, wakeup
-from shared.webhooks.fanout import DELIVERED, FAILED, PENDING, owed, recipients, selects
+from shared.webhooks.fanout import FAILED, PENDING, owed, recipients, selects
 from shared.webhooks.schemas import EndpointOut
 
 # Deliveries one tick claims at a time.
@@ -108,48 +108,63 @@ _CLAIMED = """
     JOIN events ev ON ev.id = c.event_id
 """
 _CLAIM = "WITH chosen AS ({chosen}), " + _CLAIMING + _CLAIMED
+# The statements here name the states ('pending', 'delivered': fanout.PENDING, DELIVERED) in
+# their text rather than binding them: the plan PostgreSQL keeps for a statement prepared and
+# run often (a generic plan, from its sixth run) can use the indexes of pending deliveries only
+# if the statement itself says 'pending'. Bound, it read the endpoint's every delivery ever made.
 # Due: pending, its time come, its endpoint enabled, and no earlier event of its subject
 # pending for the same endpoint; oldest due first, skipping what another tick holds. Of the
 # oldest candidates, an endpoint gets no more than WEBHOOK_ENDPOINT_CONCURRENCY requests in
 # flight, its own counted: a slow endpoint with a backlog takes that many senders, never all of
 # them, and the others' events go on. (The state and time are tested again on the locked row:
 # one another tick claimed and committed meanwhile no longer passes.)
+#
+# Its plan must not depend on the table's statistics, taken by the last ANALYZE while next to
+# nothing was pending: a burst of thousands then looks like one row, and the planner turned the
+# order rule into a join over the whole backlog for each candidate. So the candidates are read
+# from the due index in its order until enough are found, the endpoint and order rules are
+# probes of one row each (OFFSET 0 keeps each a subquery run per candidate, never a join), the
+# deliveries in flight are counted once per endpoint from their own small index, and the chosen
+# rows are found again, to be locked, by their primary key.
 _DUE = text(
     _CLAIM.format(
         chosen="""
-        SELECT d.id FROM webhook_deliveries d
-        WHERE d.state = :pending AND d.next_attempt_at <= now()
-          AND d.id IN (
+        SELECT d.id FROM (
             SELECT ranked.id FROM (
                 SELECT candidate.id, candidate.next_attempt_at,
                        row_number() OVER (
                            PARTITION BY candidate.endpoint_id ORDER BY candidate.next_attempt_at
-                       ) + (
-                           SELECT count(*) FROM webhook_deliveries flying
-                           WHERE flying.endpoint_id = candidate.endpoint_id
-                             AND flying.state = :pending AND flying.claim IS NOT NULL
-                             AND flying.next_attempt_at > now()
-                       ) AS place
+                       ) + coalesce(flying.count, 0) AS place
                 FROM (
-                    SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
-                    JOIN webhook_endpoints e ON e.id = d.endpoint_id
-                    WHERE d.state = :pending AND d.next_attempt_at <= now() AND e.enabled
+                    SELECT c.id, c.endpoint_id, c.next_attempt_at FROM webhook_deliveries c
+                    WHERE c.state = 'pending' AND c.next_attempt_at <= now()
+                      AND (SELECT e.enabled FROM webhook_endpoints e
+                           WHERE e.id = c.endpoint_id OFFSET 0)
                       AND NOT EXISTS (
                           SELECT 1 FROM webhook_deliveries earlier
-                          WHERE earlier.endpoint_id = d.endpoint_id
-                            AND earlier.subject_type = d.subject_type
-                            AND earlier.subject_id = d.subject_id
-                            AND earlier.state = :pending
-                            AND earlier.sequence < d.sequence
+                          WHERE earlier.endpoint_id = c.endpoint_id
+                            AND earlier.subject_type = c.subject_type
+                            AND earlier.subject_id = c.subject_id
+                            AND earlier.state = 'pending'
+                            AND earlier.sequence < c.sequence
+                          OFFSET 0
                       )
-                    ORDER BY d.next_attempt_at
+                    ORDER BY c.next_attempt_at
                     LIMIT :candidates
                 ) candidate
+                LEFT JOIN (
+                    SELECT f.endpoint_id, count(*) AS count FROM webhook_deliveries f
+                    WHERE f.state = 'pending' AND f.claim IS NOT NULL AND f.next_attempt_at > now()
+                    GROUP BY f.endpoint_id
+                ) flying ON flying.endpoint_id = candidate.endpoint_id
             ) ranked
             WHERE ranked.place <= :per_endpoint
             ORDER BY ranked.next_attempt_at
             LIMIT :limit
-          )
+        ) chosen_id
+        JOIN webhook_deliveries d ON d.id = chosen_id.id
+        -- IS TRUE: no partial index of pending deliveries matches, only the primary key does.
+        WHERE (d.state = 'pending' AND d.next_attempt_at <= now()) IS TRUE
         FOR UPDATE OF d SKIP LOCKED
         """
     )
@@ -162,7 +177,7 @@ _NEXT_CHOSEN = """
     WHERE d.id = (
         SELECT lowest.id FROM webhook_deliveries lowest
         WHERE lowest.endpoint_id = :endpoint_id AND lowest.subject_type = :subject_type
-          AND lowest.subject_id = :subject_id AND lowest.state = :pending {other_than}
+          AND lowest.subject_id = :subject_id AND lowest.state = 'pending' {other_than}
         ORDER BY lowest.sequence
         LIMIT 1
     )
@@ -207,7 +222,7 @@ def _claim(session: Session, statement: TextClause, params: dict[str, object]) -
 
 def _claim_params(now: datetime) -> dict[str, object]:
     lease = timedelta(seconds=get_settings().WEBHOOK_TIMEOUT_SECONDS + LOST_MARGIN_SECONDS)
-    return {"pending": PENDING, "now": now, "lease_ends": now + lease}
+    return {"now": now, "lease_ends": now + lease}
 
 
 def _requests(rows: Sequence[Row[Any]], now: datetime) -> list[Request]:
@@ -260,9 +275,9 @@ _DELIVERED = text(
         WHERE id = :attempt_id
     ), delivered AS (
         UPDATE webhook_deliveries
-        SET state = :delivered, delivered_at = :now, next_attempt_at = NULL, claim = NULL,
+        SET state = 'delivered', delivered_at = :now, next_attempt_at = NULL, claim = NULL,
             updated_at = :now
-        WHERE id = :delivery_id AND claim = :attempt_id AND state = :pending
+        WHERE id = :delivery_id AND claim = :attempt_id AND state = 'pending'
         RETURNING endpoint_id
     ), endpoint AS (
         UPDATE webhook_endpoints SET last_delivered_at = :now
@@ -309,7 +324,6 @@ def record_and_next(
             "subject_type": request.subject_type,
             "subject_id": request.subject_id,
             "stale": now - LAST_DELIVERED_RESOLUTION,
-            "delivered": DELIVERED,
         },
     ).one()
     said = "delivered" if row.moved else MOVED_ON
@@ -336,7 +350,11 @@ MOVED_ON = "recorded; the delivery has moved on without this attempt"
 def _failed(session: Session, request: Request, outcome: sending.Outcome) -> str:
     delivery = session.scalar(
         select(WebhookDelivery)
-        .where(WebhookDelivery.claim == request.attempt_id, WebhookDelivery.state == PENDING)
+        .where(
+            WebhookDelivery.id == request.delivery_id,
+            WebhookDelivery.claim == request.attempt_id,
+            WebhookDelivery.state == PENDING,
+        )
         .with_for_update()
     )
     if delivery is None:

@@ -2,15 +2,18 @@
 worker do): signatures, outcomes, each subject's order, addresses checked again at delivery,
 and what a customer reads back, resends and replays."""
 
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import TextClause, delete, select, text
+from sqlalchemy.orm import Session
 
 from shared.config import get_settings
 from shared.db import session_scope
@@ -309,6 +312,157 @@ class TestEndpointConcurrency:
         assert sorted(first) == sorted([slow, slow, slow, fast])
         # Its three still in flight: none more of the slow endpoint's.
         assert claimed() == []
+
+
+def rows_handled(plan: dict[str, Any]) -> int:
+    """Rows a plan node and those under it produced or threw away, over all their loops: the
+    work a statement did, whatever the machine's speed."""
+    loops = plan.get("Actual Loops", 1)
+    own = plan.get("Actual Rows", 0) + sum(
+        plan.get(key, 0) for key in ("Rows Removed by Filter", "Rows Removed by Join Filter")
+    )
+    return own * loops + sum(rows_handled(child) for child in plan.get("Plans", []))
+
+
+def planned_as_prepared(
+    session: Session, statement: TextClause, params: dict[str, Any]
+) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of `statement` as the server runs it once prepared and run a few times
+    over: a generic plan, made without the parameters' values (the driver prepares a statement
+    at its fifth run, and the server keeps a generic plan from the sixth)."""
+    names = list(dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", statement.text)))
+    sql = statement.text
+    for place, name in enumerate(names, 1):
+        sql = re.sub(rf"(?<![:\w]):{name}\b", f"${place}", sql)
+
+    def typed(value: datetime | str | int) -> tuple[str, str]:
+        if isinstance(value, datetime):
+            return "timestamptz", f"'{value.isoformat()}'"
+        if isinstance(value, str):
+            return "text", "'" + value.replace("'", "''") + "'"
+        return "bigint", str(int(value))
+
+    typed_params = [typed(params[name]) for name in names]
+    types = ", ".join(type_ for type_, _ in typed_params)
+    values = ", ".join(value for _, value in typed_params)
+    connection = session.connection()
+    connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+    connection.exec_driver_sql(f"PREPARE planned ({types}) AS {sql}")
+    try:
+        explained = connection.exec_driver_sql(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE planned({values})"
+        ).scalar_one()
+    finally:
+        connection.exec_driver_sql("DEALLOCATE planned")
+    return explained[0]["Plan"]
+
+
+class TestClaimUnderABacklog:
+    def test_a_burst_after_the_table_was_analyzed_quiet_is_claimed_in_linear_work(
+        self, customer: KeyedClient
+    ) -> None:
+        """The planner's figures for the table come from its last ANALYZE, usually taken while
+        next to nothing was pending. A burst of thousands must not turn each claim into work
+        that grows with the square of the backlog (it did: 95 million rows for 12,000)."""
+        endpoint_id, _ = add_endpoint(customer.account_id, "http://127.0.0.1:9/")
+        subjects, per_subject, flying = 4_000, 3, 8
+        prefix = f"backlog-{new_id()}-"
+        with session_scope() as session:
+            session.execute(
+                text(
+                    """
+                    INSERT INTO events (id, account_id, type, subject_type, subject_id,
+                                        sequence, created_at, data)
+                    SELECT gen_random_uuid()::text, :account, 'call.queued', 'call',
+                           :prefix || s, q, now(), '{}'::jsonb
+                    FROM generate_series(1, :subjects) s, generate_series(1, :per_subject) q
+                    """
+                ),
+                {"account": customer.account_id, "prefix": prefix, "subjects": subjects,
+                 "per_subject": per_subject},
+            )  # fmt: skip
+            session.execute(
+                text(
+                    """
+                    INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type,
+                        subject_type, subject_id, sequence, state, attempts, next_attempt_at,
+                        created_at, updated_at)
+                    SELECT gen_random_uuid()::text, :endpoint, id, type, subject_type,
+                           subject_id, sequence, 'delivered', 1, NULL, now(), now()
+                    FROM events WHERE account_id = :account
+                    """
+                ),
+                {"endpoint": endpoint_id, "account": customer.account_id},
+            )
+        with session_scope() as session:
+            session.execute(text("ANALYZE webhook_deliveries"))
+            session.execute(text("ANALYZE webhook_endpoints"))
+        with session_scope() as session:
+            # The burst: all pending and due, the first few subjects' first events in flight.
+            session.execute(
+                text(
+                    """
+                    UPDATE webhook_deliveries
+                    SET state = 'pending', next_attempt_at = now() - interval '1 second'
+                    WHERE endpoint_id = :endpoint
+                    """
+                ),
+                {"endpoint": endpoint_id},
+            )
+            session.execute(
+                text(
+                    """
+                    UPDATE webhook_deliveries
+                    SET claim = gen_random_uuid()::text,
+                        next_attempt_at = now() + interval '15 seconds'
+                    WHERE endpoint_id = :endpoint AND sequence = 1
+                      AND subject_id IN (SELECT :prefix || s FROM generate_series(1, :n) s)
+                    """
+                ),
+                {"endpoint": endpoint_id, "prefix": prefix, "n": flying},
+            )
+        per_endpoint = get_settings().WEBHOOK_ENDPOINT_CONCURRENCY
+        limit = delivery.CLAIM_BATCH
+        with session_scope() as session:
+            plan = planned_as_prepared(
+                session,
+                delivery._DUE,
+                {**delivery._claim_params(utcnow()), "limit": limit,
+                 "per_endpoint": per_endpoint, "candidates": delivery.CANDIDATES * limit},
+            )  # fmt: skip
+            session.rollback()
+        handled = rows_handled(plan)
+        print(f"claim over {subjects * per_subject:,} pending: {handled:,} rows handled")
+        assert handled < 20 * subjects * per_subject
+        # And what it claims is right: none in flight, no subject's later event before its first.
+        with session_scope() as session:
+            claimed = delivery.claim_due(session)
+        ours = [r for r in claimed if r.endpoint_id == endpoint_id]
+        assert len(ours) == per_endpoint - flying
+        with session_scope() as session:
+            sequences = session.scalars(
+                select(WebhookDelivery.sequence).where(
+                    WebhookDelivery.id.in_([r.delivery_id for r in ours])
+                )
+            ).all()
+        assert set(sequences) == {1}
+        assert not {r.subject_id for r in ours} & {f"{prefix}{s}" for s in range(1, flying + 1)}
+        # Recording one delivered and claiming its subject's next reads that subject's rows,
+        # not the endpoint's whole backlog.
+        done = ours[0]
+        with session_scope() as session:
+            plan = planned_as_prepared(
+                session,
+                delivery._DELIVERED,
+                {**delivery._claim_params(utcnow()), "status_code": 200, "latency_ms": 5,
+                 "attempt_id": done.attempt_id, "delivery_id": done.delivery_id,
+                 "endpoint_id": done.endpoint_id, "subject_type": done.subject_type,
+                 "subject_id": done.subject_id, "stale": utcnow()},
+            )  # fmt: skip
+            session.rollback()
+        handled = rows_handled(plan)
+        print(f"a delivery recorded and its next claimed: {handled:,} rows handled")
+        assert handled < 100
 
 
 class TestFanOut:
