@@ -13,6 +13,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    literal,
     or_,
     select,
     update,
@@ -31,7 +32,7 @@ from shared.models import (
     WebhookDelivery,
 )
 from shared.sms import status as sms_status
-from shared.webhooks.fanout import DELIVERED, FAILED
+from shared.webhooks.fanout import PENDING
 
 # A call not over yet (queued, waiting for credits or its hours, out with a worker, live) may
 # still want a turn: its group keeps its own.
@@ -147,8 +148,10 @@ def delete_idle_sms_turns(session: Session, served_before: datetime, limit: int)
     return _delete_where_in(session, SmsTurn.account_id, idle)
 
 
-# A delivery still pending is owed (or in flight): only one that is over may go.
-_DELIVERIES_OVER = (DELIVERED, FAILED)
+# A delivery still pending is owed (or in flight): only one that is over (delivered or given
+# up) may go. The state is written into the statement, as the index of those is made for
+# (`state <> 'pending'`): bound, the generic plan of a statement run often could not use it.
+_DELIVERY_OVER = WebhookDelivery.state != literal(PENDING, literal_execute=True)
 
 
 def delete_finished_deliveries(session: Session, cutoff: datetime, limit: int) -> tuple[int, int]:
@@ -160,7 +163,7 @@ def delete_finished_deliveries(session: Session, cutoff: datetime, limit: int) -
         session.scalars(
             select(WebhookDelivery.id)
             .where(
-                WebhookDelivery.state.in_(_DELIVERIES_OVER),
+                _DELIVERY_OVER,
                 WebhookDelivery.updated_at < cutoff,
             )
             .order_by(WebhookDelivery.updated_at)

@@ -149,7 +149,11 @@ def _afresh(session: Session, endpoint_id: str) -> None:
     """The endpoint's pending deliveries, due now with a retry window of their own."""
     session.execute(
         sa.update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == PENDING)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            # Written in, not bound: so the index of pending deliveries serves it.
+            WebhookDelivery.state == sa.literal(PENDING, literal_execute=True),
+        )
         .values(attempts=0, first_attempt_at=None, next_attempt_at=utcnow(), claim=None)
     )
 

@@ -348,12 +348,10 @@ def planned_as_prepared(
     connection = session.connection()
     connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
     connection.exec_driver_sql(f"PREPARE planned ({types}) AS {sql}")
-    try:
-        explained = connection.exec_driver_sql(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE planned({values})"
-        ).scalar_one()
-    finally:
-        connection.exec_driver_sql("DEALLOCATE planned")
+    explained = connection.exec_driver_sql(
+        f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE planned({values})"
+    ).scalar_one()
+    connection.exec_driver_sql("DEALLOCATE planned")
     return explained[0]["Plan"]
 
 
