@@ -460,7 +460,9 @@ class TestClaimUnderABacklog:
             session.rollback()
         handled = rows_handled(plan)
         print(f"a delivery recorded and its next claimed: {handled:,} rows handled")
-        assert handled < 100
+        # A few subjects' rows and their plan's overheads (55-109 seen), where a plan that
+        # reads the endpoint's deliveries reads all 12,000.
+        assert handled < 1_000
 
 
 class TestFanOut:
