@@ -314,6 +314,26 @@ class TestEndpointConcurrency:
         assert claimed() == []
 
 
+class TestConcurrentClaims:
+    def test_a_claim_held_open_is_skipped_by_another_and_none_is_claimed_twice(
+        self, customer: KeyedClient
+    ) -> None:
+        """Two workers' claims at once (PostgreSQL, READ COMMITTED): the first holds its rows
+        uncommitted while the second claims, then commits; nothing is claimed by both."""
+        endpoint_id, _ = add_endpoint(customer.account_id, "http://127.0.0.1:9/")
+        for _ in range(6):
+            append(customer.account_id, new_id())
+        with session_scope() as first:
+            held = delivery.claim_due(first, 4)
+            with session_scope() as second:
+                meanwhile = delivery.claim_due(second, 50)
+        with session_scope() as third:
+            after = delivery.claim_due(third, 50)
+        claims = [r.delivery_id for r in held + meanwhile + after if r.endpoint_id == endpoint_id]
+        assert len([r for r in held if r.endpoint_id == endpoint_id]) == 4
+        assert len(claims) == len(set(claims)) == 6
+
+
 def rows_handled(plan: dict[str, Any]) -> int:
     """Rows a plan node and those under it produced or threw away, over all their loops: the
     work a statement did, whatever the machine's speed."""
