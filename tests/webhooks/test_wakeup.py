@@ -1,7 +1,8 @@
-"""The claimer and its senders in this process, as a worker runs them: a delivery is claimed as
-soon as the transaction that wrote it commits, not at the next poll; the poll still delivers it
-when the word is lost; and a claim cut short by an endpoint's share goes on when a sender comes
-free."""
+"""The claimer, its senders and their recorder in this process, as a worker runs them: a
+delivery is claimed as soon as the transaction that wrote it commits, not at the next poll, and
+a subject's next event as soon as the one before is recorded; the poll still delivers it when
+the word is lost; and a claim cut short by an endpoint's share goes on when a sender's attempt
+is recorded."""
 
 import time
 from collections.abc import Iterator
@@ -56,12 +57,10 @@ def add_endpoint(account_id: str, url: str) -> str:
         return endpoints.create(session, account_id, EndpointCreate(url=url, events=["*"])).id
 
 
-def append(account_id: str) -> str:
-    call_id = new_id()
+def append(account_id: str, call_id: str | None = None, type_: str = "call.queued") -> str:
+    call_id = call_id or new_id()
     with session_scope() as session:
-        return outbox.append(
-            session, account_id, "call.queued", "call", call_id, {"id": call_id}
-        ).id
+        return outbox.append(session, account_id, type_, "call", call_id, {"id": call_id}).id
 
 
 def arrived(receiver: Receiver, count: int, within: float) -> list[str]:
@@ -79,6 +78,21 @@ def test_an_event_is_claimed_once_its_transaction_commits(account_id: str, claim
         assert sorted(arrived(receiver, 3, within=10)) == sorted(sent)
 
 
+def test_a_subjects_events_follow_each_other_without_waiting_for_the_poll(
+    account_id: str, claimer: Any
+) -> None:
+    """Each is due once the one before it is recorded: the recorder wakes the claimer."""
+    call_id = new_id()
+    with Receiver() as receiver:
+        add_endpoint(account_id, receiver.url)
+        start(claimer)
+        sent = [
+            append(account_id, call_id, t)
+            for t in ("call.queued", "call.ringing", "call.answered", "call.completed")
+        ]
+        assert arrived(receiver, 4, within=10) == sent
+
+
 def test_the_poll_delivers_what_no_word_announced(
     account_id: str, claimer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,7 +105,7 @@ def test_the_poll_delivers_what_no_word_announced(
         assert arrived(receiver, 1, within=10) == [event_id]
 
 
-def test_what_an_endpoints_share_held_back_goes_when_a_sender_comes_free(
+def test_what_an_endpoints_share_held_back_goes_when_an_attempt_is_recorded(
     account_id: str, claimer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(get_settings(), "WEBHOOK_ENDPOINT_CONCURRENCY", 1)
