@@ -235,9 +235,10 @@ def send(request: Request) -> sending.Outcome:
 
 # Delivered attempts, many in one round trip: each one's outcome, its delivery's state (if the
 # attempt still holds the claim), and each endpoint's last_delivered_at, written at most once a
-# LAST_DELIVERED_RESOLUTION. The rows are locked in the order of their ids, so two recorders, or
-# a recorder and a replay, never each hold a row the other waits for. What comes back is the
-# deliveries that moved.
+# LAST_DELIVERED_RESOLUTION, and skipped while another transaction holds the endpoint's row (an
+# update of the endpoint, a fan-out): the next record writes it. The deliveries are locked in
+# the order of their ids, so two recorders never each hold one the other waits for. What comes
+# back is the deliveries that moved.
 _ALL_DELIVERED = text(
     """
     WITH outcomes AS (
@@ -263,8 +264,7 @@ _ALL_DELIVERED = text(
         SELECT e.id FROM webhook_endpoints e
         WHERE e.id IN (SELECT endpoint_id FROM delivered)
           AND (e.last_delivered_at IS NULL OR e.last_delivered_at < :stale)
-        ORDER BY e.id
-        FOR NO KEY UPDATE OF e
+        FOR NO KEY UPDATE OF e SKIP LOCKED
     ), endpoint AS (
         UPDATE webhook_endpoints e SET last_delivered_at = :now FROM stale WHERE e.id = stale.id
     )
@@ -273,36 +273,32 @@ _ALL_DELIVERED = text(
 )
 
 
-def record_all(session: Session, recorded: Sequence[tuple[Request, sending.Outcome]]) -> list[str]:
-    """Keep each attempt's outcome, and move its delivery on if the attempt still holds its
-    claim (a claim that ran out and was taken again, or a resend, moved it on without it); the
-    delivered ones in one statement. What each record said, in their order."""
-    delivered = [(r, o) for r, o in recorded if o.delivered]
-    moved: set[str] = set()
-    if delivered:
-        now = utcnow()
-        moved = set(
-            session.scalars(
-                _ALL_DELIVERED,
-                {
-                    "attempt_ids": [r.attempt_id for r, _ in delivered],
-                    "delivery_ids": [r.delivery_id for r, _ in delivered],
-                    "status_codes": [o.status_code for _, o in delivered],
-                    "latencies_ms": [o.latency_ms for _, o in delivered],
-                    "now": now,
-                    "stale": now - LAST_DELIVERED_RESOLUTION,
-                },
-            )
+def record_delivered(
+    session: Session, recorded: Sequence[tuple[Request, sending.Outcome]]
+) -> list[str]:
+    """Keep each delivered attempt's outcome, and move its delivery on if the attempt still
+    holds its claim (a claim that ran out and was taken again, or a resend, moved it on without
+    it), all in one statement: what each record said, in their order."""
+    now = utcnow()
+    moved = set(
+        session.scalars(
+            _ALL_DELIVERED,
+            {
+                "attempt_ids": [r.attempt_id for r, _ in recorded],
+                "delivery_ids": [r.delivery_id for r, _ in recorded],
+                "status_codes": [o.status_code for _, o in recorded],
+                "latencies_ms": [o.latency_ms for _, o in recorded],
+                "now": now,
+                "stale": now - LAST_DELIVERED_RESOLUTION,
+            },
         )
-    return [
-        ("delivered" if r.delivery_id in moved else MOVED_ON)
-        if o.delivered
-        else _record_failed(session, r, o)
-        for r, o in recorded
-    ]
+    )
+    return ["delivered" if r.delivery_id in moved else MOVED_ON for r, _ in recorded]
 
 
-def _record_failed(session: Session, request: Request, outcome: sending.Outcome) -> str:
+def record_failed(session: Session, request: Request, outcome: sending.Outcome) -> str:
+    """Keep a failed attempt's outcome, and if the attempt still holds its delivery's claim,
+    schedule the next attempt or give the delivery up: what the record said."""
     session.execute(
         update(WebhookAttempt.__table__)
         .where(WebhookAttempt.id == request.attempt_id)

@@ -225,6 +225,34 @@ class TestOutcomes:
             run_until(lambda: state_of(endpoint_id, failing.id) == "failed")
         assert customer.get(f"{PATH}/{endpoint_id}").json()["enabled"] is True
 
+    def test_attempts_recorded_together_each_say_what_became_of_their_delivery(
+        self, customer: KeyedClient
+    ) -> None:
+        """Delivered, failed, and one whose delivery a resend moved on meanwhile: in one
+        record, each as it would be alone."""
+        with Receiver() as receiver:
+            receiver.answer = lambda n: 500 if '"ringing"' in receiver.received[n - 1].body else 200
+            endpoint_id, _ = add_endpoint(customer.account_id, receiver.url)
+            goes = append(customer.account_id, new_id(), "call.queued")
+            fails = append(customer.account_id, new_id(), "call.ringing")
+            resent = append(customer.account_id, new_id(), "call.answered")
+            with session_scope() as session:
+                claimed = {r.message.event_id: r for r in delivery.claim_due(session)}
+            sent = [(claimed[e.id], delivery.send(claimed[e.id])) for e in (goes, fails, resent)]
+            assert customer.post(f"/api/events/{resent.id}/resend").status_code == 200
+            said = webhooks.record(sent)
+            assert said[0] == "delivered"
+            assert said[1].startswith("attempt 1 failed")
+            assert said[2] == delivery.MOVED_ON
+            assert [state_of(endpoint_id, e.id) for e in (goes, fails, resent)] == [
+                "delivered",
+                "pending",
+                "pending",
+            ]
+            # The resent one goes again, as its own new attempt.
+            assert run_due() == ["delivered"]
+            assert state_of(endpoint_id, resent.id) == "delivered"
+
     def test_enabled_again_it_is_delivered_what_was_still_pending(
         self, customer: KeyedClient
     ) -> None:

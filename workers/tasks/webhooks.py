@@ -24,6 +24,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
 from shared.db import session_scope
 from shared.queue import get_celery
 from shared.webhooks import delivery, jobs, sending, wakeup
@@ -44,6 +47,10 @@ GATHER_SECONDS = 0.02
 RECORD_GATHER_SECONDS = 0.05
 # Outcomes one transaction records at most.
 RECORD_BATCH = 200
+# The longest the recording of many waits on a lock another transaction holds on one of their
+# deliveries (a replay, an endpoint's deletion), before they are recorded one by one: the rest
+# are not held up behind it.
+RECORD_LOCK_WAIT = text("SET LOCAL lock_timeout = '1s'")
 
 
 class _Senders:
@@ -73,31 +80,59 @@ class _Senders:
 
     def _run(self, request: delivery.Request) -> None:
         try:
-            self.sent(request, delivery.send(request))
+            outcome = delivery.send(request)
         except Exception:
             # Its lease runs out and the delivery is claimed again: sent at least once.
             log.exception("webhook attempt %s failed to run", request.attempt_id)
-        finally:
             self.release(1)
+            return
+        # Free before the outcome is handed on: the claimer its recording wakes finds room.
+        self.release(1)
+        self.sent(request, outcome)
 
 
 def record(outcomes: list[tuple[delivery.Request, sending.Outcome]]) -> list[str]:
-    """Record the attempts' outcomes in one transaction, or, if that fails, each in one of its
-    own: what each record said (an outcome that could not be recorded is sent again once its
-    lease runs out)."""
+    """Record the attempts' outcomes: the delivered ones in one transaction (one by one if that
+    fails, or waits on a lock longer than RECORD_LOCK_WAIT), each failed one in its own, as its
+    next attempt is scheduled, or its endpoint disabled, under locks of their own. What each
+    record said, in their order; an outcome not recorded is sent again once its lease runs
+    out."""
+    delivered = [pair for pair in outcomes if pair[1].delivered]
+    said = dict(
+        zip((r.attempt_id for r, _ in delivered), _record_delivered(delivered), strict=True)
+    )
+    for request, outcome in outcomes:
+        if not outcome.delivered:
+            said[request.attempt_id] = _recorded(
+                lambda session, r=request, o=outcome: delivery.record_failed(session, r, o),
+                request,
+            )
+    return [said[request.attempt_id] for request, _ in outcomes]
+
+
+def _record_delivered(delivered: list[tuple[delivery.Request, sending.Outcome]]) -> list[str]:
+    if not delivered:
+        return []
     try:
         with session_scope() as session:
-            return delivery.record_all(session, outcomes)
+            session.execute(RECORD_LOCK_WAIT)
+            return delivery.record_delivered(session, delivered)
     except Exception:
-        log.exception("recording %d webhook attempts together failed; one by one", len(outcomes))
-    said = []
-    for outcome in outcomes:
-        try:
-            with session_scope() as session:
-                said += delivery.record_all(session, [outcome])
-        except Exception:
-            log.exception("recording webhook attempt %s failed", outcome[0].attempt_id)
-            said.append("not recorded")
+        log.exception("recording %d webhook attempts together failed; one by one", len(delivered))
+    return [
+        _recorded(lambda session, pair=pair: delivery.record_delivered(session, [pair])[0], pair[0])
+        for pair in delivered
+    ]
+
+
+def _recorded(write: Callable[[Session], str], request: delivery.Request) -> str:
+    """What `write` said, in a transaction of its own; "not recorded" if it failed."""
+    try:
+        with session_scope() as session:
+            said = write(session)
+    except Exception:
+        log.exception("recording webhook attempt %s failed", request.attempt_id)
+        return "not recorded"
     return said
 
 
@@ -121,16 +156,21 @@ class _Recorder:
                 first = self.outcomes.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 continue
-            stop.wait(RECORD_GATHER_SECONDS)
+            if self.outcomes.qsize() < RECORD_BATCH:
+                stop.wait(RECORD_GATHER_SECONDS)
             gathered = [first]
             while len(gathered) < RECORD_BATCH:
                 try:
                     gathered.append(self.outcomes.get_nowait())
                 except queue.Empty:
                     break
-            for (request, _), said in zip(gathered, record(gathered), strict=True):
-                if said != "delivered":
-                    log.info("webhook attempt %s: %s", request.attempt_id, said)
+            try:
+                for (request, _), said in zip(gathered, record(gathered), strict=True):
+                    if said != "delivered":
+                        log.info("webhook attempt %s: %s", request.attempt_id, said)
+            except Exception:
+                # Not recorded: each is sent again once its lease runs out.
+                log.exception("recording %d webhook attempts failed", len(gathered))
             self.recorded()
 
 
