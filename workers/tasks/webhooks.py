@@ -84,10 +84,10 @@ class _Senders:
         except Exception:
             # Its lease runs out and the delivery is claimed again: sent at least once.
             log.exception("webhook attempt %s failed to run", request.attempt_id)
-            self.release(1)
             return
-        # Free before the outcome is handed on: the claimer its recording wakes finds room.
-        self.release(1)
+        finally:
+            # Free before the outcome is handed on: the claimer its recording wakes finds room.
+            self.release(1)
         self.sent(request, outcome)
 
 
