@@ -1,6 +1,7 @@
 """A whole stack for a benchmark, in processes started the way `toingg` starts them: the
-sandbox carrier, the API, N workers and beat, on DATABASE_URL and REDIS_URL (PostgreSQL and
-Redis on this machine by default), all on loopback."""
+sandbox carrier, the API, N workers (and a webhook worker beside them) and beat, on
+DATABASE_URL and REDIS_URL (PostgreSQL and Redis on this machine by default), all on
+loopback."""
 
 import os
 import shutil
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 
 from shared import embedded_redis, migrate
+from shared.cli.stack import webhook_worker_argv
+from shared.queue import WORK_QUEUES
 
 
 class Stack:
@@ -78,6 +81,9 @@ class Stack:
         )  # fmt: skip
         for n in range(self.workers):
             self.start_worker(n, worker_app)
+        if self.workers:
+            # As deployed: webhook delivery in a worker of its own (shared.queue.WEBHOOK_QUEUE).
+            self._spawn("webhooks", *webhook_worker_argv("bench-webhooks@%h"), "--loglevel=WARNING")
         self._spawn(
             "beat", python, "-m", "celery", "-A", "workers.celery_app", "beat",
             f"--schedule={self.tmp / 'beat'}",
@@ -97,7 +103,7 @@ class Stack:
         self._spawn(
             f"worker-{n}", sys.executable, "-m", "celery", "-A", worker_app or "workers.celery_app",
             "worker", "--pool=threads", f"--concurrency={self.concurrency}",
-            f"--hostname=bench-{n}@%h", "--loglevel=WARNING",
+            f"--queues={','.join(WORK_QUEUES)}", f"--hostname=bench-{n}@%h", "--loglevel=WARNING",
         )  # fmt: skip
 
     def _wait_http(self, url: str) -> None:

@@ -20,7 +20,8 @@ Three runs, each printing its figures:
 
 Each run twice, one after the other: without webhooks, then with each account's one endpoint
 subscribed to everything and a receiver answering 200 at once in its own process (every status
-change an event, each delivered); the ratio of the two rates is what the events and their
+change an event, each delivered by the webhook worker, which runs beside the two in both); the
+ratio of the two rates is what the events and their
 delivery cost, measured in the same run. The second also prints the deliveries' lag (from the
 event's transaction to its arrival at the receiver), p50 and p99.
 

@@ -1,8 +1,8 @@
 """Webhook delivery lag: 100 call events a second appended for 30 s (100 calls at a time, each
 with an event a second in its order), one endpoint subscribed to everything, a receiver
 that answers 200 at once; the lag of each event is from its commit to its arrival at the
-receiver. Prints p50, p99 and the largest, whether every event arrived once, and the worker
-process's CPU time per event (what the machine's load does not change much).
+receiver. Prints p50, p99 and the largest, whether every event arrived once, and the webhook
+worker's CPU time per event (what the machine's load does not change much).
 
     .venv/bin/python -m benchmarks.webhook_lag   # PostgreSQL on this machine by default; an
                                                  # embedded Redis unless REDIS_URL is set
@@ -79,7 +79,7 @@ def main() -> None:
         api = httpx.Client(base_url=f"{stack.api_url}/api", params={"apiKey": key}, timeout=30)
         created = api.post("/webhook-endpoints", json={"url": receiver.url})
         created.raise_for_status()
-        worker = stack.processes["worker-0"].pid
+        worker = stack.processes["webhooks"].pid
         cpu_before = cpu_seconds(worker)
         committed, rate = produce(_account_of(key))
         deadline = time.monotonic() + 60
@@ -93,8 +93,8 @@ def main() -> None:
             f"{len(committed)} events at {rate:.0f}/s (asked {RATE}/s); arrived {len(lags)}, "
             f"again {repeats}; "
             f"lag p50 {percentile(lags, 0.5):.2f} s, p99 {percentile(lags, 0.99):.2f} s, "
-            f"max {max(lags):.2f} s; the worker's CPU {1000 * cpu / max(1, len(lags)):.1f} ms "
-            "an event"
+            f"max {max(lags):.2f} s; "
+            f"the webhook worker's CPU {1000 * cpu / max(1, len(lags)):.1f} ms an event"
         )
     finally:
         stack.stop()

@@ -16,6 +16,13 @@ from shared.after_commit import on_commit
 from shared.config import get_settings
 
 QUEUES = ("hangups", "calls", "sms", "callbacks", "billing", "webhooks", "default")
+# Webhook delivery's tick starts the claimer, sender and recorder threads of the worker process
+# that takes it. Deployed, a worker of its own consumes this queue alone: in a dial worker those
+# threads took the dial tasks' interpreter lock (the throughput benchmark in the README shows
+# what that cost). One worker consuming every queue, `toingg worker`'s default, delivers too.
+WEBHOOK_QUEUE = "webhooks"
+# Everything else: what the dial workers consume beside a webhook worker.
+WORK_QUEUES = tuple(q for q in QUEUES if q != WEBHOOK_QUEUE)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ def get_celery() -> Celery:
             "callbacks.*": {"queue": "callbacks"},
             "billing.*": {"queue": "billing"},
             # Its own queue: the delivery tick waits behind no backlog of the others' ticks.
-            "webhooks.*": {"queue": "webhooks"},
+            "webhooks.*": {"queue": WEBHOOK_QUEUE},
         },
         task_serializer="json",
         accept_content=["json"],

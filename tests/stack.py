@@ -119,14 +119,16 @@ class StackProcesses:
         [process] = self.start_workers(1, concurrency)
         return process
 
-    def start_workers(self, count: int, concurrency: int = 8) -> list[subprocess.Popen[bytes]]:
-        """Side by side, each with `concurrency` threads; returns once all answer a ping."""
+    def start_workers(
+        self, count: int, concurrency: int = 8, command: tuple[str, ...] | None = None
+    ) -> list[subprocess.Popen[bytes]]:
+        """Side by side, each with `concurrency` threads (or each started by the `toingg`
+        command given); returns once all answer a ping."""
         started = []
         for _ in range(count):
             log_name = f"worker-{len(self.workers)}.log"
-            started.append(
-                self._spawn("worker", "--concurrency", str(concurrency), log_name=log_name)
-            )
+            args = command or ("worker", "--concurrency", str(concurrency))
+            started.append(self._spawn(*args, log_name=log_name))
             self.workers.append(started[-1])
         self._wait_for_workers(len([w for w in self.workers if w.poll() is None]))
         return started

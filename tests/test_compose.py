@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.cli.stack import flower_argv, worker_argv
+from shared.cli.stack import flower_argv, webhook_worker_argv, worker_argv
 from shared.config import Settings
 
 ROOT = Path(__file__).parents[1]
@@ -26,8 +26,8 @@ DEV_COMMAND = (
     "docker-compose --env-file compose.dev.env -f docker-compose.yml -f compose.dev.yml up"
 )
 
-APP_SERVICES = ("migrate", "api", "worker", "beat", "flower")
-LONG_RUNNING = ("postgres", "redis", "api", "worker", "beat", "flower")
+APP_SERVICES = ("migrate", "api", "worker", "webhooks", "beat", "flower")
+LONG_RUNNING = ("postgres", "redis", "api", "worker", "webhooks", "beat", "flower")
 # Every variable that holds a secret, or that production cannot guess.
 REQUIRED = (
     "POSTGRES_PASSWORD", "REDIS_PASSWORD", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
@@ -177,13 +177,15 @@ class TestProductionFile:
         overflow = int(env.get("DATABASE_MAX_OVERFLOW", defaults["DATABASE_MAX_OVERFLOW"].default))
         assert threads <= pool + overflow
 
-    def test_the_worker_healthcheck_pings_the_workers_own_node(self) -> None:
-        worker = PRODUCTION["services"]["worker"]
+    @pytest.mark.parametrize("name", ["worker", "webhooks"])
+    def test_a_worker_healthcheck_pings_the_workers_own_node(self, name: str) -> None:
+        worker = PRODUCTION["services"][name]
         command = worker["command"]
-        assert command[command.index("--hostname") + 1] == "worker@%h"
+        assert command[command.index("--hostname") + 1] == f"{name}@%h"
         [_, check] = worker["healthcheck"]["test"]
-        assert '--destination "worker@$HOSTNAME"' in interpolate(check, OPERATOR)
+        assert f'--destination "{name}@$HOSTNAME"' in interpolate(check, OPERATOR)
         assert "--hostname=worker@%h" in worker_argv(16, "calls", "worker@%h")
+        assert "--hostname=webhooks@%h" in webhook_worker_argv("webhooks@%h")
 
     def test_every_env_name_is_a_setting(self) -> None:
         assert set(PRODUCTION["x-toingg-env"]) <= set(Settings.model_fields)

@@ -1,5 +1,6 @@
-"""Hang-ups have a queue of their own, and the worker that `toingg worker` (docker-compose's
-worker) and `toingg run` start consumes it, as every queue a task is routed to."""
+"""Hang-ups have a queue of their own, and webhook delivery one for a worker of its own: the
+workers docker-compose and `toingg run` start consume every queue a task is routed to between
+them, and `toingg worker` alone consumes them all."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 import yaml
 
 from shared.cli import main, stack
-from shared.queue import QUEUES, get_celery
+from shared.queue import QUEUES, WEBHOOK_QUEUE, get_celery
 
 COMPOSE = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text())
 
@@ -16,13 +17,18 @@ def queue_of(task_name: str) -> str:
     return get_celery().amqp.router.route({}, task_name)["queue"].name  # type: ignore[no-any-return]
 
 
-def consumed_by_toingg_worker(monkeypatch: pytest.MonkeyPatch, *args: str) -> set[str]:
-    started: list[list[str]] = []
-    monkeypatch.setattr(stack, "_exec", started.append)
-    main(["worker", *args])
-    [argv] = started
+def consumed(argv: list[str]) -> set[str]:
     [queues] = [a.removeprefix("--queues=") for a in argv if a.startswith("--queues=")]
     return set(queues.split(","))
+
+
+def consumed_by(monkeypatch: pytest.MonkeyPatch, command: list[str]) -> set[str]:
+    """The queues the worker a `toingg` command starts consumes."""
+    started: list[list[str]] = []
+    monkeypatch.setattr(stack, "_exec", started.append)
+    main(command)
+    [argv] = started
+    return consumed(argv)
 
 
 class TestQueues:
@@ -37,6 +43,21 @@ class TestQueues:
         conf = get_celery().conf
         routed = {route["queue"] for route in conf.task_routes.values()}
         assert routed | {conf.task_default_queue} <= set(QUEUES)
-        assert consumed_by_toingg_worker(monkeypatch) == set(QUEUES)
-        # docker-compose runs `toingg worker` with its default queues.
-        assert "--queues" not in " ".join(COMPOSE["services"]["worker"]["command"])
+        assert consumed_by(monkeypatch, ["worker"]) == set(QUEUES)
+
+    def test_webhooks_are_delivered_by_a_worker_of_their_own_in_compose_and_toingg_run(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert queue_of("webhooks.tick") == WEBHOOK_QUEUE
+        services = COMPOSE["services"]
+        for workers in (
+            [
+                consumed_by(monkeypatch, services[name]["command"][1:])
+                for name in ("worker", "webhooks")
+            ],
+            [consumed(argv) for _, argv in stack.workers_argv(16)],
+        ):
+            dial, webhooks = workers
+            assert dial | webhooks == set(QUEUES)
+            assert webhooks == {WEBHOOK_QUEUE}
+            assert WEBHOOK_QUEUE not in dial

@@ -24,11 +24,14 @@ from shared.config import (
     get_settings,
 )
 from shared.db import session_scope
-from shared.queue import QUEUES
+from shared.queue import QUEUES, WEBHOOK_QUEUE, WORK_QUEUES
 
 STATE_DIR = Path(".toingg")
 POSTGRES_DIR = STATE_DIR / "postgres"
 CELERY_APP = "workers.celery_app"
+# The webhook worker's tasks are the delivery ticks alone, each over in a moment: its requests go
+# out on the sender threads the first tick starts (workers/tasks/webhooks.py).
+WEBHOOK_WORKER_CONCURRENCY = 2
 
 
 def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
@@ -64,6 +67,24 @@ def worker_argv(concurrency: int, queues: str, hostname: str | None = None) -> l
         "--pool=threads", f"--concurrency={concurrency}", f"--queues={queues}",
         f"--hostname={hostname or f'worker-{secrets.token_hex(3)}@%h'}",
     ]  # fmt: skip
+
+
+def webhook_worker_argv(hostname: str | None = None) -> list[str]:
+    """A worker that delivers webhooks and does nothing else (shared.queue.WEBHOOK_QUEUE)."""
+    return worker_argv(
+        WEBHOOK_WORKER_CONCURRENCY,
+        WEBHOOK_QUEUE,
+        hostname or f"webhooks-{secrets.token_hex(3)}@%h",
+    )
+
+
+def workers_argv(concurrency: int) -> list[tuple[str, list[str]]]:
+    """The workers `toingg run` starts, as docker-compose runs them: one for every queue but
+    webhook delivery's, and a webhook worker."""
+    return [
+        ("worker", worker_argv(concurrency, ",".join(WORK_QUEUES))),
+        ("webhooks", webhook_worker_argv()),
+    ]
 
 
 def beat_argv(schedule_file: Path) -> list[str]:
@@ -181,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan: list[tuple[str, list[str]]] = [
         ("api", api_argv("127.0.0.1", args.port)),
-        ("worker", worker_argv(args.concurrency, ",".join(QUEUES))),
+        *workers_argv(args.concurrency),
         ("beat", beat_argv(STATE_DIR / "celerybeat-schedule")),
         ("flower", flower_argv("127.0.0.1", args.flower_port)),
     ]
@@ -283,6 +304,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     worker.set_defaults(
         func=lambda a: _exec(worker_argv(a.concurrency, a.queues, a.hostname)), database="find"
     )
+
+    webhooks = commands.add_parser(
+        "webhook-worker", help="a Celery worker that delivers webhooks and nothing else"
+    )
+    webhooks.add_argument("--hostname", help="Celery node name (default: webhooks-<random>@%%h)")
+    webhooks.set_defaults(func=lambda a: _exec(webhook_worker_argv(a.hostname)), database="find")
 
     beat = commands.add_parser("beat", help="the scheduler that wakes the dispatcher")
     beat.add_argument("--schedule", type=Path, default=Path("/tmp/celerybeat-schedule"))
